@@ -1,0 +1,154 @@
+"""In-process `create` against a raw SQLAlchemy Core insert-and-commit of the same rows.
+
+Both sides write one row per transaction to a table of the same shape on the same database;
+`create` also checks the registry version, permissions and field rules, validates with
+Pydantic and writes its audit outbox entry in the same transaction. The figure that matters
+is the ratio, which holds on a noisy machine; the goal is at least 0.60.
+
+    python -m bench.bench_create [--rows 2000] [--postgres URL] [--skip-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+
+from registry import DynamicModelRegistry, Settings
+from registry.audit import utc_now as utc_now_for_bench
+from registry.tables import UTCDateTime
+
+GOAL = 0.60
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+class Product(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    price: float = Field(gt=0)
+    description: str = ""
+    is_active: bool = True
+
+
+def rows(count: int) -> list[dict[str, Any]]:
+    return [
+        {"name": f"product {i}", "price": 1.0 + i, "description": "a" * 40, "is_active": i % 2 == 0}
+        for i in range(count)
+    ]
+
+
+def raw_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "bench_raw_product",
+        metadata,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", sa.String(200)),
+        sa.Column("updated_by", sa.String(200)),
+        sa.Column("name", sa.Text),
+        sa.Column("price", sa.Double),
+        sa.Column("description", sa.Text),
+        sa.Column("is_active", sa.Boolean),
+    )
+
+
+def run_raw(engine: sa.Engine, table: sa.Table, data: list[dict[str, Any]]) -> float:
+    insert = sa.insert(table)
+    start = time.perf_counter()
+    for row in data:
+        now = utc_now_for_bench()
+        with engine.begin() as conn:
+            conn.execute(
+                insert,
+                {
+                    "id": str(uuid.uuid4()),
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "created_by": "bench",
+                    "updated_by": "bench",
+                    **row,
+                },
+            )
+    return len(data) / (time.perf_counter() - start)
+
+
+def run_create(registry: DynamicModelRegistry, data: list[dict[str, Any]]) -> float:
+    start = time.perf_counter()
+    for row in data:
+        registry.create("Product", row, user_id="bench", user_role="admin")
+    return len(data) / (time.perf_counter() - start)
+
+
+def measure(
+    name: str, url: str, count: int, rounds: int = 3, synchronous: str = "full"
+) -> dict[str, float]:
+    settings = Settings().with_overrides(database={"sqlite_synchronous": synchronous})
+    registry = DynamicModelRegistry(url, settings=settings)
+    registry.register_model("Product", Product)
+    metadata = sa.MetaData()
+    table = raw_table(metadata)
+    metadata.create_all(registry.database.engine)
+    data = rows(count)
+    run_raw(registry.database.engine, table, data[:100])  # warm both paths up
+    run_create(registry, data[:100])
+    raw_rates, create_rates = [], []
+    for _ in range(rounds):  # interleaved, so drift on the machine hits both sides alike
+        raw_rates.append(run_raw(registry.database.engine, table, data))
+        create_rates.append(run_create(registry, data))
+    registry.close()
+    raw, create = statistics.median(raw_rates), statistics.median(create_rates)
+    return {"backend": name, "raw": raw, "create": create, "ratio": create / raw}  # type: ignore[dict-item]
+
+
+def with_postgres_database(
+    admin_url: str, body: Callable[[str], dict[str, float]]
+) -> dict[str, float]:
+    name = f"dmr_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        return body(sa.make_url(admin_url).set(database=name).render_as_string(False))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    results = []
+    for synchronous in ("full", "normal"):
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+            results.append(
+                measure(f"sqlite/{synchronous}", url, args.rows, synchronous=synchronous)
+            )
+    if not args.skip_postgres:
+        results.append(
+            with_postgres_database(args.postgres, lambda url: measure("postgresql", url, args.rows))
+        )
+    print(f"{'backend':<16}{'raw rows/s':>12}{'create/s':>12}{'ratio':>8}  goal >= {GOAL:.2f}")
+    for r in results:
+        verdict = "ok" if r["ratio"] >= GOAL else "BELOW GOAL"
+        print(
+            f"{r['backend']:<16}{r['raw']:>12.0f}{r['create']:>12.0f}{r['ratio']:>8.2f}  {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

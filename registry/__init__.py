@@ -1,0 +1,68 @@
+"""The dynamic model registry: the domain, usable in-process with no Celery at all.
+
+    from registry import DynamicModelRegistry
+    registry = DynamicModelRegistry()            # a fresh in-memory SQLite registry
+    registry.register_model("Product", Product)
+    registry.create("Product", {...}, user_id="u1", user_role="admin")
+
+This package never imports celery, kombu, tasks or workers (a test checks).
+"""
+
+from .audit import AuditEntry, AuditLogger
+from .catalog import ModelEntry, OperationMode
+from .core import DynamicModelRegistry
+from .errors import (
+    AuditIntegrityError,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidName,
+    InvalidPermissions,
+    InvalidSchema,
+    ModelNotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RecordNotFound,
+    RegistryError,
+    SchemaIncompatible,
+    UnknownField,
+    ValidationFailed,
+    VersionConflict,
+)
+from .permissions import FieldPermission, ModelPermissions, Permission, register_mask
+from .schema import model_from_schema, model_to_schema
+from .settings import Settings
+from .ui import UIFieldSchema, UISchema, UISchemaGenerator, UIWidgetType
+
+__all__ = [
+    "AuditEntry",
+    "AuditIntegrityError",
+    "AuditLogger",
+    "ConfigurationError",
+    "DynamicModelRegistry",
+    "FieldPermission",
+    "IdempotencyConflict",
+    "InvalidName",
+    "InvalidPermissions",
+    "InvalidSchema",
+    "ModelEntry",
+    "ModelNotFound",
+    "ModelPermissions",
+    "OperationMode",
+    "PayloadTooLarge",
+    "Permission",
+    "PermissionDenied",
+    "RecordNotFound",
+    "RegistryError",
+    "SchemaIncompatible",
+    "Settings",
+    "UIFieldSchema",
+    "UISchema",
+    "UISchemaGenerator",
+    "UIWidgetType",
+    "UnknownField",
+    "ValidationFailed",
+    "VersionConflict",
+    "model_from_schema",
+    "model_to_schema",
+    "register_mask",
+]

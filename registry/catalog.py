@@ -1,0 +1,279 @@
+"""Model definitions in the shared database: the source of truth for every process.
+
+A definition is stored as JSON Schema with its version, operation mode, permissions (masks by
+name), UI overrides and provenance, and each change is kept in the history table. Every change
+bumps the registry version, which is what `Catalog.state_version` reads: one primary-key
+lookup tells a process whether its cache is stale (Invariant 2).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from .audit import Clock
+from .database import Database
+from .errors import InvalidName, SchemaIncompatible
+from .names import table_name_for
+from .permissions import ModelPermissions
+from .records import RecordTable
+from .schema import SchemaDiff, diff_schemas, model_from_schema
+from .settings import ModelsSettings
+from .tables import model_history, models, registry_state
+
+__all__ = ["Catalog", "ModelEntry", "OperationMode"]
+
+
+class OperationMode(enum.Enum):
+    CRUD = "crud"
+    CQRS = "cqrs"
+    HYBRID = "hybrid"
+
+
+@dataclass
+class ModelEntry:
+    """A registered model as one process holds it."""
+
+    name: str
+    version: int
+    model: type[BaseModel]
+    schema: dict[str, Any]
+    operation_mode: OperationMode
+    permissions: ModelPermissions
+    records: RecordTable
+    ui_overrides: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON summary, as `registry.list_models` returns it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "operation_mode": self.operation_mode.value,
+            "fields": self.records.field_names,
+            "schema": self.schema,
+            "permissions": self.permissions.to_dict(),
+            "ui_overrides": self.ui_overrides,
+            "provenance": self.provenance,
+        }
+
+
+class Catalog:
+    """Reads and writes model definitions, and changes record tables to match them."""
+
+    def __init__(self, database: Database, settings: ModelsSettings, clock: Clock) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+
+    def state_version(self, conn: Connection) -> int:
+        # This runs before nearly every operation, and costs more through SQLAlchemy's
+        # execution machinery than in the database: ask the driver directly, on the same
+        # connection and so in the same transaction.
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        row = driver.execute("SELECT version FROM dmr_registry_state WHERE id = 1").fetchone()
+        return int(row[0])
+
+    def load_rows(self, conn: Connection) -> dict[str, Mapping[Any, Any]]:
+        return {row["name"]: row for row in conn.execute(sa.select(models)).mappings()}
+
+    def entry_from_row(self, row: Mapping[Any, Any]) -> ModelEntry:
+        model = model_from_schema(row["name"], row["schema"])
+        return ModelEntry(
+            name=row["name"],
+            version=row["version"],
+            model=model,
+            schema=row["schema"],
+            operation_mode=OperationMode(row["operation_mode"]),
+            permissions=self.permissions_from_dict(row["name"], row["permissions"]),
+            records=RecordTable.for_model(row["name"], model),
+            ui_overrides=dict(row["ui_overrides"]),
+            provenance=dict(row["provenance"]),
+        )
+
+    def permissions_from_dict(self, name: str, data: Mapping[str, Any] | None) -> ModelPermissions:
+        return ModelPermissions.from_dict(
+            name, data, self.settings.permissions, self.settings.unmasked_roles
+        )
+
+    def register(
+        self, conn: Connection, entry: ModelEntry, *, force: bool, user_id: str | None
+    ) -> tuple[ModelEntry, bool]:
+        """Store a new or changed definition and alter its table to match.
+
+        Returns the stored entry and whether anything changed. Raises `SchemaIncompatible`
+        when the stored columns would change incompatibly and `force` is False.
+        """
+        self.lock_state(conn)
+        stored = self.stored(conn, entry.name)
+        if stored is not None and self._unchanged(stored, entry):
+            return replace(entry, version=stored["version"]), False
+        old_schema = stored["schema"] if stored is not None else None
+        self.apply_table_change(conn, entry.records, old_schema, entry.schema, force=force)
+        return self._save(conn, entry, stored, "register" if stored is None else "update", user_id)
+
+    def update_permissions(
+        self, conn: Connection, entry: ModelEntry, permissions: ModelPermissions,
+        *, user_id: str | None,
+    ) -> ModelEntry:
+        """Store new permissions for a registered model; returns the entry at its new version."""
+        self.lock_state(conn)
+        stored = self.stored(conn, entry.name)
+        changed = replace(entry, permissions=permissions)
+        return self._save(conn, changed, stored, "permissions", user_id)[0]
+
+    def _save(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        stored: Mapping[Any, Any] | None,
+        change: str,
+        user_id: str | None,
+    ) -> tuple[ModelEntry, bool]:
+        self._bump_state(conn)
+        saved = replace(entry, version=1 if stored is None else stored["version"] + 1)
+        values = self._row_values(saved, user_id)
+        if stored is None:
+            conn.execute(sa.insert(models).values(created_at=values["updated_at"], **values))
+        else:
+            conn.execute(sa.update(models).where(models.c.name == entry.name).values(**values))
+        self._write_history(conn, saved, change, user_id)
+        return saved, True
+
+    def _unchanged(self, stored: Mapping[Any, Any], entry: ModelEntry) -> bool:
+        return bool(
+            stored["schema"] == entry.schema
+            and stored["operation_mode"] == entry.operation_mode.value
+            and stored["permissions"] == entry.permissions.to_dict()
+            and stored["ui_overrides"] == entry.ui_overrides
+            and stored["provenance"] == entry.provenance
+        )
+
+    def lock_state(self, conn: Connection) -> None:
+        """Hold the registry version row until commit, so registrations run one at a time."""
+        query = sa.select(registry_state.c.version).where(registry_state.c.id == 1)
+        conn.execute(self.database.for_update(query))
+
+    def stored(self, conn: Connection, name: str) -> Mapping[Any, Any] | None:
+        """The stored row of a model, locked until commit on PostgreSQL; None if there is none."""
+        return self._stored_row(conn, name)
+
+    def apply_table_change(
+        self,
+        conn: Connection,
+        new: RecordTable,
+        old_schema: Mapping[str, Any] | None,
+        new_schema: Mapping[str, Any],
+        *,
+        force: bool,
+    ) -> SchemaDiff | None:
+        """Create the table, or alter it to the new schema. Raises `SchemaIncompatible`."""
+        if old_schema is None:
+            new.table.create(conn, checkfirst=True)
+            return None
+        diff = diff_schemas(old_schema, new_schema)
+        if not diff.is_additive and not force:
+            raise SchemaIncompatible(
+                f"Model {new.model_name!r} cannot change this way without force=True: "
+                f"{diff.describe()}.",
+                model=new.model_name,
+                difference=diff.describe(),
+            )
+        self._alter_table(conn, new, diff)
+        return diff
+
+    def _alter_table(self, conn: Connection, new: RecordTable, diff: SchemaDiff) -> None:
+        ops = Operations(MigrationContext.configure(conn))
+        table_name = new.table.name
+        retyped = set(diff.changed) & set(new.field_types)
+        with ops.batch_alter_table(table_name) as batch:
+            for name in [*diff.removed, *retyped]:
+                batch.drop_column(name)
+        with ops.batch_alter_table(table_name) as batch:
+            for name in [*diff.added, *retyped]:
+                column = new.table.c[name]
+                batch.add_column(sa.Column(name, column.type, nullable=True))
+        self._fill_defaults(conn, new, [*diff.added, *retyped])
+
+    def _fill_defaults(self, conn: Connection, new: RecordTable, names: list[str]) -> None:
+        # Rows stored before a field existed take its default, so they still validate.
+        defaults: dict[str, Any] = {}
+        for name in names:
+            info = new.model.model_fields[name]
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
+            if default is not None:
+                defaults[name] = new.to_column_value(name, default)
+        if defaults:
+            conn.execute(sa.update(new.table).values(**defaults))
+
+    def _bump_state(self, conn: Connection) -> int:
+        result = conn.execute(
+            sa.update(registry_state)
+            .where(registry_state.c.id == 1)
+            .values(version=registry_state.c.version + 1)
+            .returning(registry_state.c.version)
+        )
+        return int(result.scalar_one())
+
+    def _stored_row(self, conn: Connection, name: str) -> Mapping[Any, Any] | None:
+        query = self.database.for_update(sa.select(models).where(models.c.name_key == name.lower()))
+        row = conn.execute(query).mappings().first()
+        if row is not None and row["name"] != name:
+            raise InvalidName(
+                f"Model name {name!r} differs only in case from the registered model "
+                f"{row['name']!r}; names are unique regardless of case.",
+                name=name,
+            )
+        return row
+
+    def _row_values(self, entry: ModelEntry, user_id: str | None) -> dict[str, Any]:
+        return {
+            "name": entry.name,
+            "name_key": entry.name.lower(),
+            "table_name": table_name_for(entry.name),
+            "version": entry.version,
+            "schema": entry.schema,
+            "operation_mode": entry.operation_mode.value,
+            "permissions": entry.permissions.to_dict(),
+            "ui_overrides": entry.ui_overrides,
+            "provenance": entry.provenance,
+            "updated_at": self.clock(),
+            "updated_by": user_id,
+        }
+
+    def _write_history(
+        self, conn: Connection, entry: ModelEntry, change: str, user_id: str | None
+    ) -> None:
+        values = self._row_values(entry, user_id)
+        conn.execute(
+            sa.insert(model_history).values(
+                name=entry.name,
+                version=entry.version,
+                change=change,
+                schema=values["schema"],
+                operation_mode=values["operation_mode"],
+                permissions=values["permissions"],
+                ui_overrides=values["ui_overrides"],
+                provenance=values["provenance"],
+                changed_at=values["updated_at"],
+                changed_by=user_id,
+            )
+        )
+
+    def history(self, conn: Connection, name: str) -> list[dict[str, Any]]:
+        query = (
+            sa.select(model_history)
+            .where(model_history.c.name == name)
+            .order_by(model_history.c.version)
+        )
+        return [dict(row) for row in conn.execute(query).mappings()]
+

@@ -1,0 +1,430 @@
+"""`DynamicModelRegistry`: register models at runtime and manage their records.
+
+A registry is a cache over the shared database. Before every operation it reads the registry
+version (one primary-key lookup, inside the operation's own transaction) and reloads the
+definitions that changed, so an operation that starts after a registration committed always
+sees it, in whichever process it runs (Invariant 2).
+
+`DynamicModelRegistry()` with no arguments is a fresh in-memory SQLite registry, for tests and
+scripts; `DynamicModelRegistry(database_url=...)` or `DynamicModelRegistry.from_settings()`
+opens a shared database.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from .audit import AuditEntry, AuditLogger, Clock, utc_now
+from .catalog import Catalog, ModelEntry, OperationMode
+from .database import Database
+from .errors import InvalidPermissions, ModelNotFound
+from .names import validate_field_name, validate_model_name
+from .permissions import ModelPermissions, Permission
+from .records import RecordTable
+from .schema import model_from_schema, model_to_schema
+from .service import RecordService
+from .settings import Settings
+from .ui import UISchema, UISchemaGenerator, to_rjsf
+
+__all__ = ["DynamicModelRegistry"]
+
+IN_MEMORY_URL = "sqlite://"
+V = TypeVar("V")
+
+
+class DynamicModelRegistry:
+    """Central registry for dynamic models, backed by SQLite or PostgreSQL."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utc_now,
+        database: Database | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.database = database or Database(
+            database_url or IN_MEMORY_URL,
+            pool_size=self.settings.database.pool_size,
+            echo=self.settings.database.echo,
+            sqlite_synchronous=self.settings.database.sqlite_synchronous,
+        )
+        self.database.create_catalog()
+        self.clock = clock
+        self.audit_logger = AuditLogger(
+            self.database, clock=clock, compression_enabled=self.settings.models.audit_compression
+        )
+        self.catalog = Catalog(self.database, self.settings.models, clock)
+        self.records = RecordService(
+            self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
+        )
+        self._entries: dict[str, ModelEntry] = {}
+        self._ui_cache: dict[tuple[str, int], UISchema] = {}
+        self._seen_version = -1
+        self._lock = threading.RLock()
+        self.refresh()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, **options: Any
+    ) -> DynamicModelRegistry:
+        """Open the database that settings name (`Settings.load()` when none are given)."""
+        settings = settings or Settings.load()
+        return cls(settings.database.url, settings=settings, **options)
+
+    # -- the specification's views ------------------------------------------------------
+
+    @property
+    def models(self) -> Mapping[str, type[BaseModel]]:
+        return _LiveView(self, lambda entry: entry.model)
+
+    @property
+    def permissions(self) -> Mapping[str, ModelPermissions]:
+        return _LiveView(self, lambda entry: entry.permissions)
+
+    @property
+    def ui_schemas(self) -> Mapping[str, UISchema]:
+        return _LiveView(self, self._ui_schema_of)
+
+    # -- registration -------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        model_class: type[BaseModel],
+        operation_mode: OperationMode | str = OperationMode.CRUD,
+        *,
+        permissions: ModelPermissions | Mapping[str, Any] | None = None,
+        force: bool = False,
+        ui_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> ModelEntry:
+        """Register or re-register a model; returns it at its stored version.
+
+        Raises `InvalidName`, `InvalidSchema` (a model that cannot be stored as JSON Schema),
+        `InvalidPermissions` and `SchemaIncompatible` (unless `force`).
+        """
+        validate_model_name(name)
+        schema = model_to_schema(model_class, name)
+        return self._register(
+            name, model_class, schema, operation_mode, permissions, force, ui_overrides,
+            provenance or {"source": "pydantic", "class": model_class.__qualname__}, user_id,
+        )
+
+    def register_schema(
+        self,
+        name: str,
+        schema: Mapping[str, Any],
+        operation_mode: OperationMode | str = OperationMode.CRUD,
+        *,
+        permissions: ModelPermissions | Mapping[str, Any] | None = None,
+        force: bool = False,
+        ui_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> ModelEntry:
+        """Register a model from JSON Schema (what producers without Python classes send)."""
+        validate_model_name(name)
+        model = model_from_schema(name, schema)
+        return self._register(
+            name, model, model_to_schema(model, name), operation_mode, permissions, force,
+            ui_overrides, provenance or {"source": "json_schema"}, user_id,
+        )
+
+    def set_permissions(
+        self,
+        name: str,
+        permissions: ModelPermissions | Mapping[str, Any],
+        *,
+        user_id: str | None = None,
+    ) -> ModelEntry:
+        """Store new permissions for a model; every process uses them from its next operation."""
+        with self.database.write() as conn:
+            entry = self._resolve(conn, name)
+            parsed = self._parse_permissions(entry.name, entry.model, permissions)
+            saved = self.catalog.update_permissions(conn, entry, parsed, user_id=user_id)
+        self._remember(saved)
+        return saved
+
+    def model_info(self, name: str) -> ModelEntry:
+        with self.database.read() as conn:
+            return self._resolve(conn, name)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """A JSON summary of every registered model, sorted by name."""
+        self.refresh()
+        with self._lock:
+            return [self._entries[name].describe() for name in sorted(self._entries)]
+
+    def model_history(self, name: str) -> list[dict[str, Any]]:
+        """Every stored version of a model's definition, oldest first."""
+        with self.database.read() as conn:
+            self._resolve(conn, name)
+            return self.catalog.history(conn, name)
+
+    # -- UI -----------------------------------------------------------------------------
+
+    def get_ui_schema(self, name: str, user_role: str | None = None) -> UISchema:
+        """The model's UI schema; with a role, only what that role may see and write."""
+        entry = self.model_info(name)
+        schema = self._ui_schema_of(entry)
+        return schema if user_role is None else schema.for_role(entry.permissions, user_role)
+
+    def export_form(self, name: str, user_role: str) -> dict[str, Any]:
+        """JSON Schema plus uiSchema for react-jsonschema-form, as the role may see it."""
+        entry = self.model_info(name)
+        return to_rjsf(entry.schema, self.get_ui_schema(name, user_role))
+
+    # -- records ------------------------------------------------------------------------
+
+    def create(
+        self,
+        model_name: str,
+        data: Mapping[str, Any],
+        user_id: str | None = None,
+        user_role: str = "user",
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Validate and store a new record; returns it as the role may see it."""
+        return self.records.create(model_name, data, user_id, user_role, idempotency_key)
+
+    def read(
+        self, model_name: str, record_id: str, user_id: str | None = None, user_role: str = "user"
+    ) -> dict[str, Any]:
+        return self.records.read(model_name, record_id, user_id, user_role)
+
+    def update(
+        self,
+        model_name: str,
+        record_id: str,
+        updates: Mapping[str, Any],
+        user_id: str | None = None,
+        user_role: str = "user",
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return self.records.update(
+            model_name, record_id, updates, user_id, user_role, expected_version, idempotency_key
+        )
+
+    def delete(
+        self,
+        model_name: str,
+        record_id: str,
+        user_id: str | None = None,
+        user_role: str = "user",
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return self.records.delete(
+            model_name, record_id, user_id, user_role, expected_version, idempotency_key
+        )
+
+    def list(
+        self,
+        model_name: str,
+        user_id: str | None = None,
+        user_role: str = "user",
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | None = None,
+        page: int = 1,
+        page_size: int | None = None,
+    ) -> dict[str, Any]:
+        """One page of records: `{"items", "page", "page_size", "total"}`."""
+        return self.records.list(
+            model_name, user_id, user_role, filters, order_by, page, page_size
+        )
+
+    def history(
+        self, model_name: str, record_id: str, user_role: str = "user"
+    ) -> builtins.list[AuditEntry]:
+        """A record's audit entries, oldest first, with values masked for the role."""
+        entry = self.model_info(model_name)
+        entry.permissions.require(user_role, Permission.READ)
+        return [
+            audit.model_copy(
+                update={"changes": entry.permissions.view_changes(audit.changes, user_role)}
+            )
+            for audit in self.audit_logger.history(entry.name, record_id)
+        ]
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Reload definitions changed since this process last looked; True if any changed."""
+        with self.database.read() as conn:
+            return self._sync(conn)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def _resolve(self, conn: Connection, name: str) -> ModelEntry:
+        self._sync(conn)
+        with self._lock:
+            entry = self._entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise ModelNotFound(f"Model {name!r} is not registered.", model=name)
+        return entry
+
+    def _sync(self, conn: Connection) -> bool:
+        version = self.catalog.state_version(conn)
+        if version == self._seen_version:
+            return False
+        rows = self.catalog.load_rows(conn)
+        with self._lock:
+            current = {
+                name: self._entries[name]
+                if name in self._entries and self._entries[name].version == row["version"]
+                else self.catalog.entry_from_row(row)
+                for name, row in rows.items()
+            }
+            self._entries = current
+            self._seen_version = version
+        return True
+
+    def _remember(self, entry: ModelEntry) -> None:
+        with self._lock:
+            self._entries[entry.name] = entry
+
+    def _register(
+        self,
+        name: str,
+        model: type[BaseModel],
+        schema: dict[str, Any],
+        operation_mode: OperationMode | str,
+        permissions: ModelPermissions | Mapping[str, Any] | None,
+        force: bool,
+        ui_overrides: Mapping[str, Mapping[str, Any]] | None,
+        provenance: Mapping[str, Any],
+        user_id: str | None,
+    ) -> ModelEntry:
+        for field in model.model_fields:
+            validate_field_name(name, field)
+        mode = OperationMode(operation_mode)
+        records = RecordTable.for_model(name, model)
+        with self.database.write() as conn:
+            self._sync(conn)
+            previous = self._entries.get(name)
+            entry = ModelEntry(
+                name=name,
+                version=0,
+                model=model,
+                schema=schema,
+                operation_mode=mode,
+                permissions=self._permissions_for(name, model, permissions, previous),
+                records=records,
+                ui_overrides=self._ui_overrides_for(model, ui_overrides, previous),
+                provenance=dict(provenance),
+            )
+            saved, _changed = self.catalog.register(conn, entry, force=force, user_id=user_id)
+        self._remember(saved)
+        return saved
+
+    def _permissions_for(
+        self,
+        name: str,
+        model: type[BaseModel],
+        given: ModelPermissions | Mapping[str, Any] | None,
+        previous: ModelEntry | None,
+    ) -> ModelPermissions:
+        # Re-registering without permissions keeps the stored ones rather than resetting them.
+        if given is None:
+            if previous is not None:
+                kept = {k: v for k, v in previous.permissions.field_permissions.items()
+                        if k in model.model_fields}
+                previous.permissions.field_permissions = kept
+                return previous.permissions
+            return self.catalog.permissions_from_dict(name, None)
+        return self._parse_permissions(name, model, given)
+
+    def _parse_permissions(
+        self, name: str, model: type[BaseModel], given: ModelPermissions | Mapping[str, Any]
+    ) -> ModelPermissions:
+        parsed = (
+            given
+            if isinstance(given, ModelPermissions)
+            else self.catalog.permissions_from_dict(name, given)
+        )
+        unknown = sorted(set(parsed.field_permissions) - set(model.model_fields))
+        if unknown:
+            raise InvalidPermissions(
+                f"Permissions of {name!r} name fields it does not have: {unknown}.",
+                model=name,
+                fields=unknown,
+            )
+        parsed.to_dict()  # refuses unnamed mask callables before anything is stored
+        return parsed
+
+    def _ui_overrides_for(
+        self,
+        model: type[BaseModel],
+        given: Mapping[str, Mapping[str, Any]] | None,
+        previous: ModelEntry | None,
+    ) -> dict[str, Any]:
+        if given is None:
+            return dict(previous.ui_overrides) if previous is not None else {}
+        overrides = {field: dict(attrs) for field, attrs in given.items()}
+        UISchemaGenerator.generate(model, self.settings.models.ui, overrides)  # validates them
+        return overrides
+
+    def _ui_schema_of(self, entry: ModelEntry) -> UISchema:
+        key = (entry.name, entry.version)
+        if key not in self._ui_cache:
+            generated = UISchemaGenerator.generate(
+                entry.model, self.settings.models.ui, entry.ui_overrides
+            )
+            self._ui_cache[key] = generated.model_copy(update={"model": entry.name})
+        return self._ui_cache[key]
+
+
+class _ModelSource:
+    """The registry's cache as the record service sees it."""
+
+    def __init__(self, registry: DynamicModelRegistry) -> None:
+        self._registry = registry
+
+    def resolve(self, conn: Connection, name: str) -> ModelEntry:
+        return self._registry._resolve(conn, name)
+
+    def peek(self, name: str) -> tuple[ModelEntry | None, int]:
+        registry = self._registry
+        with registry._lock:
+            return registry._entries.get(name), registry._seen_version
+
+
+class _LiveView(Mapping[str, V]):
+    """A read-only mapping over the registry that is refreshed from the database on use."""
+
+    def __init__(self, registry: DynamicModelRegistry, pick: Any) -> None:
+        self._registry = registry
+        self._pick = pick
+
+    def _entries(self) -> dict[str, ModelEntry]:
+        self._registry.refresh()
+        return self._registry._entries
+
+    def __getitem__(self, name: str) -> V:
+        entry = self._entries().get(name)
+        if entry is None:
+            raise ModelNotFound(f"Model {name!r} is not registered.", model=name)
+        value: V = self._pick(entry)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries()))
+
+    def __len__(self) -> int:
+        return len(self._entries())
+

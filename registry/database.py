@@ -1,0 +1,116 @@
+"""The engine and transactions, for SQLite (the embedded default) and PostgreSQL.
+
+SQLite writers take the write lock when their transaction begins (`BEGIN IMMEDIATE`), so two
+processes never both read a row and then fail to upgrade to a write; WAL lets readers go on
+meanwhile. An in-memory URL gets one shared connection, so a registry sees its own tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from .tables import catalog, registry_state
+
+__all__ = ["Database"]
+
+#: Seconds a SQLite connection waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT = 30
+
+
+class Database:
+    """Owns one engine. Create it after a worker process forks, never at import time."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        echo: bool = False,
+        sqlite_synchronous: str = "full",
+    ) -> None:
+        self.url = sa.make_url(url)
+        self.engine = _create_engine(
+            self.url, pool_size=pool_size, echo=echo, sqlite_synchronous=sqlite_synchronous
+        )
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def create_catalog(self) -> None:
+        """Create the catalog tables if they are missing; safe to run from many processes."""
+        with self.write() as conn:
+            if self.is_postgresql:
+                # Serialise concurrent first starts: CREATE TABLE IF NOT EXISTS can still race.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727301)")
+            catalog.create_all(conn, checkfirst=True)
+            exists = conn.execute(sa.select(registry_state.c.version)).first()
+            if exists is None:
+                conn.execute(sa.insert(registry_state).values(id=1, version=0))
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside a write transaction, committed when the block ends cleanly."""
+        with self.engine.connect().execution_options(dmr_write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection inside a read transaction (one consistent snapshot on PostgreSQL)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the selected rows until commit; SQLite's write transaction already holds a lock."""
+        return query.with_for_update() if self.is_postgresql else query
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _create_engine(
+    url: sa.URL, *, pool_size: int, echo: bool, sqlite_synchronous: str
+) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True, echo=echo)
+    in_memory = url.database in (None, "", ":memory:")
+    options: dict[str, Any] = {
+        "echo": echo,
+        "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT},
+    }
+    if in_memory:
+        options["poolclass"] = StaticPool
+    engine = sa.create_engine(url, **options)
+    _take_over_sqlite_transactions(engine, wal=not in_memory, synchronous=sqlite_synchronous)
+    return engine
+
+
+def _take_over_sqlite_transactions(engine: Engine, *, wal: bool, synchronous: str) -> None:
+    # pysqlite begins transactions lazily and never as IMMEDIATE; SQLAlchemy documents taking
+    # over BEGIN ourselves so that transactions mean what they say.
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before it is acknowledged, power loss included.
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("dmr_write", False)
+        # Straight to the driver: this runs for every transaction, and BEGIN needs nothing
+        # from SQLAlchemy's statement machinery.
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )

@@ -1,0 +1,155 @@
+"""Every error the registry raises, under one base class.
+
+    RegistryError
+    ├── ConfigurationError      a settings value is missing or malformed
+    ├── InvalidName             a model or field name cannot become an SQL identifier
+    ├── InvalidSchema           a model cannot be stored as JSON Schema or rebuilt from it
+    ├── ModelNotFound           no model is registered under the name
+    ├── SchemaIncompatible      re-registration would change stored columns incompatibly
+    ├── RecordNotFound          no record has the id
+    ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
+    ├── UnknownField            the data names a field the model does not have
+    ├── PayloadTooLarge         the data is larger than the configured limit
+    ├── VersionConflict         expected_version does not match the stored version
+    ├── IdempotencyConflict     an idempotency key is reused for another operation
+    ├── InvalidPermissions      permissions are malformed or cannot be stored
+    ├── AuditIntegrityError     the audit chain does not verify
+    └── PermissionDenied        the role may not do this (also a builtin PermissionError)
+
+Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
+again, with the same class name, in the producer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuditIntegrityError",
+    "ConfigurationError",
+    "IdempotencyConflict",
+    "InvalidName",
+    "InvalidPermissions",
+    "InvalidSchema",
+    "ModelNotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RecordNotFound",
+    "RegistryError",
+    "SchemaIncompatible",
+    "UnknownField",
+    "ValidationFailed",
+    "VersionConflict",
+    "error_from_dict",
+]
+
+
+class RegistryError(Exception):
+    """Raised for any failure the registry reports; the base of every error here."""
+
+    #: Whether running the same request again could succeed (a database outage can pass;
+    #: invalid data stays invalid).
+    retryable = False
+
+    def __init__(
+        self, message: str, details: dict[str, Any] | None = None, /, **more: Any
+    ) -> None:
+        self.message = message
+        self.details = {**(details or {}), **more}
+        # The details ride in `args`: Celery's JSON results keep an exception as its class
+        # name, module and args, and rebuild it as `cls(*args)` in the producer.
+        super().__init__(message, self.details)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "message": self.message, "details": self.details}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self).__name__, self.message, self.details))
+
+
+class ConfigurationError(RegistryError):
+    """Raised when a settings value is missing or malformed; the message names the key."""
+
+
+class InvalidName(RegistryError, ValueError):
+    """Raised when a model or field name cannot safely become an SQL identifier."""
+
+
+class InvalidSchema(RegistryError, ValueError):
+    """Raised when a model cannot be stored as JSON Schema, or a JSON Schema cannot be rebuilt."""
+
+
+class ModelNotFound(RegistryError, KeyError):
+    """Raised when no model is registered under the name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class SchemaIncompatible(RegistryError):
+    """Raised when re-registering a model would change its stored columns incompatibly."""
+
+
+class RecordNotFound(RegistryError, LookupError):
+    """Raised when a model has no record with the id."""
+
+
+class ValidationFailed(RegistryError, ValueError):
+    """Raised when data does not validate against the model; `errors` lists each field's error."""
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = self.details.get("errors", [])
+        return errors
+
+
+class UnknownField(ValidationFailed):
+    """Raised when data names a field that the model does not have."""
+
+
+class PayloadTooLarge(ValidationFailed):
+    """Raised when the data is larger than the configured limit (bytes)."""
+
+
+class VersionConflict(RegistryError):
+    """Raised when `expected_version` does not match the record's stored version."""
+
+
+class IdempotencyConflict(RegistryError):
+    """Raised when an idempotency key is reused for a different model or operation."""
+
+
+class InvalidPermissions(RegistryError, ValueError):
+    """Raised when permissions are malformed, or name a mask that cannot be stored."""
+
+
+class AuditIntegrityError(RegistryError):
+    """Raised when the audit chain does not verify."""
+
+
+class PermissionDenied(RegistryError, PermissionError):
+    """Raised when the role may not perform the operation or write the field."""
+
+
+def _all_error_classes() -> dict[str, type[RegistryError]]:
+    found: dict[str, type[RegistryError]] = {}
+    pending: list[type[RegistryError]] = [RegistryError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _rebuild(type_name: str, message: str, details: dict[str, Any]) -> RegistryError:
+    cls = _all_error_classes().get(type_name, RegistryError)
+    return cls(message, **details)
+
+
+def error_from_dict(data: dict[str, Any]) -> RegistryError:
+    """Rebuild an error from `RegistryError.to_dict()` output; unknown types become the base."""
+    details = dict(data.get("details") or {})
+    return _rebuild(str(data.get("type")), str(data.get("message")), details)

@@ -1,0 +1,146 @@
+"""Record tables: one real table per model, with columns typed from the model's fields.
+
+Every table has `id`, `version` (optimistic concurrency) and created/updated at and by; each
+field adds one column. Scalars get their SQL type; choices are stored as their values; lists,
+sets, dicts and nested models are JSON. Field columns are nullable: Pydantic validates, and a
+column added by a later registration must accept the rows that were there before it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from .names import table_name_for
+from .tables import DecimalType, JSONType, UTCDateTime, as_utc
+from .types import FieldKind, FieldType, classify
+
+__all__ = ["RecordTable", "column_type_for"]
+
+_COLUMN_TYPES: dict[FieldKind, Any] = {
+    FieldKind.STRING: sa.Text,
+    FieldKind.INTEGER: sa.BigInteger,
+    FieldKind.FLOAT: sa.Double,
+    FieldKind.DECIMAL: DecimalType,
+    FieldKind.BOOLEAN: sa.Boolean,
+    FieldKind.DATE: sa.Date,
+    FieldKind.DATETIME: UTCDateTime,
+    FieldKind.TIME: sa.Time,
+    FieldKind.UUID: sa.Uuid,
+}
+
+
+def column_type_for(field_type: FieldType) -> sa.types.TypeEngine[Any]:
+    """The SQL type that stores a field of this kind."""
+    if field_type.kind is FieldKind.CHOICE:
+        return _choice_column_type(field_type.choices)
+    if field_type.kind is FieldKind.JSON:
+        return JSONType
+    column_type: sa.types.TypeEngine[Any] = _COLUMN_TYPES[field_type.kind]()
+    return column_type
+
+
+def _choice_column_type(choices: tuple[Any, ...]) -> sa.types.TypeEngine[Any]:
+    if choices and all(isinstance(c, str) for c in choices):
+        return sa.Text()
+    if choices and all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+        return sa.BigInteger()
+    return JSONType
+
+
+def _system_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", sa.String(200)),
+        sa.Column("updated_by", sa.String(200)),
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class RecordTable:
+    """A model's table and the conversions between validated models, rows and records."""
+
+    model_name: str
+    model: type[BaseModel]
+    table: sa.Table
+    field_types: Mapping[str, FieldType]
+
+    @classmethod
+    def for_model(cls, model_name: str, model: type[BaseModel]) -> RecordTable:
+        field_types = {name: classify(info.annotation) for name, info in model.model_fields.items()}
+        columns = [
+            sa.Column(name, column_type_for(ftype), nullable=True)
+            for name, ftype in field_types.items()
+        ]
+        table = sa.Table(table_name_for(model_name), sa.MetaData(), *_system_columns(), *columns)
+        return cls(model_name, model, table, field_types)
+
+    @property
+    def field_names(self) -> list[str]:
+        return list(self.field_types)
+
+    # Statements are built once per table: building one per call costs more than running it.
+    @functools.cached_property
+    def insert(self) -> sa.Insert:
+        return sa.insert(self.table)
+
+    def pg_create(self, *, with_key: bool) -> sa.Select[Any]:
+        """The one-statement create for PostgreSQL (see `pg_statements`)."""
+        return self._pg_create_statements[with_key]
+
+    @functools.cached_property
+    def _pg_create_statements(self) -> dict[bool, sa.Select[Any]]:
+        from .pg_statements import create_statement  # it builds on this module
+
+        return {key: create_statement(self, with_key=key) for key in (False, True)}
+
+    @functools.cached_property
+    def select_by_id(self) -> sa.Select[Any]:
+        return sa.select(self.table).where(self.table.c.id == sa.bindparam("record_id"))
+
+    @functools.cached_property
+    def delete_by_id(self) -> sa.Delete:
+        return sa.delete(self.table).where(self.table.c.id == sa.bindparam("record_id"))
+
+    def column_values(self, instance: BaseModel) -> dict[str, Any]:
+        """The validated instance as column values: Python scalars, JSON for the rest."""
+        python = instance.model_dump()
+        values: dict[str, Any] = {}
+        for name in self.field_types:
+            values[name] = self.to_column_value(name, python[name])
+        return values
+
+    def to_column_value(self, name: str, value: Any) -> Any:
+        """One field's validated Python value as its column stores it."""
+        ftype = self.field_types[name]
+        if value is None:
+            return None
+        if ftype.kind in (FieldKind.JSON, FieldKind.CHOICE):
+            return to_jsonable_python(value)
+        if ftype.kind is FieldKind.DATETIME:
+            return as_utc(value)
+        if ftype.kind is FieldKind.STRING:
+            return str(value)  # EmailStr and URL types dump as objects in Python mode
+        return value
+
+    def field_values(self, row: Mapping[Any, Any]) -> dict[str, Any]:
+        """The model's fields of a stored row, as Python values that validate again."""
+        return {name: row[name] for name in self.field_types}
+
+    def to_record(self, row: Mapping[Any, Any]) -> dict[str, Any]:
+        """A stored row as the JSON-ready record callers receive, system columns first."""
+        record = {column: row[column] for column in ("id", "version")}
+        record.update(self.field_values(row))
+        for column in ("created_at", "updated_at", "created_by", "updated_by"):
+            record[column] = row[column]
+        jsonable: dict[str, Any] = to_jsonable_python(record)
+        return jsonable

@@ -1,0 +1,208 @@
+"""Typed settings: environment first, then `settings.toml`, then the defaults written here.
+
+The file is found at `$DMR_SETTINGS`, else `./settings.toml`; a missing file means defaults.
+Any key can be overridden as `DMR_<SECTION>__<KEY>` (`DMR_AUDIT__BATCH_SIZE=500`), and the
+common three have short names: `DMR_DATABASE_URL`, `DMR_BROKER_URL`, `DMR_RESULT_BACKEND`.
+`Settings.load()` validates everything once; a bad value raises `ConfigurationError` naming
+its key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "AuditSettings",
+    "CelerySettings",
+    "DatabaseSettings",
+    "FlowerSettings",
+    "ModelsSettings",
+    "PermissionDefaults",
+    "Settings",
+    "UISettings",
+]
+
+ENV_PREFIX = "DMR_"
+SHORT_ENV_NAMES = {
+    "DMR_DATABASE_URL": ("database", "url"),
+    "DMR_BROKER_URL": ("celery", "broker_url"),
+    "DMR_RESULT_BACKEND": ("celery", "result_backend"),
+}
+ALL_OPERATIONS = ["create", "read", "update", "delete", "list"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PermissionDefaults(_Section):
+    default_user_permissions: list[Literal["create", "read", "update", "delete", "list"]] = [
+        "read",
+        "list",
+    ]
+    default_admin_permissions: list[Literal["create", "read", "update", "delete", "list"]] = [
+        "create",
+        "read",
+        "update",
+        "delete",
+        "list",
+    ]
+
+
+class UISettings(_Section):
+    date_format: str = "%Y-%m-%d"
+    datetime_format: str = "%Y-%m-%d %H:%M"
+    number_format: str = ",.2f"
+
+
+class ModelsSettings(_Section):
+    audit_compression: bool = True
+    audit_retention_days: int = Field(default=90, ge=1)
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    #: Largest accepted record payload, in bytes of its JSON encoding.
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Roles that see field values unmasked.
+    unmasked_roles: list[str] = ["admin"]
+    permissions: PermissionDefaults = PermissionDefaults()
+    ui: UISettings = UISettings()
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///dmr.sqlite3"
+    pool_size: int = Field(default=5, ge=1)
+    echo: bool = False
+    #: SQLite's PRAGMA synchronous: "full" survives power loss; "normal" only process crashes.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+
+
+class CelerySettings(_Section):
+    broker_url: str = "sqla+sqlite:///dmr-broker.sqlite3"
+    result_backend: str = "db+sqlite:///dmr-results.sqlite3"
+    #: Seconds a task result is kept by the result backend.
+    result_expires: int = Field(default=3600, ge=1)
+    #: Seconds between polls for polling transports (the embedded SQLAlchemy broker).
+    polling_interval: float = Field(default=0.01, gt=0)
+    worker_concurrency: int = Field(default=2, ge=1)
+    #: Seconds a producer waits for a result before giving up.
+    result_timeout: float = Field(default=30.0, gt=0)
+    #: Retries of a task that failed because the database was unreachable.
+    max_retries: int = Field(default=5, ge=0)
+    #: Longest wait between two of those retries, in seconds (the backoff doubles up to it).
+    retry_backoff_max: float = Field(default=30.0, gt=0)
+    #: Queues a worker consumes when its command line names none.
+    worker_queues: list[Literal["registry", "crud", "cqrs", "imports", "audit"]] = Field(
+        default_factory=lambda: ["registry", "crud"], min_length=1
+    )
+    #: Largest task message body accepted, in bytes; checked by the client before sending
+    #: and by the worker before running, so that no oversized argument reaches the domain.
+    max_message_bytes: int = Field(default=2_097_152, ge=1024)
+
+
+class AuditSettings(_Section):
+    #: Most entries compressed into one block.
+    batch_size: int = Field(default=2000, ge=1)
+    #: Seconds an entry may wait before a scheduled compaction takes it.
+    max_wait_seconds: float = Field(default=5.0, gt=0)
+    #: Pending entries past which a write asks for a compaction right away.
+    compact_threshold: int = Field(default=5000, ge=1)
+    codec: Literal["zlib", "zstd"] = "zlib"
+    #: Seconds between purges of blocks older than `models.audit_retention_days`.
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+
+class FlowerSettings(_Section):
+    address: str = "127.0.0.1"
+    port: int = Field(default=5555, ge=1, le=65535)
+    #: `user:password` pairs separated by commas; empty turns authentication off.
+    basic_auth: str = "admin:change-me"
+
+
+class Settings(_Section):
+    models: ModelsSettings = ModelsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    celery: CelerySettings = CelerySettings()
+    audit: AuditSettings = AuditSettings()
+    flower: FlowerSettings = FlowerSettings()
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read the file and the environment, then validate; raises `ConfigurationError`."""
+        environ = os.environ if environ is None else environ
+        data = _read_file(_settings_path(path, environ))
+        _apply_environment(data, environ)
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Settings:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            raise ConfigurationError(
+                f"Setting {key!r} is invalid: {first['msg']}.", key=key
+            ) from None
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys replaced: `settings.with_overrides(database={"url": ...})`."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data.setdefault(section, {}).update(values)
+        return Settings.from_mapping(data)
+
+
+def _settings_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if environ.get("DMR_SETTINGS"):
+        return Path(environ["DMR_SETTINGS"])
+    default = Path("settings.toml")
+    return default if default.exists() else None
+
+
+def _read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"Settings file {str(path)!r} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"Settings file {str(path)!r} is not valid TOML: {exc}.") from None
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if name in SHORT_ENV_NAMES:
+            path: tuple[str, ...] = SHORT_ENV_NAMES[name]
+        elif name.startswith(ENV_PREFIX) and "__" in name:
+            path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        else:
+            continue
+        _set_nested(data, path, _parse_env_value(value))
+
+
+def _parse_env_value(value: str) -> Any:
+    # Lists, numbers and booleans arrive as JSON; anything else is a plain string.
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _set_nested(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value

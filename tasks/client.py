@@ -1,0 +1,222 @@
+"""The producer client: the registry's operations as Celery tasks, from any process.
+
+    client = RegistryClient.from_settings()
+    product = client.create("Product", {"name": "Widget", "price": 9.99},
+                            user_id="u1", user_role="admin").get()
+
+Every method sends one task by its stable name to its queue and returns a `TaskHandle`;
+`.get()` returns the JSON result or raises the registry's error (`ValidationFailed` with
+`.errors`, `PermissionDenied`, `ModelNotFound`, `RecordNotFound`, `VersionConflict`, ...).
+Writes get an idempotency key when the caller gives none, so a redelivered or retried message
+writes once. Arguments are sent with a redacted `kwargsrepr`: Flower shows field names, never
+values. The client needs no worker code and no database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+from celery.result import AsyncResult
+from kombu.utils.json import dumps
+from pydantic import BaseModel
+
+from registry.errors import PayloadTooLarge
+from registry.schema import model_to_schema
+from registry.settings import CelerySettings, Settings
+
+from .names import queue_for
+from .redact import arguments_repr
+from .wire import wire_config
+
+__all__ = ["RegistryClient", "TaskHandle"]
+
+
+class TaskHandle:
+    """A sent task. `get()` waits for its result, polling at the configured interval."""
+
+    def __init__(self, result: AsyncResult, *, timeout: float, interval: float) -> None:
+        self.result = result
+        self.timeout = timeout
+        self.interval = interval
+
+    @property
+    def id(self) -> str:
+        return str(self.result.id)
+
+    def ready(self) -> bool:
+        return bool(self.result.ready())
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The task's JSON result (seconds to wait); raises the task's error."""
+        return self.result.get(
+            timeout=self.timeout if timeout is None else timeout,
+            interval=self.interval,
+            disable_sync_subtasks=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.result.task_name or ''} {self.id}>"
+
+
+class RegistryClient:
+    """Send the registry's operations as tasks; see the module docstring."""
+
+    def __init__(self, app: Celery, settings: CelerySettings | None = None) -> None:
+        self.app = app
+        self.settings = settings or CelerySettings()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> RegistryClient:
+        """A client with its own producer app (`Settings.load()` when none are given)."""
+        celery_settings = (settings or Settings.load()).celery
+        app = Celery("dmr-client", set_as_current=False)
+        app.config_from_object(wire_config(celery_settings))
+        return cls(app, celery_settings)
+
+    def close(self) -> None:
+        self.app.close()
+
+    # -- models -------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        model: type[BaseModel] | Mapping[str, Any],
+        operation_mode: str = "crud",
+        permissions: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> TaskHandle:
+        """Register a Pydantic class or a JSON Schema under `name`."""
+        schema = model_to_schema(model, name) if isinstance(model, type) else dict(model)
+        return self.send(
+            "registry.register_model",
+            name=name, schema=schema, operation_mode=operation_mode,
+            permissions=_plain(permissions), force=force,
+        )
+
+    def set_permissions(self, model: str, permissions: Mapping[str, Any]) -> TaskHandle:
+        return self.send("registry.set_permissions", model=model, permissions=dict(permissions))
+
+    def get_ui_schema(self, model: str, user_role: str) -> TaskHandle:
+        return self.send("registry.get_ui_schema", model=model, user_role=user_role)
+
+    def list_models(self) -> TaskHandle:
+        return self.send("registry.list_models")
+
+    # -- records ------------------------------------------------------------------------
+
+    def create(
+        self,
+        model: str,
+        data: Mapping[str, Any],
+        user_id: str | None,
+        user_role: str,
+        idempotency_key: str | None = None,
+    ) -> TaskHandle:
+        return self.send(
+            "records.create", model=model, data=dict(data), user_id=user_id,
+            user_role=user_role, idempotency_key=idempotency_key or _new_key(),
+        )
+
+    def read(self, model: str, record_id: str, user_id: str | None, user_role: str) -> TaskHandle:
+        return self.send(
+            "records.read", model=model, record_id=record_id, user_id=user_id,
+            user_role=user_role,
+        )
+
+    def update(
+        self,
+        model: str,
+        record_id: str,
+        updates: Mapping[str, Any],
+        user_id: str | None,
+        user_role: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskHandle:
+        return self.send(
+            "records.update", model=model, record_id=record_id, updates=dict(updates),
+            user_id=user_id, user_role=user_role, expected_version=expected_version,
+            idempotency_key=idempotency_key or _new_key(),
+        )
+
+    def delete(
+        self,
+        model: str,
+        record_id: str,
+        user_id: str | None,
+        user_role: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskHandle:
+        return self.send(
+            "records.delete", model=model, record_id=record_id, user_id=user_id,
+            user_role=user_role, expected_version=expected_version,
+            idempotency_key=idempotency_key or _new_key(),
+        )
+
+    def list(
+        self,
+        model: str,
+        user_id: str | None,
+        user_role: str,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | None = None,
+        page: int = 1,
+        page_size: int | None = None,
+    ) -> TaskHandle:
+        return self.send(
+            "records.list", model=model, user_id=user_id, user_role=user_role,
+            filters=_plain(filters), order_by=order_by, page=page, page_size=page_size,
+        )
+
+    def history(
+        self, model: str, record_id: str, user_id: str | None, user_role: str
+    ) -> TaskHandle:
+        return self.send(
+            "records.history", model=model, record_id=record_id, user_id=user_id,
+            user_role=user_role,
+        )
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, name: str, /, **kwargs: Any) -> TaskHandle:
+        """Send task `name` with JSON keyword arguments to its queue.
+
+        Raises `PayloadTooLarge` before sending when the message would exceed
+        `celery.max_message_bytes`.
+        """
+        self._check_size(name, kwargs)
+        result = self.app.send_task(
+            name,
+            kwargs=kwargs,
+            queue=queue_for(name),
+            argsrepr="()",
+            kwargsrepr=arguments_repr(kwargs),
+        )
+        return TaskHandle(
+            result, timeout=self.settings.result_timeout, interval=self.settings.polling_interval
+        )
+
+    def _check_size(self, name: str, kwargs: Mapping[str, Any]) -> None:
+        size = len(dumps(kwargs).encode("utf-8"))
+        limit = self.settings.max_message_bytes
+        if size > limit:
+            raise PayloadTooLarge(
+                f"The message for {name!r} would be {size} bytes; the limit is {limit} bytes.",
+                task=name,
+                size=size,
+                limit=limit,
+                errors=[],
+            )
+
+
+def _new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)

@@ -1,0 +1,50 @@
+"""Model registration tasks, queue `registry`.
+
+    registry.register_model(name, schema, operation_mode="crud", permissions=None, force=False)
+    registry.set_permissions(model, permissions)
+    registry.get_ui_schema(model, user_role)
+    registry.list_models()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.app import app
+
+from .base import RegistryTask
+
+__all__ = ["get_ui_schema", "list_models", "register_model", "set_permissions"]
+
+
+@app.task(name="registry.register_model", base=RegistryTask, bind=True)
+def register_model(
+    self: RegistryTask,
+    name: str,
+    schema: dict[str, Any],
+    operation_mode: str = "crud",
+    permissions: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Register or re-register a model from JSON Schema; returns its stored description."""
+    entry = self.registry.register_schema(
+        name, schema, operation_mode, permissions=permissions, force=force
+    )
+    return entry.describe()
+
+
+@app.task(name="registry.set_permissions", base=RegistryTask, bind=True)
+def set_permissions(self: RegistryTask, model: str, permissions: dict[str, Any]) -> dict[str, Any]:
+    return self.registry.set_permissions(model, permissions).describe()
+
+
+@app.task(name="registry.get_ui_schema", base=RegistryTask, bind=True)
+def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
+    """The model's UI schema as the role may see it."""
+    schema: dict[str, Any] = self.registry.get_ui_schema(model, user_role).model_dump(mode="json")
+    return schema
+
+
+@app.task(name="registry.list_models", base=RegistryTask, bind=True)
+def list_models(self: RegistryTask) -> list[dict[str, Any]]:
+    return self.registry.list_models()

@@ -1,0 +1,32 @@
+"""The wire contract: stable task names and the queue each runs on.
+
+Producers in any language send these names with JSON keyword arguments; moving a module never
+changes them. The worker's routes and the client's queue choice both come from this table.
+"""
+
+from __future__ import annotations
+
+__all__ = ["QUEUES", "TASK_QUEUES", "WRITE_QUEUES", "queue_for"]
+
+#: Every queue the project declares; `cqrs` and `imports` are reserved for later issues.
+QUEUES = ("registry", "crud", "cqrs", "imports", "audit")
+
+#: Queues whose tasks write; they run with prefetch 1 and late acknowledgement.
+WRITE_QUEUES = ("registry", "crud", "cqrs", "imports", "audit")
+
+#: Task name prefix -> queue. A name outside these prefixes is not ours.
+TASK_QUEUES = {
+    "registry.": "registry",
+    "records.": "crud",
+    "cqrs.": "cqrs",
+    "imports.": "imports",
+    "audit.": "audit",
+}
+
+
+def queue_for(task_name: str) -> str:
+    """The queue of a task name; raises `KeyError` for a name outside the contract."""
+    for prefix, queue in TASK_QUEUES.items():
+        if task_name.startswith(prefix):
+            return queue
+    raise KeyError(f"Task name {task_name!r} belongs to no queue of the project.")

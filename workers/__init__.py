@@ -1,0 +1,1 @@
+"""The Celery side: the app (`workers.app:app`), its configuration, per-process boot, the CLI."""

@@ -1,0 +1,61 @@
+"""Per-process boot: the registry after fork, and answers for messages no task can run.
+
+- `worker_process_init`: a prefork child opens its own registry (engine, pool) before its first
+  task, so the first task pays no connection cost and nothing is inherited from the parent.
+- `worker_process_shutdown`: the child closes its connections.
+- `PollingInterval`: polling transports (the embedded SQLite broker) poll once a second unless
+  told; kombu's SQLAlchemy transport hands every transport option to `create_engine`, so the
+  interval cannot travel in `broker_transport_options` and is set on the connection instead.
+- `task_rejected`: a message the worker refuses to decode (pickle, Invariant 6) is answered in
+  the result backend with the refusal, so its producer gets an error instead of waiting out
+  its timeout. Celery already answers unknown task names with `NotRegistered`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery import bootsteps, signals
+from kombu.exceptions import ContentDisallowed, DecodeError
+
+if TYPE_CHECKING:
+    from .app import RegistryCelery
+
+__all__ = ["PollingInterval", "connect"]
+
+
+class PollingInterval(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Set `celery.polling_interval` (seconds) on the consumer's broker connection."""
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, consumer: Any) -> None:
+        transport = consumer.connection.transport
+        if hasattr(transport, "polling_interval"):
+            transport.polling_interval = consumer.app.settings.celery.polling_interval
+
+
+def connect(app: RegistryCelery) -> None:
+    """Connect the boot handlers for `app` (weak=False: they are closures)."""
+
+    def open_registry(**_: Any) -> None:
+        app.open_registry()
+
+    def close_registry(**_: Any) -> None:
+        app.close_registry()
+
+    def answer_refused(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:
+        if isinstance(exc, ContentDisallowed | DecodeError):
+            _store_refusal(app, message, exc)
+
+    app.steps["consumer"].add(PollingInterval)
+    signals.worker_process_init.connect(open_registry, weak=False)
+    signals.worker_process_shutdown.connect(close_registry, weak=False)
+    signals.task_rejected.connect(answer_refused, weak=False)
+
+
+def _store_refusal(app: RegistryCelery, message: Any, exc: BaseException) -> None:
+    headers = getattr(message, "headers", None) or {}
+    task_id = headers.get("id")
+    if task_id:
+        app.backend.mark_as_failure(task_id, exc, call_errbacks=False)
