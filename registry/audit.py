@@ -1,8 +1,11 @@
 """The audit trail: every change is written to an outbox in the transaction that makes it.
 
 Invariant 1: a change and its outbox row commit together or not at all, because `append` takes
-the caller's connection. Compaction (a separate, low-priority job) later moves outbox rows into
-compressed blocks; reading history reads both as one stream.
+the caller's connection. Each outbox row carries the sha256 of its canonical form, so a pending
+entry changed later is detected. Compaction (a separate, low-priority job, `audit_trail.py`)
+later moves outbox rows into compressed, hash-chained blocks; reading history reads both as one
+stream. `AuditLogger` is the front of all of it: writing, history, compaction, verification,
+retention and statistics.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
+from .audit_blocks import canonical_entry, entry_hash
+from .audit_trail import AuditTrail, CompactionPolicy, TrailQuery
+from .codecs import codec_for
 from .database import Database
-from .tables import audit_outbox
+from .errors import AuditIntegrityError
+from .settings import AuditSettings
+from .tables import as_utc, audit_outbox
 
-__all__ = ["AUDIT_NS", "AuditEntry", "AuditLogger", "Clock", "utc_now"]
+__all__ = ["AUDIT_NS", "AuditEntry", "AuditLogger", "Clock", "record_as_of", "utc_now"]
 
 AUDIT_NS = "audit.entries"
 Clock = Callable[[], datetime.datetime]
@@ -45,7 +53,7 @@ class AuditEntry(BaseModel):
     seq: int | None = None
 
     def to_row(self) -> dict[str, Any]:
-        return {
+        row = {
             "model": self.model_name,
             "record_id": self.record_id,
             "operation": self.operation,
@@ -55,6 +63,7 @@ class AuditEntry(BaseModel):
             "metadata": to_jsonable_python(self.metadata),
             "ns": self.ns,
         }
+        return _with_hash(row)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> AuditEntry:
@@ -78,11 +87,22 @@ class AuditLogger:
     """Writes audit entries to the outbox and reads a record's history back in order."""
 
     def __init__(
-        self, database: Database, *, clock: Clock = utc_now, compression_enabled: bool = True
+        self,
+        database: Database,
+        *,
+        clock: Clock = utc_now,
+        compression_enabled: bool = True,
+        settings: AuditSettings | None = None,
+        retention_days: float = 90,
     ) -> None:
         self.database = database
         self.clock = clock
+        #: False stores new blocks uncompressed (codec "none"), still hash-chained.
         self.compression_enabled = compression_enabled
+        self.settings = settings or AuditSettings()
+        #: Blocks whose entries are all older than this many days are purged.
+        self.retention_days = retention_days
+        self.trail = AuditTrail(database, clock)
 
     def append(self, conn: Connection, entries: Iterable[AuditEntry]) -> None:
         """Write entries inside the caller's transaction, so they commit with the change."""
@@ -125,17 +145,19 @@ class AuditLogger:
         changes: dict[str, dict[str, Any]],
         metadata: dict[str, Any],
     ) -> dict[str, Any]:
-        """The outbox columns of one entry."""
-        return {
-            "model": model_name,
-            "record_id": record_id,
-            "operation": operation,
-            "user_id": user_id,
-            "ts": self.clock(),
-            "changes": changes,
-            "metadata": metadata,
-            "ns": AUDIT_NS,
-        }
+        """The outbox columns of one entry, its hash included."""
+        return _with_hash(
+            {
+                "model": model_name,
+                "record_id": record_id,
+                "operation": operation,
+                "user_id": user_id,
+                "ts": self.clock(),
+                "changes": changes,
+                "metadata": metadata,
+                "ns": AUDIT_NS,
+            }
+        )
 
     def log_operation(
         self,
@@ -165,12 +187,132 @@ class AuditLogger:
                 self.append(conn, [entry])
         return entry
 
-    def history(self, model_name: str, record_id: str) -> list[AuditEntry]:
-        """Every entry of one record, oldest first."""
-        query = (
-            sa.select(audit_outbox)
-            .where(audit_outbox.c.model == model_name, audit_outbox.c.record_id == record_id)
-            .order_by(audit_outbox.c.seq)
+    def history(
+        self,
+        model_name: str,
+        record_id: str | None = None,
+        *,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+        actor: str | None = None,
+    ) -> list[AuditEntry]:
+        """A model's entries in trail order (a record's: oldest first), unmasked.
+
+        `since` is inclusive and `until` exclusive; `actor` keeps the entries one user made.
+        Blocks and pending entries are read as one stream.
+        """
+        query = TrailQuery(
+            model_name, record_id, _utc_or_none(since), _utc_or_none(until), actor
         )
+        return [_entry_from_dict(item) for item in self.trail.read(query)]
+
+    # -- the audit worker's operations ---------------------------------------------------
+
+    def compaction_policy(self) -> CompactionPolicy:
+        name = self.settings.codec if self.compression_enabled else "none"
+        level = self.settings.compression_level if self.compression_enabled else None
+        return CompactionPolicy(
+            batch_size=self.settings.batch_size,
+            max_wait_seconds=self.settings.max_wait_seconds,
+            max_blocks=self.settings.max_blocks_per_run,
+            codec=codec_for(name, level),
+        )
+
+    def compact(self, *, force: bool = False) -> dict[str, int]:
+        """Seal settled pending entries into blocks: `{"blocks", "entries"}` written.
+
+        Without `force`, a part-filled batch waits for `max_wait_seconds`. Raises
+        `AuditIntegrityError` when a pending entry was changed after it was written.
+        """
+        return self.trail.compact(self.compaction_policy(), force=force)
+
+    def purge(self, retention_days: float | None = None) -> dict[str, Any]:
+        """Drop blocks whose entries are all older than the retention (days)."""
+        days = self.retention_days if retention_days is None else retention_days
+        return self.trail.purge(datetime.timedelta(days=days))
+
+    def verify(self) -> dict[str, Any]:
+        """`{"ok": True, ...}` or `{"ok": False, "block_id" | "pending_seq", "reason"}`."""
+        return self.trail.verify()
+
+    def require_intact(self) -> dict[str, Any]:
+        """`verify`, raising `AuditIntegrityError` with its reason when the trail is broken."""
+        report = self.verify()
+        if not report["ok"]:
+            details = {key: value for key, value in report.items() if key != "reason"}
+            raise AuditIntegrityError(report["reason"], **details)
+        return report
+
+    def stats(self, model_name: str | None = None) -> dict[str, int]:
+        """`{"entries", "blocks", "pending", "raw_bytes", "stored_bytes"}`."""
+        return self.trail.stats(model_name)
+
+    def pending_at_least(self, count: int) -> bool:
+        """Whether at least `count` entries are pending; reads at most `count` index rows."""
+        bounded = sa.select(audit_outbox.c.seq).limit(count).subquery()
         with self.database.read() as conn:
-            return [AuditEntry.from_row(row) for row in conn.execute(query).mappings()]
+            found = conn.execute(sa.select(sa.func.count()).select_from(bounded)).scalar_one()
+        return int(found) >= count
+
+
+def record_as_of(
+    entries: Iterable[AuditEntry], at: datetime.datetime
+) -> dict[str, Any] | None:
+    """A record as its history says it was at `at`, shaped as a read returns it; None before
+    its creation or after its deletion. `entries` are the record's, oldest first."""
+    fields: dict[str, Any] | None = None
+    system: dict[str, Any] = {}
+    moment = as_utc(at)
+    for entry in entries:
+        if as_utc(entry.timestamp) > moment:
+            break
+        if entry.operation == "delete":
+            fields = None
+            continue
+        if fields is None or entry.operation == "create":
+            fields, system = {}, _created_stamp(entry)
+        fields.update({name: change.get("new") for name, change in entry.changes.items()})
+        system = {**system, **_updated_stamp(entry, system)}
+    if fields is None:
+        return None
+    return {"id": system["id"], "version": system["version"], **fields,
+            **{key: system[key] for key in _STAMPS}}
+
+
+_STAMPS = ("created_at", "updated_at", "created_by", "updated_by")
+
+
+def _created_stamp(entry: AuditEntry) -> dict[str, Any]:
+    stamp = as_utc(entry.timestamp).isoformat()
+    return {"id": entry.record_id, "created_at": stamp, "created_by": entry.user_id}
+
+
+def _updated_stamp(entry: AuditEntry, system: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "version": entry.metadata.get("version", system.get("version")),
+        "updated_at": as_utc(entry.timestamp).isoformat(),
+        "updated_by": entry.user_id,
+    }
+
+
+def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
+    row["entry_hash"] = entry_hash(canonical_entry(**row))
+    return row
+
+
+def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _entry_from_dict(item: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=item["seq"],
+        model_name=item["model"],
+        record_id=item["record_id"],
+        operation=item["operation"],
+        user_id=item["user_id"],
+        timestamp=item["ts"],
+        changes=item["changes"],
+        metadata=item["metadata"],
+        ns=item["ns"],
+    )

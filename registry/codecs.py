@@ -72,4 +72,4 @@ def codec_for(name: str, level: int | None = None) -> Codec:
             f"for codec {name!r}.",
             key="audit.compression_level",
         )
-    return Codec(name, chosen)  # type: ignore[arg-type]
+    return Codec(name, chosen)

@@ -13,6 +13,7 @@ opens a shared database.
 from __future__ import annotations
 
 import builtins
+import datetime
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
@@ -20,12 +21,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from .audit import AuditEntry, AuditLogger, Clock, utc_now
+from .audit import AuditEntry, AuditLogger, Clock, record_as_of, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
 from .database import Database
-from .errors import InvalidPermissions, ModelNotFound
+from .errors import InvalidPermissions, ModelNotFound, RecordNotFound
 from .names import validate_field_name, validate_model_name
-from .permissions import ModelPermissions, Permission
+from .permissions import ModelPermissions, Permission, load_masks
 from .records import RecordTable
 from .schema import model_from_schema, model_to_schema
 from .service import RecordService
@@ -50,6 +51,7 @@ class DynamicModelRegistry:
         database: Database | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        load_masks(self.settings.models.masks)
         self.database = database or Database(
             database_url or IN_MEMORY_URL,
             pool_size=self.settings.database.pool_size,
@@ -59,7 +61,11 @@ class DynamicModelRegistry:
         self.database.create_catalog()
         self.clock = clock
         self.audit_logger = AuditLogger(
-            self.database, clock=clock, compression_enabled=self.settings.models.audit_compression
+            self.database,
+            clock=clock,
+            compression_enabled=self.settings.models.audit_compression,
+            settings=self.settings.audit,
+            retention_days=self.settings.models.audit_retention_days,
         )
         self.catalog = Catalog(self.database, self.settings.models, clock)
         self.records = RecordService(
@@ -248,17 +254,46 @@ class DynamicModelRegistry:
         )
 
     def history(
-        self, model_name: str, record_id: str, user_role: str = "user"
+        self,
+        model_name: str,
+        record_id: str | None = None,
+        user_role: str = "user",
+        *,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+        actor: str | None = None,
     ) -> builtins.list[AuditEntry]:
-        """A record's audit entries, oldest first, with values masked for the role."""
+        """Audit entries of a record (or, without one, of the model), oldest first, with old
+        and new values masked for the role. `since` is inclusive, `until` exclusive, `actor`
+        keeps one user's changes. Raises `PermissionDenied` for a role that may not read."""
         entry = self.model_info(model_name)
         entry.permissions.require(user_role, Permission.READ)
+        found = self.audit_logger.history(
+            entry.name, record_id, since=since, until=until, actor=actor
+        )
         return [
             audit.model_copy(
                 update={"changes": entry.permissions.view_changes(audit.changes, user_role)}
             )
-            for audit in self.audit_logger.history(entry.name, record_id)
+            for audit in found
         ]
+
+    def as_of(
+        self, model_name: str, record_id: str, at: datetime.datetime, user_role: str = "user"
+    ) -> dict[str, Any]:
+        """The record as it was at `at` (UTC when naive), rebuilt from its audit history, a
+        deleted record included, as the role may see it. Raises `RecordNotFound` when the
+        record did not exist then, `PermissionDenied` for a role that may not read."""
+        entry = self.model_info(model_name)
+        entry.permissions.require(user_role, Permission.READ)
+        record = record_as_of(self.audit_logger.history(entry.name, record_id), at)
+        if record is None:
+            raise RecordNotFound(
+                f"Record {record_id!r} of {entry.name!r} did not exist at {at.isoformat()}.",
+                model=entry.name,
+                record_id=record_id,
+            )
+        return entry.permissions.view(record, user_role)
 
     # -- sync ---------------------------------------------------------------------------
 

@@ -78,11 +78,16 @@ class Database:
 def _create_engine(
     url: sa.URL, *, pool_size: int, echo: bool, sqlite_synchronous: str
 ) -> Engine:
+    # Statement parameters are record values, and may be secrets; errors and logs that quote
+    # them can end up in task results (Invariant 4).
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True, echo=echo)
+        return sa.create_engine(
+            url, pool_size=pool_size, pool_pre_ping=True, echo=echo, hide_parameters=True
+        )
     in_memory = url.database in (None, "", ":memory:")
     options: dict[str, Any] = {
         "echo": echo,
+        "hide_parameters": True,
         "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT},
     }
     if in_memory:

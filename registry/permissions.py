@@ -13,11 +13,12 @@ and storing such permissions raises `InvalidPermissions`.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
-from .errors import InvalidPermissions, PermissionDenied
+from .errors import ConfigurationError, InvalidPermissions, PermissionDenied
 from .settings import PermissionDefaults
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "MaskFunction",
     "ModelPermissions",
     "Permission",
+    "load_masks",
     "mask_function_for",
     "register_mask",
 ]
@@ -78,6 +80,23 @@ def register_mask(name: str, function: MaskFunction) -> None:
     if not name.isidentifier():
         raise InvalidPermissions(f"Mask name {name!r} is not an identifier.")
     _masks[name] = function
+
+
+def load_masks(paths: Mapping[str, str]) -> None:
+    """Register masks named in settings as `module:function`; raises `ConfigurationError`."""
+    for name, path in paths.items():
+        module_name, _, attribute = path.partition(":")
+        try:
+            function = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError):
+            raise ConfigurationError(
+                f"Setting 'models.masks.{name}' names {path!r}, which cannot be imported; "
+                "expected 'package.module:function'.",
+                key=f"models.masks.{name}",
+            ) from None
+        if not callable(function):
+            raise ConfigurationError(f"Setting 'models.masks.{name}': {path!r} is not callable.")
+        register_mask(name, function)
 
 
 def mask_function_for(name: str) -> MaskFunction:

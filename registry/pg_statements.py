@@ -20,7 +20,9 @@ from .tables import audit_outbox, idempotency_keys, registry_state
 
 __all__ = ["AUDIT_COLUMNS", "KEY_COLUMNS", "create_statement"]
 
-AUDIT_COLUMNS = ("model", "record_id", "operation", "user_id", "ts", "changes", "metadata", "ns")
+AUDIT_COLUMNS = (
+    "model", "record_id", "operation", "user_id", "ts", "changes", "metadata", "ns", "entry_hash",
+)
 KEY_COLUMNS = ("key", "model", "operation", "result", "created_at")
 
 

@@ -38,6 +38,7 @@ SHORT_ENV_NAMES = {
     "DMR_RESULT_BACKEND": ("celery", "result_backend"),
 }
 ALL_OPERATIONS = ["create", "read", "update", "delete", "list"]
+WorkerQueue = Literal["registry", "crud", "cqrs", "imports", "audit"]
 
 
 class _Section(BaseModel):
@@ -73,6 +74,8 @@ class ModelsSettings(_Section):
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
+    #: Custom masks by name: {"last2": "package.module:function"}, loaded in every process.
+    masks: dict[str, str] = {}
     permissions: PermissionDefaults = PermissionDefaults()
     ui: UISettings = UISettings()
 
@@ -100,8 +103,8 @@ class CelerySettings(_Section):
     #: Longest wait between two of those retries, in seconds (the backoff doubles up to it).
     retry_backoff_max: float = Field(default=30.0, gt=0)
     #: Queues a worker consumes when its command line names none.
-    worker_queues: list[Literal["registry", "crud", "cqrs", "imports", "audit"]] = Field(
-        default_factory=lambda: ["registry", "crud"], min_length=1
+    worker_queues: list[WorkerQueue] = Field(
+        default_factory=lambda: list[WorkerQueue](["registry", "crud"]), min_length=1
     )
     #: Largest task message body accepted, in bytes; checked by the client before sending
     #: and by the worker before running, so that no oversized argument reaches the domain.
@@ -109,13 +112,24 @@ class CelerySettings(_Section):
 
 
 class AuditSettings(_Section):
+    """The audit worker: how compaction cuts blocks, when it runs, and when purge runs."""
+
     #: Most entries compressed into one block.
-    batch_size: int = Field(default=2000, ge=1)
-    #: Seconds an entry may wait before a scheduled compaction takes it.
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    #: Seconds an entry may wait for a fuller block before a scheduled compaction takes it.
     max_wait_seconds: float = Field(default=5.0, gt=0)
-    #: Pending entries past which a write asks for a compaction right away.
+    #: Seconds between scheduled compactions (beat).
+    compact_interval_seconds: float = Field(default=2.0, gt=0)
+    #: Pending entries past which a compaction is asked for at once, between schedules.
     compact_threshold: int = Field(default=5000, ge=1)
+    #: A worker checks that threshold after every this many successful `records.*` tasks.
+    threshold_check_every: int = Field(default=100, ge=1)
+    #: Most blocks one `audit.compact` task writes before it returns.
+    max_blocks_per_run: int = Field(default=50, ge=1)
+    #: Codec of new blocks: "zlib" (the specification's) or "zstd".
     codec: Literal["zlib", "zstd"] = "zlib"
+    #: Compression level; None takes the codec's default (zlib 6, zstd 3).
+    compression_level: int | None = Field(default=None, ge=0, le=22)
     #: Seconds between purges of blocks older than `models.audit_retention_days`.
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
 

@@ -138,6 +138,9 @@ audit_outbox = sa.Table(
     # compaction refuses to seal into a block.
     sa.Column("entry_hash", sa.String(64), nullable=False),
     sa.Index("ix_dmr_audit_outbox_record", "model", "record_id", "seq"),
+    # Without AUTOINCREMENT SQLite reuses the highest seq once compaction has deleted it, and
+    # an entry would share its seq with one already in a block.
+    sqlite_autoincrement=True,
 )
 
 sa.event.listen(

@@ -8,7 +8,8 @@ A task body only decodes its JSON arguments and calls the registry; this class d
   rebuilds them with the same class name in any producer) and are never retried, unless the
   error says it is retryable;
 - database outages are retried with exponential backoff up to `celery.max_retries`, then
-  reported as `ConnectionError` without the SQL text or its parameters;
+  reported as `ConnectionError`; any other database error is reported as `RuntimeError`; both
+  without SQLAlchemy's message, which quotes the statement's parameters (record values);
 - results, arguments and retried messages show Flower and the logs names, never values.
 """
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
 from celery import Task
+from celery.utils.log import get_task_logger
 from celery.worker.request import Request
 
 from registry.errors import PayloadTooLarge, RegistryError, ValidationFailed
@@ -41,6 +43,7 @@ DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 _BODY_BYTES = "dmr_body_bytes"
+logger = get_task_logger(__name__)
 
 
 class JSONResult:
@@ -109,6 +112,10 @@ class RegistryTask(Task):  # type: ignore[misc]
             raise
         except DATABASE_OUTAGES as exc:
             raise self._retry(_outage(exc)) from None
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # The full error, parameters included, stays in the operator's log only.
+            logger.exception("Task %s[%s] failed in the database.", self.name, self.request.id)
+            raise _database_error(exc) from None
 
     def arguments_repr(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         """The arguments as Flower and the logs may show them."""
@@ -167,4 +174,12 @@ def _outage(exc: BaseException) -> ConnectionError:
     return ConnectionError(
         f"The shared database could not be reached ({type(cause).__name__}); "
         "the task was retried and gave up."
+    )
+
+
+def _database_error(exc: BaseException) -> RuntimeError:
+    cause = getattr(exc, "orig", None) or exc
+    return RuntimeError(
+        f"The database refused the operation ({type(cause).__name__}); nothing was written. "
+        "The worker's log has the details."
     )

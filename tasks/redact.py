@@ -68,7 +68,8 @@ def _result_value(value: Any) -> Any:
         return {str(key): _result_item(str(key), item) for key, item in value.items()}
     if isinstance(value, list):
         shown = [_result_value(item) for item in value[:_MAX_ITEMS]]
-        return shown + ([f"{REDACTED} {len(value) - _MAX_ITEMS} more"] if value[_MAX_ITEMS:] else [])
+        hidden = len(value) - _MAX_ITEMS
+        return shown + ([f"{REDACTED} {hidden} more"] if hidden > 0 else [])
     return REDACTED
 
 

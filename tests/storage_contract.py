@@ -6,8 +6,12 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -493,3 +497,45 @@ class StorageContract:
         self.assert_nothing_written(registry)
         with pytest.raises(ModelNotFound):
             registry.create("Nope", {}, user_role="admin")
+
+    def test_another_process_loads_an_equivalent_model(
+        self, make_registry: Callable[..., DynamicModelRegistry], database_url: str
+    ) -> None:
+        from tests.unit.test_schema import GOOD_PRODUCT, TRIALS, outcome
+        from tests.unit.test_schema import Product as BroadProduct
+
+        registry = make_registry()
+        registry.register_model("Broad", BroadProduct)
+        other = subprocess.run(
+            [sys.executable, "-c", OTHER_PROCESS, database_url],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        theirs = json.loads(other.stdout)
+        ours = [
+            [name, repr(value), outcome(BroadProduct, {**GOOD_PRODUCT, name: value}, name)]
+            for name, values in TRIALS.items()
+            for value in values
+        ]
+        assert len(ours) > 100
+        assert theirs["outcomes"] == json.loads(json.dumps(ours))
+        assert registry.read("Broad", theirs["created"], user_role="admin")["name"] == "widget"
+
+
+#: Run in a separate Python process: open the registry database named in argv[1], validate the
+#: trial values with the model it loads from there, and create one record.
+OTHER_PROCESS = """
+import json, sys
+from registry import DynamicModelRegistry
+from tests.unit.test_schema import GOOD_PRODUCT, TRIALS, outcome
+registry = DynamicModelRegistry(sys.argv[1])
+model = registry.models["Broad"]
+outcomes = [
+    [name, repr(value), outcome(model, {**GOOD_PRODUCT, name: value}, name)]
+    for name, values in TRIALS.items() for value in values
+]
+created = registry.create("Broad", GOOD_PRODUCT, user_role="admin")
+print(json.dumps({"outcomes": outcomes, "created": created["id"]}))
+"""

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery
 
 from registry import DynamicModelRegistry
 from registry.settings import Settings
@@ -23,8 +23,8 @@ from .config import celery_config
 
 __all__ = ["RegistryCelery", "TASK_MODULES", "app", "create_app"]
 
-#: Modules whose tasks a worker registers; the audit issue adds `tasks.audit`.
-TASK_MODULES = ["tasks.models", "tasks.records"]
+#: Modules whose tasks a worker registers.
+TASK_MODULES = ["tasks.models", "tasks.records", "tasks.audit"]
 
 
 class RegistryCelery(Celery):  # type: ignore[misc]

@@ -56,9 +56,21 @@ def task_routes() -> dict[str, dict[str, str]]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """Periodic tasks; the audit issue adds `audit.compact` and the retention purge here.
+    """Periodic tasks: audit compaction and the audit retention purge (queue `audit`).
 
-    Intervals come from `[audit] max_wait_seconds` and `purge_interval_seconds`; until those
-    tasks exist, beat runs only Celery's own result cleanup.
+    Each message expires after one interval, so a stopped audit worker does not come back
+    to a queue full of stale runs.
     """
-    return {}
+    audit = settings.audit
+    return {
+        "audit-compact": {
+            "task": "audit.compact",
+            "schedule": audit.compact_interval_seconds,
+            "options": {"expires": audit.compact_interval_seconds},
+        },
+        "audit-purge": {
+            "task": "audit.purge",
+            "schedule": audit.purge_interval_seconds,
+            "options": {"expires": audit.purge_interval_seconds},
+        },
+    }

@@ -1,0 +1,265 @@
+"""The stored forms of the audit trail: canonical entries, their hashes, and blocks.
+
+An entry's canonical form is its JSON with sorted keys and no spaces, without `seq` (the
+database assigns `seq` after the hash is taken). Its sha256 is stored with the pending entry.
+
+A block is a batch of entries as JSON lines (`{"seq":N,...canonical...}`), run through the
+codec it names. Its hash is the sha256 of a canonical header holding the previous block's
+hash, the codec, the seq range, the entry count, the index (time range, models, key filter)
+and the sha256 of the payload: changing any of them, or removing a block, breaks the chain.
+The key filter is a Bloom filter over the block's `(model, record id)` pairs and actors, so a
+history query opens only the blocks that may hold what it asks for.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .codecs import Codec
+from .errors import AuditIntegrityError
+from .tables import as_utc
+
+__all__ = [
+    "GENESIS_HASH",
+    "BlockIndex",
+    "KeyFilter",
+    "PendingLine",
+    "SealedBlock",
+    "actor_key",
+    "block_hash",
+    "canonical_entry",
+    "decode_lines",
+    "entry_hash",
+    "index_from_row",
+    "record_key",
+    "seal_block",
+    "split_lines",
+]
+
+#: The `prev_hash` of the first block ever written.
+GENESIS_HASH = "0" * 64
+#: Bloom filter size per key, in bits, and probes per key: about a 1% false-positive rate.
+_BITS_PER_KEY = 10
+_PROBES = 7
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_entry(
+    *,
+    model: str,
+    record_id: str,
+    operation: str,
+    user_id: str | None,
+    ts: datetime.datetime,
+    changes: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    ns: str,
+) -> bytes:
+    """The bytes an entry's hash covers; `ts` is taken as UTC (as the database returns it)."""
+    return _dumps(
+        {
+            "model": model,
+            "record_id": record_id,
+            "operation": operation,
+            "user_id": user_id,
+            "ts": as_utc(ts).isoformat(),
+            "changes": changes,
+            "metadata": metadata,
+            "ns": ns,
+        }
+    )
+
+
+def entry_hash(canonical: bytes) -> str:
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def record_key(model: str, record_id: str) -> str:
+    return f"r\x1f{model}\x1f{record_id}"
+
+
+def actor_key(user_id: str | None) -> str:
+    return f"u\x1f{user_id}"
+
+
+class KeyFilter:
+    """A Bloom filter: `may_contain` is False only for keys that were never added."""
+
+    def __init__(self, bits: bytearray) -> None:
+        self.bits = bits
+
+    @classmethod
+    def of(cls, keys: Iterable[str]) -> KeyFilter:
+        unique = set(keys)
+        size = max(8, -(-len(unique) * _BITS_PER_KEY // 8))
+        built = cls(bytearray(size))
+        for key in unique:
+            for position in built._positions(key):
+                built.bits[position >> 3] |= 1 << (position & 7)
+        return built
+
+    def may_contain(self, key: str) -> bool:
+        return all(self.bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+
+    def _positions(self, key: str) -> Iterator[int]:
+        # Double hashing: two 64-bit halves of one digest give every probe position.
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        first, second = int.from_bytes(digest[:8]), int.from_bytes(digest[8:]) | 1
+        size = len(self.bits) * 8
+        return ((first + i * second) % size for i in range(_PROBES))
+
+
+@dataclass(frozen=True)
+class BlockIndex:
+    """What a block holds, without opening it."""
+
+    first_seq: int
+    last_seq: int
+    entry_count: int
+    raw_bytes: int
+    first_ts: datetime.datetime
+    last_ts: datetime.datetime
+    #: model -> [entries, raw bytes]
+    model_counts: dict[str, list[int]]
+    key_filter: bytes
+
+    @property
+    def model_names(self) -> str:
+        return "," + ",".join(sorted(self.model_counts)) + ","
+
+
+@dataclass(frozen=True)
+class SealedBlock:
+    """A block ready to store: its index, codec, payload and place in the chain."""
+
+    index: BlockIndex
+    codec: str
+    payload: bytes
+    prev_hash: str
+    hash: str
+
+    def to_row(self, created_at: datetime.datetime) -> dict[str, Any]:
+        index = self.index
+        return {
+            "first_seq": index.first_seq,
+            "last_seq": index.last_seq,
+            "entry_count": index.entry_count,
+            "codec": self.codec,
+            "payload": self.payload,
+            "raw_bytes": index.raw_bytes,
+            "first_ts": index.first_ts,
+            "last_ts": index.last_ts,
+            "model_names": index.model_names,
+            "model_counts": index.model_counts,
+            "key_filter": index.key_filter,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "created_at": created_at,
+        }
+
+
+@dataclass(frozen=True)
+class PendingLine:
+    """One pending entry on its way into a block."""
+
+    seq: int
+    model: str
+    record_id: str
+    user_id: str | None
+    ts: datetime.datetime
+    #: The canonical entry with its seq: `{"seq":N,...}`.
+    line: bytes
+
+    @classmethod
+    def of(
+        cls, seq: int, model: str, record_id: str, user_id: str | None,
+        ts: datetime.datetime, canonical: bytes,
+    ) -> PendingLine:
+        # The canonical object is never empty, so `seq` goes in front of its first key.
+        return cls(seq, model, record_id, user_id, ts, b'{"seq":%d,' % seq + canonical[1:])
+
+
+def seal_block(lines: Sequence[PendingLine], codec: Codec, prev_hash: str) -> SealedBlock:
+    """Compress lines (in trail order) into a block chained to `prev_hash`."""
+    raw = b"".join([item.line + b"\n" for item in lines])
+    index = _index_of(lines, len(raw))
+    payload = codec.compress(raw)
+    digest = block_hash(prev_hash, codec.name, payload, index)
+    return SealedBlock(index, codec.name, payload, prev_hash, digest)
+
+
+def _index_of(lines: Sequence[PendingLine], raw_bytes: int) -> BlockIndex:
+    counts: dict[str, list[int]] = {}
+    keys: list[str] = []
+    for item in lines:
+        tally = counts.setdefault(item.model, [0, 0])
+        tally[0] += 1
+        tally[1] += len(item.line) + 1
+        keys.append(record_key(item.model, item.record_id))
+        keys.append(actor_key(item.user_id))
+    stamps = [item.ts for item in lines]
+    seqs = [item.seq for item in lines]
+    return BlockIndex(
+        first_seq=min(seqs),
+        last_seq=max(seqs),
+        entry_count=len(lines),
+        raw_bytes=raw_bytes,
+        first_ts=min(stamps),
+        last_ts=max(stamps),
+        model_counts=counts,
+        key_filter=bytes(KeyFilter.of(keys).bits),
+    )
+
+
+def block_hash(prev_hash: str, codec: str, payload: bytes, index: BlockIndex) -> str:
+    """The chain hash of a block: covers its predecessor, codec, payload and whole index."""
+    header = {
+        "prev_hash": prev_hash,
+        "codec": codec,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "first_seq": index.first_seq,
+        "last_seq": index.last_seq,
+        "entry_count": index.entry_count,
+        "raw_bytes": index.raw_bytes,
+        "first_ts": as_utc(index.first_ts).isoformat(),
+        "last_ts": as_utc(index.last_ts).isoformat(),
+        "model_counts": index.model_counts,
+        "key_filter_sha256": hashlib.sha256(index.key_filter).hexdigest(),
+    }
+    return hashlib.sha256(_dumps(header)).hexdigest()
+
+
+def index_from_row(row: Mapping[Any, Any]) -> BlockIndex:
+    return BlockIndex(
+        first_seq=row["first_seq"],
+        last_seq=row["last_seq"],
+        entry_count=row["entry_count"],
+        raw_bytes=row["raw_bytes"],
+        first_ts=row["first_ts"],
+        last_ts=row["last_ts"],
+        model_counts=row["model_counts"],
+        key_filter=bytes(row["key_filter"]),
+    )
+
+
+def split_lines(raw: bytes) -> list[bytes]:
+    """A decompressed payload's lines (each ends in a newline; JSON escapes any other)."""
+    return raw.split(b"\n")[:-1]
+
+
+def decode_lines(lines: Iterable[bytes], block_id: int) -> list[dict[str, Any]]:
+    """Entry lines as dicts; raises `AuditIntegrityError` for a line that is not JSON."""
+    try:
+        return [json.loads(line) for line in lines]
+    except ValueError:
+        raise AuditIntegrityError(
+            f"Audit block {block_id} holds a line that is not JSON.", block_id=block_id
+        ) from None

@@ -1,0 +1,163 @@
+"""Audit tasks on queue `audit` (its own worker, concurrency 1), and `records.as_of` on `crud`.
+
+    audit.compact(force=False)   -> {"blocks", "entries"} written
+    audit.purge()                -> {"blocks", "entries", "anchor_hash"} dropped by retention
+    audit.verify()               -> {"ok": true, ...} or {"ok": false, "block_id" | "pending_seq",
+                                    "reason"}
+    audit.stats(model=None)      -> {"entries", "blocks", "pending", "raw_bytes", "stored_bytes"}
+    audit.history(model, record_id=None, user_id=None, user_role="user", since=None,
+                  until=None, actor=None)          -> {"entries": [...]}, masked for the role
+    records.as_of(model, record_id, at, user_id, user_role)  -> the record as it was at `at`
+
+Times are ISO 8601 strings; one without an offset is UTC.
+
+Beat runs `audit.compact` every `audit.compact_interval_seconds` and `audit.purge` every
+`audit.purge_interval_seconds` (workers/config.py). Between those runs, a burst of writes
+should not wait for the schedule, but the write path is the domain, which may not enqueue
+tasks. So a `task_postrun` handler here counts successful `records.*` tasks in each worker
+process and, every `audit.threshold_check_every` of them, asks the database whether at least
+`audit.compact_threshold` entries are pending (a bounded index read); if so it enqueues
+`audit.compact`, at most once a second per process, with a short expiry. Duplicates from
+several processes are harmless: compactions are serialised by the chain lock, and one that
+finds too little to do returns at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+
+from registry.errors import ValidationFailed
+from workers.app import app
+
+from .base import RegistryTask
+
+__all__ = ["CompactionTrigger", "as_of", "compact", "history", "purge", "stats", "verify"]
+
+#: Seconds a threshold-triggered compaction message stays valid in the queue.
+TRIGGER_EXPIRES = 30.0
+
+
+@app.task(name="audit.compact", base=RegistryTask, bind=True)
+def compact(self: RegistryTask, force: bool = False) -> dict[str, int]:
+    return self.registry.audit_logger.compact(force=bool(force))
+
+
+@app.task(name="audit.purge", base=RegistryTask, bind=True)
+def purge(self: RegistryTask) -> dict[str, Any]:
+    return self.registry.audit_logger.purge()
+
+
+@app.task(name="audit.verify", base=RegistryTask, bind=True)
+def verify(self: RegistryTask) -> dict[str, Any]:
+    return self.registry.audit_logger.verify()
+
+
+@app.task(name="audit.stats", base=RegistryTask, bind=True)
+def stats(self: RegistryTask, model: str | None = None) -> dict[str, int]:
+    return self.registry.audit_logger.stats(model)
+
+
+@app.task(name="audit.history", base=RegistryTask, bind=True)
+def history(
+    self: RegistryTask,
+    model: str,
+    record_id: str | None = None,
+    user_id: str | None = None,
+    user_role: str = "user",
+    since: str | None = None,
+    until: str | None = None,
+    actor: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    entries = self.registry.history(
+        model, record_id, user_role,
+        since=parse_time("since", since), until=parse_time("until", until), actor=actor,
+    )
+    return {"entries": [entry.model_dump(mode="json") for entry in entries]}
+
+
+@app.task(name="records.as_of", base=RegistryTask, bind=True)
+def as_of(
+    self: RegistryTask, model: str, record_id: str, at: str, user_id: str | None, user_role: str
+) -> dict[str, Any]:
+    moment = parse_time("at", at)
+    assert moment is not None
+    return self.registry.as_of(model, record_id, moment, user_role)
+
+
+def parse_time(name: str, value: Any) -> datetime.datetime | None:
+    """An ISO 8601 argument as a UTC datetime; raises `ValidationFailed` naming the argument."""
+    if value is None and name != "at":
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            f"Argument {name!r} must be an ISO 8601 time such as '2026-11-26T10:30:00Z', "
+            f"not {value!r}.",
+            errors=[{"loc": [name], "msg": "not an ISO 8601 time", "type": "datetime"}],
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC)
+
+
+class CompactionTrigger:
+    """The `task_postrun` handler described in the module docstring."""
+
+    def __init__(
+        self,
+        pending_at_least: Callable[[int], bool],
+        send: Callable[[], Any],
+        *,
+        every: int,
+        threshold: int,
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pending_at_least = pending_at_least
+        self.send = send
+        self.every = every
+        self.threshold = threshold
+        self.min_interval = min_interval
+        self.clock = clock
+        self._count = 0
+        self._last_sent = -float("inf")
+        self._lock = threading.Lock()  # a threads pool runs handlers concurrently
+
+    def __call__(self, sender: Any = None, state: str | None = None, **_: Any) -> None:
+        name = getattr(sender, "name", "") or ""
+        if state != "SUCCESS" or not name.startswith("records.") or not self._due():
+            return
+        if self.pending_at_least(self.threshold):
+            self.send()
+
+    def _due(self) -> bool:
+        with self._lock:
+            self._count += 1
+            if self._count % self.every or self.clock() - self._last_sent < self.min_interval:
+                return False
+            self._last_sent = self.clock()
+            return True
+
+
+def _send_compaction() -> Any:
+    return compact.apply_async(expires=TRIGGER_EXPIRES)
+
+
+def _pending_at_least(count: int) -> bool:
+    return bool(app.registry.audit_logger.pending_at_least(count))
+
+
+trigger = CompactionTrigger(
+    _pending_at_least,
+    _send_compaction,
+    every=app.settings.audit.threshold_check_every,
+    threshold=app.settings.audit.compact_threshold,
+)
+signals.task_postrun.connect(trigger, weak=False)

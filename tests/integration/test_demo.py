@@ -1,0 +1,33 @@
+"""The README's first command: the whole flow on the embedded default, no services."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_the_product_scenario_through_a_worker(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DMR_")}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "records.read as user -> price '***'" in out
+    assert "records.update as admin -> price 899.99, version 2" in out
+    assert "records.history as user -> create" in out and "update" in out
+    median = float(re.search(r"median ([\d.]+) ms", out).group(1))
+    assert median < 100
+    assert "Worker stopped cleanly." in out
+    assert list(tmp_path.iterdir()) == []  # nothing left behind in the working directory

@@ -1,0 +1,176 @@
+"""The audit tasks in-process (as a worker runs them), the threshold trigger, beat and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from kombu.utils.json import dumps
+from pydantic import BaseModel
+
+from registry import DynamicModelRegistry, RecordNotFound, Settings, ValidationFailed
+from registry.tables import audit_outbox
+from tasks.audit import CompactionTrigger, parse_time
+from tasks.base import JSONResult
+from workers import cli
+from workers.app import app
+from workers.config import beat_schedule
+
+app.loader.import_default_modules()
+
+
+class Product(BaseModel):
+    name: str
+    price: float
+
+
+PERMISSIONS = {"fields": {"price": {"read_roles": ["admin"], "mask": "redact"}}}
+
+
+@pytest.fixture
+def registry() -> Iterator[DynamicModelRegistry]:
+    registry = DynamicModelRegistry(
+        settings=Settings().with_overrides(audit={"batch_size": 2})
+    )
+    registry.register_model("Product", Product, permissions=PERMISSIONS)
+    app.use_registry(registry)
+    yield registry
+    app.close_registry()
+
+
+def run(name: str, /, **kwargs: Any) -> Any:
+    result = app.tasks[name].apply(kwargs=kwargs)
+    if result.failed():
+        raise result.result
+    assert isinstance(result.result, JSONResult)
+    return json.loads(dumps(result.result))
+
+
+def test_audit_tasks_compact_verify_stats_and_purge(registry: DynamicModelRegistry) -> None:
+    for i in range(5):
+        registry.create("Product", {"name": f"p{i}", "price": 2.0}, "u1", "admin")
+
+    assert run("audit.compact") == {"blocks": 2, "entries": 4}
+    assert run("audit.compact", force=True) == {"blocks": 1, "entries": 1}
+    stats = run("audit.stats")
+    assert (stats["entries"], stats["blocks"], stats["pending"]) == (5, 3, 0)
+    assert run("audit.stats", model="Other")["entries"] == 0
+    assert run("audit.verify")["ok"] is True
+    assert run("audit.purge")["blocks"] == 0  # nothing is 90 days old
+
+
+def test_audit_history_task_filters_and_masks(registry: DynamicModelRegistry) -> None:
+    record = registry.create("Product", {"name": "a", "price": 2.0}, "alice", "admin")
+    registry.update("Product", record["id"], {"price": 3.0}, "bob", "admin")
+    run("audit.compact", force=True)
+    registry.create("Product", {"name": "b", "price": 4.0}, "alice", "admin")
+
+    by_record = run("audit.history", model="Product", record_id=record["id"],
+                    user_id="u9", user_role="user")["entries"]
+    assert [e["operation"] for e in by_record] == ["create", "update"]
+    assert by_record[1]["changes"]["price"] == {"old": "***", "new": "***"}
+    by_actor = run("audit.history", model="Product", user_role="admin", actor="alice")
+    assert [e["changes"]["name"]["new"] for e in by_actor["entries"]] == ["a", "b"]
+    later = by_record[1]["timestamp"]
+    since = run("audit.history", model="Product", user_role="admin", since=later)["entries"]
+    assert [e["operation"] for e in since] == ["update", "create"]
+    with pytest.raises(ValidationFailed, match="'since' must be an ISO 8601 time"):
+        run("audit.history", model="Product", user_role="admin", since="yesterday")
+
+
+def test_records_as_of_task(registry: DynamicModelRegistry) -> None:
+    record = registry.create("Product", {"name": "a", "price": 2.0}, "u1", "admin")
+    [created] = registry.history("Product", record["id"], user_role="admin")
+    registry.delete("Product", record["id"], "u1", "admin")
+
+    at = created.timestamp.isoformat()
+    then = run("records.as_of", model="Product", record_id=record["id"], at=at,
+               user_id="u2", user_role="user")
+    assert then["name"] == "a" and then["price"] == "***"
+    with pytest.raises(RecordNotFound):
+        run("records.as_of", model="Product", record_id=record["id"],
+            at="2000-01-01T00:00:00", user_id="u2", user_role="admin")
+
+
+def test_parse_time_takes_iso_8601_and_naive_means_utc() -> None:
+    assert parse_time("since", None) is None
+    assert parse_time("at", "2026-01-01T10:00:00").isoformat() == "2026-01-01T10:00:00+00:00"
+    assert parse_time("at", "2026-01-01T12:00:00+02:00").hour == 10
+    with pytest.raises(ValidationFailed, match="'at'"):
+        parse_time("at", None)
+
+
+class FakeTask:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_the_trigger_checks_every_n_record_tasks_and_sends_at_most_once_a_second() -> None:
+    now = [100.0]
+    checks: list[int] = []
+    sent: list[int] = []
+
+    def pending_at_least(count: int) -> bool:
+        checks.append(count)
+        return True
+
+    trigger = CompactionTrigger(pending_at_least, lambda: sent.append(1), every=3,
+                                threshold=50, clock=lambda: now[0])
+    for _ in range(3):
+        trigger(sender=FakeTask("records.create"), state="SUCCESS")
+    assert checks == [50] and len(sent) == 1
+    trigger(sender=FakeTask("audit.compact"), state="SUCCESS")
+    trigger(sender=FakeTask("records.create"), state="FAILURE")
+    for _ in range(3):
+        trigger(sender=FakeTask("records.update"), state="SUCCESS")
+    assert len(sent) == 1  # within the second
+    now[0] += 1.5
+    for _ in range(3):
+        trigger(sender=FakeTask("records.update"), state="SUCCESS")
+    assert len(sent) == 2
+
+
+def test_the_trigger_sends_nothing_below_the_threshold(registry: DynamicModelRegistry) -> None:
+    sent: list[int] = []
+    trigger = CompactionTrigger(registry.audit_logger.pending_at_least, lambda: sent.append(1),
+                                every=1, threshold=2, min_interval=0)
+    registry.create("Product", {"name": "a", "price": 2.0}, "u1", "admin")
+    trigger(sender=FakeTask("records.create"), state="SUCCESS")
+    assert sent == []
+    registry.create("Product", {"name": "b", "price": 2.0}, "u1", "admin")
+    trigger(sender=FakeTask("records.create"), state="SUCCESS")
+    assert sent == [1]
+
+
+def test_beat_runs_compaction_and_purge_on_the_audit_queue() -> None:
+    settings = Settings().with_overrides(
+        audit={"compact_interval_seconds": 3, "purge_interval_seconds": 600}
+    )
+    schedule = beat_schedule(settings)
+    assert schedule["audit-compact"]["task"] == "audit.compact"
+    assert schedule["audit-compact"]["schedule"] == 3
+    assert schedule["audit-purge"]["schedule"] == 600
+    for name in ("audit.compact", "audit.purge"):
+        assert app.amqp.router.route({}, name)["queue"].name == "audit"
+
+
+def test_the_command_line_verifies_the_trail(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'dmr.sqlite3'}"
+    monkeypatch.setenv("DMR_DATABASE_URL", url)
+    registry = DynamicModelRegistry(url)
+    registry.register_model("Product", Product)
+    registry.create("Product", {"name": "a", "price": 2.0}, "u1", "admin")
+
+    assert cli.main(["audit-verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == 1
+
+    with registry.database.write() as conn:
+        conn.execute(sa.update(audit_outbox).values(user_id="mallory"))
+    assert cli.main(["audit-verify"]) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False
+    registry.close()
