@@ -9,7 +9,8 @@ one configuration and differ only in what a task does:
 - `bench.raw_insert(name, price, description, is_active)` validates its keyword arguments
   with a small Pydantic model and inserts one row with SQLAlchemy Core in its own
   transaction, returning the new id. Its engine is created in the process that runs it,
-  after the fork, from the same `database.url` setting as the registry's.
+  after the fork, from the same `database.url` and `database.pool_size` settings as the
+  registry's; as a bare baseline it has SQLAlchemy's defaults (no `pool_pre_ping`).
 
 Neither name has a route, so both land on the default queue, `crud`, which the bench
 producer also names explicitly.

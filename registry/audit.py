@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
-from .audit_blocks import canonical_entry, entry_hash
+from .audit_blocks import entry_body, entry_hash, json_text
 from .audit_trail import AuditTrail, CompactionPolicy, TrailQuery
 from .codecs import codec_for
 from .database import Database
@@ -296,7 +296,12 @@ def _updated_stamp(entry: AuditEntry, system: Mapping[str, Any]) -> dict[str, An
 
 
 def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
-    row["entry_hash"] = entry_hash(canonical_entry(**row))
+    body = entry_body(
+        model=row["model"], record_id=row["record_id"], operation=row["operation"],
+        user_id=row["user_id"], ts=row["ts"], changes_json=json_text(row["changes"]),
+        metadata_json=json_text(row["metadata"]), ns=row["ns"],
+    )
+    row["entry_hash"] = entry_hash(body)
     return row
 
 

@@ -1,14 +1,19 @@
-"""The stored forms of the audit trail: canonical entries, their hashes, and blocks.
+"""The stored forms of the audit trail: entry bodies, their hashes, and blocks.
 
-An entry's canonical form is its JSON with sorted keys and no spaces, without `seq` (the
-database assigns `seq` after the hash is taken). Its sha256 is stored with the pending entry.
+An entry's body is one JSON object: its fields in a fixed order, with `changes` and `metadata`
+as the exact JSON text the outbox's JSON columns hold (SQLAlchemy's default serializer,
+`json.dumps`; PostgreSQL's `json` type and SQLite keep text as written). Its sha256 is stored
+with the pending entry. Compaction and verification read that text back and rebuild the body
+without decoding any JSON, which is most of what makes compaction fast; a database that
+rewrote the text (a JSONB column, another serializer) would fail every check at once, loudly.
 
-A block is a batch of entries as JSON lines (`{"seq":N,...canonical...}`), run through the
-codec it names. Its hash is the sha256 of a canonical header holding the previous block's
-hash, the codec, the seq range, the entry count, the index (time range, models, key filter)
-and the sha256 of the payload: changing any of them, or removing a block, breaks the chain.
-The key filter is a Bloom filter over the block's `(model, record id)` pairs and actors, so a
-history query opens only the blocks that may hold what it asks for.
+A block is a batch of entry bodies as JSON lines (`{"seq":N,...body...}`, each ending in a
+newline), run through the codec it names. Its hash is the sha256 of a canonical header
+holding the previous block's hash, the codec, the seq range, the entry count, the index (time
+range, models, key filter) and the sha256 of the payload: changing any of them, or removing a
+block, breaks the chain. The key filter is a Bloom filter over the block's `(model, record
+id)` pairs and actors, so a history query opens only the blocks that may hold what it asks
+for.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from .codecs import Codec
@@ -32,10 +38,11 @@ __all__ = [
     "SealedBlock",
     "actor_key",
     "block_hash",
-    "canonical_entry",
     "decode_lines",
+    "entry_body",
     "entry_hash",
     "index_from_row",
+    "json_text",
     "record_key",
     "seal_block",
     "split_lines",
@@ -49,37 +56,42 @@ _PROBES = 7
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def canonical_entry(
+def json_text(value: Any) -> str:
+    """A value as the outbox's JSON columns store it."""
+    return json.dumps(value)
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def entry_body(
     *,
     model: str,
     record_id: str,
     operation: str,
     user_id: str | None,
     ts: datetime.datetime,
-    changes: Mapping[str, Any],
-    metadata: Mapping[str, Any],
+    changes_json: str,
+    metadata_json: str,
     ns: str,
 ) -> bytes:
-    """The bytes an entry's hash covers; `ts` is taken as UTC (as the database returns it)."""
-    return _dumps(
-        {
-            "model": model,
-            "record_id": record_id,
-            "operation": operation,
-            "user_id": user_id,
-            "ts": as_utc(ts).isoformat(),
-            "changes": changes,
-            "metadata": metadata,
-            "ns": ns,
-        }
-    )
+    """The bytes an entry's hash covers; `ts` is taken as UTC, as the database returns it."""
+    if ts.tzinfo is not datetime.UTC:  # the database's values already are; skip the work
+        ts = as_utc(ts)
+    return (
+        f'{{"model":{_string(model)},"record_id":{_string(record_id)},'
+        f'"operation":{_string(operation)},"user_id":{_string(user_id)},'
+        f'"ts":"{ts.isoformat()}","changes":{changes_json},'
+        f'"metadata":{metadata_json},"ns":{_string(ns)}}}'
+    ).encode()
 
 
-def entry_hash(canonical: bytes) -> str:
-    return hashlib.sha256(canonical).hexdigest()
+def entry_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def record_key(model: str, record_id: str) -> str:
@@ -175,16 +187,16 @@ class PendingLine:
     record_id: str
     user_id: str | None
     ts: datetime.datetime
-    #: The canonical entry with its seq: `{"seq":N,...}`.
+    #: The entry's body with its seq: `{"seq":N,...}`.
     line: bytes
 
     @classmethod
     def of(
         cls, seq: int, model: str, record_id: str, user_id: str | None,
-        ts: datetime.datetime, canonical: bytes,
+        ts: datetime.datetime, body: bytes,
     ) -> PendingLine:
-        # The canonical object is never empty, so `seq` goes in front of its first key.
-        return cls(seq, model, record_id, user_id, ts, b'{"seq":%d,' % seq + canonical[1:])
+        # `seq` goes in front of the body's first key.
+        return cls(seq, model, record_id, user_id, ts, b'{"seq":%d,' % seq + body[1:])
 
 
 def seal_block(lines: Sequence[PendingLine], codec: Codec, prev_hash: str) -> SealedBlock:

@@ -501,7 +501,7 @@ class StorageContract:
     def test_another_process_loads_an_equivalent_model(
         self, make_registry: Callable[..., DynamicModelRegistry], database_url: str
     ) -> None:
-        from tests.unit.test_schema import GOOD_PRODUCT, TRIALS, outcome
+        from tests.unit.test_schema import GOOD_PRODUCT
         from tests.unit.test_schema import Product as BroadProduct
 
         registry = make_registry()
@@ -514,14 +514,24 @@ class StorageContract:
             cwd=Path(__file__).resolve().parent.parent,
         )
         theirs = json.loads(other.stdout)
-        ours = [
-            [name, repr(value), outcome(BroadProduct, {**GOOD_PRODUCT, name: value}, name)]
-            for name, values in TRIALS.items()
-            for value in values
-        ]
+        ours = trial_outcomes(BroadProduct)
         assert len(ours) > 100
         assert theirs["outcomes"] == json.loads(json.dumps(ours))
         assert registry.read("Broad", theirs["created"], user_role="admin")["name"] == "widget"
+
+
+def trial_outcomes(model: type[BaseModel]) -> list[list[Any]]:
+    """[field, value tried, outcome] for every trial value of the broad schema test model."""
+    from tests.unit.test_schema import GOOD_PRODUCT, TRIALS, outcome
+
+    found = []
+    for name, values in TRIALS.items():
+        for value in values:
+            result = outcome(model, {**GOOD_PRODUCT, name: value}, name)
+            if isinstance(result, list) and name == "labels":  # a set: its order is arbitrary
+                result = sorted(result)
+            found.append([name, repr(value), result])
+    return found
 
 
 #: Run in a separate Python process: open the registry database named in argv[1], validate the
@@ -529,13 +539,10 @@ class StorageContract:
 OTHER_PROCESS = """
 import json, sys
 from registry import DynamicModelRegistry
-from tests.unit.test_schema import GOOD_PRODUCT, TRIALS, outcome
+from tests.storage_contract import trial_outcomes
+from tests.unit.test_schema import GOOD_PRODUCT
 registry = DynamicModelRegistry(sys.argv[1])
-model = registry.models["Broad"]
-outcomes = [
-    [name, repr(value), outcome(model, {**GOOD_PRODUCT, name: value}, name)]
-    for name, values in TRIALS.items() for value in values
-]
+outcomes = trial_outcomes(registry.models["Broad"])
 created = registry.create("Broad", GOOD_PRODUCT, user_role="admin")
 print(json.dumps({"outcomes": outcomes, "created": created["id"]}))
 """

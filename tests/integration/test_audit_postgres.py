@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registry import DynamicModelRegistry, Settings
+from registry.audit_blocks import split_lines
 from registry.codecs import codec_for
 from registry.tables import audit_blocks, audit_outbox
 
@@ -53,17 +54,24 @@ def trail(registry: DynamicModelRegistry) -> list[list[dict[str, Any]]]:
     with registry.database.read() as conn:
         blocks = conn.execute(sa.select(audit_blocks).order_by(audit_blocks.c.id)).mappings()
         return [
-            [json.loads(line) for line in codec_for(b["codec"]).decompress(b["payload"]).splitlines()]
+            [json.loads(line) for line in split_lines(decompress(b["codec"], b["payload"]))]
             for b in blocks
         ]
 
 
+def decompress(codec: str, payload: bytes) -> bytes:
+    return codec_for(codec).decompress(payload)
+
+
 def pending_seqs(registry: DynamicModelRegistry) -> list[int]:
     with registry.database.read() as conn:
-        return list(conn.execute(sa.select(audit_outbox.c.seq).order_by(audit_outbox.c.seq)).scalars())
+        query = sa.select(audit_outbox.c.seq).order_by(audit_outbox.c.seq)
+        return list(conn.execute(query).scalars())
 
 
-def write_items(url: str, writes: list[int], stop: threading.Event, errors: list[BaseException]) -> None:
+def write_items(
+    url: str, writes: list[int], stop: threading.Event, errors: list[BaseException]
+) -> None:
     registry = open_registry(url)
     try:
         while not stop.is_set():

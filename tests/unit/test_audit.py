@@ -19,9 +19,9 @@ from registry import (
     PermissionDenied,
     RecordNotFound,
     Settings,
+    audit_trail,
 )
-from registry import audit_trail
-from registry.audit_blocks import GENESIS_HASH, KeyFilter, record_key
+from registry.audit_blocks import GENESIS_HASH, KeyFilter, record_key, split_lines
 from registry.codecs import codec_for
 from registry.tables import audit_blocks, audit_chain, audit_outbox
 
@@ -92,7 +92,8 @@ def create(registry: DynamicModelRegistry, n: int = 1, user: str = "u1") -> list
 
 def rows(registry: DynamicModelRegistry, table: sa.Table) -> list[Any]:
     with registry.database.read() as conn:
-        return list(conn.execute(sa.select(table).order_by(table.c[table.primary_key.columns.keys()[0]])).mappings())
+        key = next(iter(table.primary_key.columns))
+        return list(conn.execute(sa.select(table).order_by(key)).mappings())
 
 
 def execute(registry: DynamicModelRegistry, statement: Any) -> None:
@@ -104,7 +105,7 @@ def block_seqs(registry: DynamicModelRegistry) -> list[list[int]]:
     found = []
     for row in rows(registry, audit_blocks):
         raw = codec_for(row["codec"]).decompress(row["payload"])
-        found.append([json.loads(line)["seq"] for line in raw.splitlines()])
+        found.append([json.loads(line)["seq"] for line in split_lines(raw)])
     return found
 
 
@@ -183,7 +184,7 @@ def test_compression_off_keeps_plain_json_lines_still_chained(clock: Clock) -> N
 
     blocks = rows(registry, audit_blocks)
     assert {b["codec"] for b in blocks} == {"none"}
-    first = json.loads(blocks[0]["payload"].splitlines()[0])
+    first = json.loads(split_lines(blocks[0]["payload"])[0])
     assert first["record_id"] == ids[0] and first["changes"]["name"]["new"] == "p0"
     assert blocks[1]["prev_hash"] == blocks[0]["hash"]
     assert registry.audit_logger.verify()["ok"] is True
@@ -473,3 +474,14 @@ def test_pending_at_least_reads_a_bounded_count(registry: DynamicModelRegistry) 
     create(registry, 3)
     assert registry.audit_logger.pending_at_least(3)
     assert not registry.audit_logger.pending_at_least(4)
+
+
+def test_seq_keeps_growing_after_compaction_empties_the_outbox(
+    registry: DynamicModelRegistry,
+) -> None:
+    create(registry, 3)
+    registry.audit_logger.compact(force=True)
+    assert rows(registry, audit_outbox) == []
+    create(registry, 1)
+    [pending] = rows(registry, audit_outbox)
+    assert pending["seq"] == 4  # never a seq that a block already holds
