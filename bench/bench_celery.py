@@ -44,7 +44,7 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from registry.settings import Settings
 from tasks.client import RegistryClient
 
-from .bench_create import DEFAULT_POSTGRES, Product, raw_table, rows
+from .celery_workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
 from .cpu_usage import GROUPS, CpuMeter
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -286,9 +286,7 @@ def run_broker(broker: str, database_url: str, args: argparse.Namespace, logs: P
 
 def create_raw_table(database_url: str) -> None:
     engine = sa.create_engine(database_url)
-    metadata = sa.MetaData()
-    raw_table(metadata)
-    metadata.create_all(engine)
+    RAW_TABLE.create(engine)
     engine.dispose()
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from registry import DynamicModelRegistry, Settings
 from registry.audit import utc_now as utc_now_for_bench
-from registry.tables import UTCDateTime
+from registry.records import RecordTable
 
 GOAL = 0.60
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -44,21 +44,9 @@ def rows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def raw_table(metadata: sa.MetaData) -> sa.Table:
-    return sa.Table(
-        "bench_raw_product",
-        metadata,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
-        sa.Column("created_by", sa.String(200)),
-        sa.Column("updated_by", sa.String(200)),
-        sa.Column("name", sa.Text),
-        sa.Column("price", sa.Double),
-        sa.Column("description", sa.Text),
-        sa.Column("is_active", sa.Boolean),
-    )
+def raw_table() -> sa.Table:
+    """A table of exactly the shape `create` writes to, under another name."""
+    return RecordTable.for_model("BenchRaw", Product).table
 
 
 def run_raw(engine: sa.Engine, table: sa.Table, data: list[dict[str, Any]]) -> float:
@@ -95,9 +83,8 @@ def measure(
     settings = Settings().with_overrides(database={"sqlite_synchronous": synchronous})
     registry = DynamicModelRegistry(url, settings=settings)
     registry.register_model("Product", Product)
-    metadata = sa.MetaData()
-    table = raw_table(metadata)
-    metadata.create_all(registry.database.engine)
+    table = raw_table()
+    table.create(registry.database.engine)
     data = rows(count)
     run_raw(registry.database.engine, table, data[:100])  # warm both paths up
     run_create(registry, data[:100])

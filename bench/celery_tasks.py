@@ -28,11 +28,9 @@ from celery import signals
 from registry.audit import utc_now
 from workers.app import app
 
-from .bench_create import Product, raw_table
+from .celery_workload import RAW_TABLE, Product
 
-__all__ = ["RAW_TABLE", "app", "noop", "raw_insert"]
-
-RAW_TABLE = raw_table(sa.MetaData())
+__all__ = ["app", "noop", "raw_insert"]
 
 
 class _RawEngine:

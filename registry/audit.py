@@ -296,10 +296,13 @@ def _updated_stamp(entry: AuditEntry, system: Mapping[str, Any]) -> dict[str, An
 
 
 def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
+    # The JSON text is made once: the hash covers it and the outbox stores it as it is.
+    row["changes"] = json_text(row["changes"])
+    row["metadata"] = json_text(row["metadata"])
     body = entry_body(
         model=row["model"], record_id=row["record_id"], operation=row["operation"],
-        user_id=row["user_id"], ts=row["ts"], changes_json=json_text(row["changes"]),
-        metadata_json=json_text(row["metadata"]), ns=row["ns"],
+        user_id=row["user_id"], ts=row["ts"], changes_json=row["changes"],
+        metadata_json=row["metadata"], ns=row["ns"],
     )
     row["entry_hash"] = entry_hash(body)
     return row

@@ -7,6 +7,7 @@ meanwhile. An in-memory URL gets one shared connection, so a registry sees its o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,8 @@ __all__ = ["Database"]
 
 #: Seconds a SQLite connection waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT = 30
+#: Seconds a pooled PostgreSQL connection may sit unused before it is pinged on checkout.
+IDLE_PING_SECONDS = 10.0
 
 
 class Database:
@@ -63,9 +66,15 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection inside a read transaction (one consistent snapshot on PostgreSQL)."""
+        """A connection inside a transaction that writes nothing (READ COMMITTED on PostgreSQL)."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A connection in autocommit: for one read that needs no transaction around it."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """Lock the selected rows until commit; SQLite's write transaction already holds a lock."""
@@ -81,9 +90,9 @@ def _create_engine(
     # Statement parameters are record values, and may be secrets; errors and logs that quote
     # them can end up in task results (Invariant 4).
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(
-            url, pool_size=pool_size, pool_pre_ping=True, echo=echo, hide_parameters=True
-        )
+        engine = sa.create_engine(url, pool_size=pool_size, echo=echo, hide_parameters=True)
+        _ping_connections_that_sat_idle(engine)
+        return engine
     in_memory = url.database in (None, "", ":memory:")
     options: dict[str, Any] = {
         "echo": echo,
@@ -95,6 +104,27 @@ def _create_engine(
     engine = sa.create_engine(url, **options)
     _take_over_sqlite_transactions(engine, wal=not in_memory, synchronous=sqlite_synchronous)
     return engine
+
+
+def _ping_connections_that_sat_idle(engine: Engine) -> None:
+    # pool_pre_ping would cost a round trip before every transaction, which is a third of a
+    # create. A connection in steady use is known to be alive; only one that sat in the pool
+    # longer than IDLE_PING_SECONDS is pinged, and replaced if the server has gone away (a
+    # connection that dies while in use is invalidated by SQLAlchemy and the task retried).
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["dmr_checked_in"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("dmr_checked_in")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise sa.exc.DisconnectionError("The pooled connection is gone.") from exc
 
 
 def _take_over_sqlite_transactions(engine: Engine, *, wal: bool, synchronous: str) -> None:

@@ -1,11 +1,12 @@
-"""Writes that PostgreSQL runs as one statement, to spend one network round trip, not four.
+"""Work that PostgreSQL runs as one statement, to spend one network round trip, not four.
 
 A create must check the registry version, insert the record, insert its audit outbox entry
 and, when given, its idempotency key. On PostgreSQL these become data-modifying CTEs of one
 statement: the record is inserted only if the registry version still equals the version the
 caller validated against, and the statement returns the version it saw. A caller that finds
 nothing inserted reloads its registry and tries again, so Invariant 2 holds without a separate
-version query. (SQLite runs in-process, where round trips cost nothing, and has no
+version query. A read likewise returns the record with the registry version beside it, and
+needs no transaction. (SQLite runs in-process, where round trips cost nothing, and has no
 data-modifying CTEs; it takes the plain path.)
 """
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from .records import RecordTable
 from .tables import audit_outbox, idempotency_keys, registry_state
 
-__all__ = ["AUDIT_COLUMNS", "KEY_COLUMNS", "create_statement"]
+__all__ = ["AUDIT_COLUMNS", "KEY_COLUMNS", "create_statement", "read_statement"]
 
 AUDIT_COLUMNS = (
     "model", "record_id", "operation", "user_id", "ts", "changes", "metadata", "ns", "entry_hash",
@@ -66,3 +67,15 @@ def create_statement(records: RecordTable, *, with_key: bool) -> sa.Select[Any]:
         key = sa.insert(idempotency_keys).from_select(list(KEY_COLUMNS), key_values).cte("idem")
         statement = statement.add_cte(key)
     return statement
+
+
+def read_statement(records: RecordTable) -> sa.Select[Any]:
+    """One record by `record_id`, with the registry version as `dmr_registry_version`. The
+    caller trusts the row only if that version is the one its cached model belongs to."""
+    table = records.table
+    version = (
+        sa.select(registry_state.c.version).where(registry_state.c.id == 1).scalar_subquery()
+    )
+    return sa.select(version.label("dmr_registry_version"), table).where(
+        table.c.id == sa.bindparam("record_id")
+    )

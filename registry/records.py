@@ -93,6 +93,13 @@ class RecordTable:
     def insert(self) -> sa.Insert:
         return sa.insert(self.table)
 
+    @functools.cached_property
+    def pg_read(self) -> sa.Select[Any]:
+        """The one-statement read for PostgreSQL (see `pg_statements`)."""
+        from .pg_statements import read_statement
+
+        return read_statement(self)
+
     def pg_create(self, *, with_key: bool) -> sa.Select[Any]:
         """The one-statement create for PostgreSQL (see `pg_statements`)."""
         return self._pg_create_statements[with_key]

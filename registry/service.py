@@ -244,6 +244,10 @@ class RecordService:
     def read(
         self, model_name: str, record_id: str, user_id: str | None, user_role: str
     ) -> dict[str, Any]:
+        if self.database.is_postgresql:
+            quick = self._read_in_one_statement(model_name, str(record_id), user_role)
+            if quick is not None:
+                return quick
         with self.database.read() as conn:
             entry = self.models.resolve(conn, model_name)
             entry.permissions.require(user_role, Permission.READ)
@@ -252,6 +256,26 @@ class RecordService:
             if found is None:
                 raise _not_found(entry, record_id)
             return entry.permissions.view(entry.records.to_record(found), user_role)
+
+    def _read_in_one_statement(
+        self, model_name: str, record_id: str, user_role: str
+    ) -> dict[str, Any] | None:
+        """The record read together with the registry version, in one round trip and no
+        transaction; None when the cached model may be stale or the record is missing, for
+        the full path to decide (see `pg_statements`)."""
+        entry, seen_version = self.models.peek(model_name)
+        if entry is None:
+            return None
+        try:
+            with self.database.single_statement() as conn:
+                row = conn.execute(entry.records.pg_read, {"record_id": record_id})
+                found = row.mappings().first()
+        except sa.exc.ProgrammingError:  # the table changed under a stale cache
+            return None
+        if found is None or found["dmr_registry_version"] != seen_version:
+            return None
+        entry.permissions.require(user_role, Permission.READ)
+        return entry.permissions.view(entry.records.to_record(found), user_role)
 
     def list(
         self,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "JSONText",
     "JSONType",
     "UTCDateTime",
     "DecimalType",
@@ -65,6 +67,25 @@ class DecimalType(sa.TypeDecorator[decimal.Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
         return decimal.Decimal(value) if value is not None else None
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """JSON stored as the exact text it was written as (a `str` is taken to be JSON text).
+
+    The audit outbox keeps each entry's JSON this way: its hash covers that text, so the text
+    is made once, hashed and stored, never encoded twice or reformatted by the database.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return json.loads(value) if value is not None else None
 
 
 def as_utc(value: datetime.datetime) -> datetime.datetime:
@@ -130,8 +151,8 @@ audit_outbox = sa.Table(
     sa.Column("operation", sa.String(16), nullable=False),
     sa.Column("user_id", sa.String(200)),
     sa.Column("ts", UTCDateTime, nullable=False),
-    sa.Column("changes", JSONType, nullable=False),
-    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("changes", JSONText, nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
     sa.Column("ns", sa.String(64), nullable=False),
     # sha256 of the entry's canonical JSON (registry/audit_blocks.py), written with the entry:
     # a pending entry changed afterwards no longer matches it, which verification reports and

@@ -501,7 +501,6 @@ class StorageContract:
     def test_another_process_loads_an_equivalent_model(
         self, make_registry: Callable[..., DynamicModelRegistry], database_url: str
     ) -> None:
-        from tests.unit.test_schema import GOOD_PRODUCT
         from tests.unit.test_schema import Product as BroadProduct
 
         registry = make_registry()

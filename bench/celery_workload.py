@@ -1,0 +1,36 @@
+"""What `bench.bench_celery` sends and its workers write: one Product model, its rows, and
+the bare baseline's table.
+
+Kept apart from `bench.celery_tasks` so that the producer never imports worker code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+
+from registry.records import RecordTable
+
+__all__ = ["DEFAULT_POSTGRES", "RAW_TABLE", "Product", "rows"]
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+class Product(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    price: float = Field(gt=0)
+    description: str = ""
+    is_active: bool = True
+
+
+#: A table of exactly the shape `records.create` writes `Product` to, under another name.
+RAW_TABLE: sa.Table = RecordTable.for_model("BenchRaw", Product).table
+
+
+def rows(count: int) -> list[dict[str, Any]]:
+    return [
+        {"name": f"product {i}", "price": 1.0 + i, "description": "a" * 40, "is_active": i % 2 == 0}
+        for i in range(count)
+    ]
