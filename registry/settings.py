@@ -100,6 +100,9 @@ class CelerySettings(_Section):
     result_timeout: float = Field(default=30.0, gt=0)
     #: Retries of a task that failed because the database was unreachable.
     max_retries: int = Field(default=5, ge=0)
+    #: Redis broker only: seconds after which a message taken but never acknowledged (its
+    #: worker died) is delivered again. Longer than the longest task; writes are idempotent.
+    visibility_timeout: float = Field(default=300.0, gt=0)
     #: Longest wait between two of those retries, in seconds (the backoff doubles up to it).
     retry_backoff_max: float = Field(default=30.0, gt=0)
     #: Queues a worker consumes when its command line names none.

@@ -16,6 +16,7 @@ __all__ = ["wire_config"]
 def wire_config(settings: CelerySettings) -> dict[str, Any]:
     """Celery configuration shared by every process that sends or runs the project's tasks."""
     return {
+        **_broker_options(settings),
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         # Invariant 6: JSON on the wire and in the result store; pickle is never accepted.
@@ -28,4 +29,23 @@ def wire_config(settings: CelerySettings) -> dict[str, Any]:
         "result_expires": settings.result_expires,
         # Flower learns a task's (redacted) arguments from the sent event.
         "task_send_sent_event": True,
+    }
+
+
+def _broker_options(settings: CelerySettings) -> dict[str, Any]:
+    # Redis has no acknowledgements of its own: kombu keeps taken messages aside and puts them
+    # back once they are older than the visibility timeout (Celery's default is an hour). It
+    # looks for such messages only every interval x throttle seconds (100 by default), so a
+    # dead worker's messages would wait that long on top; look a few times per timeout, at
+    # most every 10 s. Other transports take no such options (the SQLAlchemy one would pass
+    # them to its engine).
+    if settings.broker_url.split(":", 1)[0] not in ("redis", "rediss"):
+        return {}
+    timeout = settings.visibility_timeout
+    return {
+        "broker_transport_options": {
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": max(1, min(10, round(timeout / 3))),
+            "unacked_restore_throttle": 1,
+        }
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,13 @@ class Product(BaseModel):
 
 PERMISSIONS = {"fields": {"price": {"read_roles": ["admin"], "mask": "redact"}}}
 
+
+
+@pytest.fixture(autouse=True)
+def _results_stay_out_of_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Running a task in-process opens the configured result backend, by default a SQLite
+    # file relative to the working directory.
+    monkeypatch.chdir(tmp_path)
 
 @pytest.fixture
 def registry() -> Iterator[DynamicModelRegistry]:

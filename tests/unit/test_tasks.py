@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,13 @@ TASK_NAMES = {
     "audit.history",
 }
 
+
+
+@pytest.fixture(autouse=True)
+def _results_stay_out_of_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Running a task in-process opens the configured result backend, by default a SQLite
+    # file relative to the working directory.
+    monkeypatch.chdir(tmp_path)
 
 @pytest.fixture
 def registry() -> Iterator[DynamicModelRegistry]:
