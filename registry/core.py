@@ -295,6 +295,12 @@ class DynamicModelRegistry:
             )
         return entry.permissions.view(record, user_role)
 
+    def purge_idempotency_keys(self, days: int | None = None) -> int:
+        """Drop idempotency keys older than `days` (default `models.idempotency_retention_days`);
+        returns how many were dropped."""
+        keep = self.settings.models.idempotency_retention_days if days is None else days
+        return self.records.purge_idempotency_keys(self.clock() - datetime.timedelta(days=keep))
+
     # -- sync ---------------------------------------------------------------------------
 
     def refresh(self) -> bool:

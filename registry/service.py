@@ -9,6 +9,7 @@ validates the merged record, so a failed update changes nothing.
 from __future__ import annotations
 
 import builtins
+import datetime
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -304,6 +305,12 @@ class RecordService:
             count = sa.select(sa.func.count()).select_from(table).where(*conditions)
             total = int(conn.execute(count).scalar_one())
         return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+    def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
+        """Forget keys created before `older_than`; returns how many were dropped."""
+        statement = sa.delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
+        with self.database.write() as conn:
+            return int(conn.execute(statement).rowcount)
 
     # -- steps --------------------------------------------------------------------------
 

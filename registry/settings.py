@@ -68,6 +68,9 @@ class UISettings(_Section):
 class ModelsSettings(_Section):
     audit_compression: bool = True
     audit_retention_days: int = Field(default=90, ge=1)
+    #: Days an idempotency key (and the result it answers repeats with) is kept; a message
+    #: redelivered or retried later than this would be written again.
+    idempotency_retention_days: int = Field(default=7, ge=1)
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     #: Largest accepted record payload, in bytes of its JSON encoding.

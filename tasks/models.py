@@ -4,6 +4,7 @@
     registry.set_permissions(model, permissions)
     registry.get_ui_schema(model, user_role)
     registry.list_models()
+    registry.purge_idempotency_keys()   (beat runs it hourly)
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from workers.app import app
 
 from .base import RegistryTask
 
-__all__ = ["get_ui_schema", "list_models", "register_model", "set_permissions"]
+__all__ = [
+    "get_ui_schema",
+    "list_models",
+    "purge_idempotency_keys",
+    "register_model",
+    "set_permissions",
+]
 
 
 @app.task(name="registry.register_model", base=RegistryTask, bind=True)
@@ -48,3 +55,9 @@ def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, A
 @app.task(name="registry.list_models", base=RegistryTask, bind=True)
 def list_models(self: RegistryTask) -> list[dict[str, Any]]:
     return self.registry.list_models()
+
+
+@app.task(name="registry.purge_idempotency_keys", base=RegistryTask, bind=True)
+def purge_idempotency_keys(self: RegistryTask) -> dict[str, int]:
+    """Drop idempotency keys older than `models.idempotency_retention_days`."""
+    return {"purged": self.registry.purge_idempotency_keys()}

@@ -90,7 +90,27 @@ def everything_data(**overrides: Any) -> dict[str, Any]:
     return data
 
 
-class StorageContract:
+class IdempotencyRetention:
+    """Mixed into the contract: old idempotency keys are purged, recent ones kept."""
+
+    def test_old_idempotency_keys_are_purged(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        now = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
+        registry = make_registry(clock=lambda: now[0])
+        registry.register_model("Product", Product)
+        registry.create("Product", {"name": "A", "price": 1}, user_role="admin",
+                        idempotency_key="old")
+        now[0] += datetime.timedelta(days=8)
+        registry.create("Product", {"name": "B", "price": 1}, user_role="admin",
+                        idempotency_key="new")
+        assert registry.purge_idempotency_keys() == 1  # the default keeps 7 days
+        with registry.database.read() as conn:
+            kept = conn.execute(sa.select(idempotency_keys.c.key)).scalars().all()
+        assert kept == ["new"]
+
+
+class StorageContract(IdempotencyRetention):
     """Subclasses define the `database_url` fixture."""
 
     @pytest.fixture
@@ -545,3 +565,4 @@ outcomes = trial_outcomes(registry.models["Broad"])
 created = registry.create("Broad", GOOD_PRODUCT, user_role="admin")
 print(json.dumps({"outcomes": outcomes, "created": created["id"]}))
 """
+

@@ -56,7 +56,8 @@ def task_routes() -> dict[str, dict[str, str]]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """Periodic tasks: audit compaction and the audit retention purge (queue `audit`).
+    """Periodic tasks: audit compaction and retention (queue `audit`), and the purge of old
+    idempotency keys (queue `registry`).
 
     Each message expires after one interval, so a stopped audit worker does not come back
     to a queue full of stale runs.
@@ -70,6 +71,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         },
         "audit-purge": {
             "task": "audit.purge",
+            "schedule": audit.purge_interval_seconds,
+            "options": {"expires": audit.purge_interval_seconds},
+        },
+        "idempotency-keys-purge": {
+            "task": "registry.purge_idempotency_keys",
             "schedule": audit.purge_interval_seconds,
             "options": {"expires": audit.purge_interval_seconds},
         },

@@ -30,7 +30,8 @@ PRODUCT = {
 PERMISSIONS = {"fields": {"price": {"read_roles": ["admin", "manager"], "mask": "redact"}}}
 TASK_NAMES = {
     "registry.register_model", "registry.set_permissions", "registry.get_ui_schema",
-    "registry.list_models", "records.create", "records.read", "records.update",
+    "registry.list_models", "registry.purge_idempotency_keys", "records.create",
+    "records.read", "records.update",
     "records.delete", "records.list", "records.history",
     # the audit pipeline (tasks/audit.py)
     "records.as_of", "audit.compact", "audit.purge", "audit.verify", "audit.stats",
