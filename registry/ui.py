@@ -401,6 +401,10 @@ def to_rjsf(json_schema: Mapping[str, Any], ui_schema: UISchema) -> dict[str, An
     """
     names = sorted(ui_schema.fields, key=lambda name: (ui_schema.fields[name].order, name))
     schema = _restricted_schema(json_schema, names)
+    for name in names:
+        if ui_schema.fields[name].widget is UIWidgetType.MULTI_SELECT:
+            # rjsf draws a list of choices as checkboxes only when it is a set of choices.
+            schema["properties"][name]["uniqueItems"] = True
     return {"schema": schema, "uiSchema": _rjsf_ui_schema(ui_schema, schema["properties"], names)}
 
 
