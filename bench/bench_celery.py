@@ -44,8 +44,8 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from registry.settings import Settings
 from tasks.client import RegistryClient
 
-from .celery_workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
 from .cpu_usage import GROUPS, CpuMeter
+from .workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CREATE_GOAL = 0.80

@@ -20,33 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
 
 from registry import DynamicModelRegistry, Settings
 from registry.audit import utc_now as utc_now_for_bench
-from registry.records import RecordTable
+
+from .workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
 
 GOAL = 0.60
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-class Product(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    price: float = Field(gt=0)
-    description: str = ""
-    is_active: bool = True
-
-
-def rows(count: int) -> list[dict[str, Any]]:
-    return [
-        {"name": f"product {i}", "price": 1.0 + i, "description": "a" * 40, "is_active": i % 2 == 0}
-        for i in range(count)
-    ]
-
-
-def raw_table() -> sa.Table:
-    """A table of exactly the shape `create` writes to, under another name."""
-    return RecordTable.for_model("BenchRaw", Product).table
 
 
 def run_raw(engine: sa.Engine, table: sa.Table, data: list[dict[str, Any]]) -> float:
@@ -83,7 +63,7 @@ def measure(
     settings = Settings().with_overrides(database={"sqlite_synchronous": synchronous})
     registry = DynamicModelRegistry(url, settings=settings)
     registry.register_model("Product", Product)
-    table = raw_table()
+    table = RAW_TABLE
     table.create(registry.database.engine)
     data = rows(count)
     run_raw(registry.database.engine, table, data[:100])  # warm both paths up

@@ -28,7 +28,7 @@ from celery import signals
 from registry.audit import utc_now
 from workers.app import app
 
-from .celery_workload import RAW_TABLE, Product
+from .workload import RAW_TABLE, Product
 
 __all__ = ["app", "noop", "raw_insert"]
 

@@ -1,7 +1,7 @@
-"""What `bench.bench_celery` sends and its workers write: one Product model, its rows, and
-the bare baseline's table.
+"""The benchmarks' workload: one Product model, its rows, and the raw baseline's table.
 
-Kept apart from `bench.celery_tasks` so that the producer never imports worker code.
+Shared by `bench.bench_create` (in-process) and `bench.bench_celery` (its producer and
+workers); kept apart from `bench.celery_tasks` so that a producer never imports worker code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Product(BaseModel):
     is_active: bool = True
 
 
-#: A table of exactly the shape `records.create` writes `Product` to, under another name.
+#: A table of exactly the shape `create` writes `Product` to, under another name.
 RAW_TABLE: sa.Table = RecordTable.for_model("BenchRaw", Product).table
 
 
