@@ -114,6 +114,7 @@ class AuditLogger:
         self,
         conn: Connection,
         *,
+        at: datetime.datetime | None = None,
         model_name: str,
         record_id: str,
         operation: str,
@@ -126,6 +127,7 @@ class AuditLogger:
         conn.execute(
             _INSERT_OUTBOX,
             self.entry_values(
+                at=at,
                 model_name=model_name,
                 record_id=record_id,
                 operation=operation,
@@ -138,6 +140,7 @@ class AuditLogger:
     def entry_values(
         self,
         *,
+        at: datetime.datetime | None = None,
         model_name: str,
         record_id: str,
         operation: str,
@@ -152,7 +155,7 @@ class AuditLogger:
                 "record_id": record_id,
                 "operation": operation,
                 "user_id": user_id,
-                "ts": self.clock(),
+                "ts": as_utc(at) if at is not None else self.clock(),
                 "changes": changes,
                 "metadata": metadata,
                 "ns": AUDIT_NS,
@@ -269,6 +272,10 @@ def record_as_of(
         if entry.operation == "delete":
             fields = None
             continue
+        if entry.operation == "migrate":  # a schema change: values only, not a new version
+            if fields is not None:
+                _apply_migration(fields, entry)
+            continue
         if fields is None or entry.operation == "create":
             fields, system = {}, _created_stamp(entry)
         fields.update({name: change.get("new") for name, change in entry.changes.items()})
@@ -282,15 +289,28 @@ def record_as_of(
 _STAMPS = ("created_at", "updated_at", "created_by", "updated_by")
 
 
+def _apply_migration(fields: dict[str, Any], entry: AuditEntry) -> None:
+    removed = set(entry.metadata.get("removed", ()))
+    for name, change in entry.changes.items():
+        if name in removed:
+            fields.pop(name, None)
+        else:
+            fields[name] = change.get("new")
+
+
+def _stamp(entry: AuditEntry) -> Any:
+    # The entry's time is the row's created_at / updated_at; spelled as a read spells it.
+    return to_jsonable_python(as_utc(entry.timestamp))
+
+
 def _created_stamp(entry: AuditEntry) -> dict[str, Any]:
-    stamp = as_utc(entry.timestamp).isoformat()
-    return {"id": entry.record_id, "created_at": stamp, "created_by": entry.user_id}
+    return {"id": entry.record_id, "created_at": _stamp(entry), "created_by": entry.user_id}
 
 
 def _updated_stamp(entry: AuditEntry, system: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "version": entry.metadata.get("version", system.get("version")),
-        "updated_at": as_utc(entry.timestamp).isoformat(),
+        "updated_at": _stamp(entry),
         "updated_by": entry.user_id,
     }
 

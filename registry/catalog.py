@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
-from .audit import Clock
+from .audit import AuditEntry, AuditLogger, Clock
 from .database import Database
 from .errors import InvalidName, SchemaIncompatible
-from .names import table_name_for
+from .names import SYSTEM_COLUMNS, table_name_for
 from .permissions import ModelPermissions
 from .records import RecordTable
 from .schema import SchemaDiff, diff_schemas, model_from_schema
@@ -52,6 +53,12 @@ class ModelEntry:
     ui_overrides: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def known_fields(self) -> frozenset[str]:
+        """The fields records of this model have now, system columns included: what history
+        and stored results may show to roles that are not unmasked."""
+        return frozenset(self.records.field_names) | SYSTEM_COLUMNS
+
     def describe(self) -> dict[str, Any]:
         """JSON summary, as `registry.list_models` returns it."""
         return {
@@ -69,10 +76,13 @@ class ModelEntry:
 class Catalog:
     """Reads and writes model definitions, and changes record tables to match them."""
 
-    def __init__(self, database: Database, settings: ModelsSettings, clock: Clock) -> None:
+    def __init__(
+        self, database: Database, settings: ModelsSettings, clock: Clock, audit: AuditLogger
+    ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
+        self.audit = audit
 
     def state_version(self, conn: Connection) -> int:
         # This runs before nearly every operation, and costs more through SQLAlchemy's
@@ -118,7 +128,9 @@ class Catalog:
         if stored is not None and self._unchanged(stored, entry):
             return replace(entry, version=stored["version"]), False
         old_schema = stored["schema"] if stored is not None else None
-        self.apply_table_change(conn, entry.records, old_schema, entry.schema, force=force)
+        self.apply_table_change(
+            conn, entry.records, old_schema, entry.schema, force=force, user_id=user_id
+        )
         return self._save(conn, entry, stored, "register" if stored is None else "update", user_id)
 
     def update_permissions(
@@ -175,8 +187,13 @@ class Catalog:
         new_schema: Mapping[str, Any],
         *,
         force: bool,
+        user_id: str | None = None,
     ) -> SchemaDiff | None:
-        """Create the table, or alter it to the new schema. Raises `SchemaIncompatible`."""
+        """Create the table, or alter it to the new schema. Raises `SchemaIncompatible`.
+
+        Values a change adds (defaults filled into existing rows) or takes away (columns
+        dropped or retyped under `force`) are audited per record, as operation "migrate",
+        in the same transaction (Invariant 1)."""
         if old_schema is None:
             new.table.create(conn, checkfirst=True)
             return None
@@ -188,24 +205,49 @@ class Catalog:
                 model=new.model_name,
                 difference=diff.describe(),
             )
-        self._alter_table(conn, new, diff)
+        old = RecordTable.for_model(new.model_name, model_from_schema(new.model_name, old_schema))
+        retyped = _columns_that_change_type(conn, old, new, diff)
+        lost = self._values_of(conn, old, [*diff.removed, *retyped])
+        self._alter_columns(conn, new.table.name, new, diff.removed, diff.added, retyped)
+        filled = self._fill_defaults(conn, new, [*diff.added, *retyped])
+        self._audit_migration(conn, new, lost, filled, diff.removed, user_id)
         return diff
 
-    def _alter_table(self, conn: Connection, new: RecordTable, diff: SchemaDiff) -> None:
+    def _alter_columns(
+        self,
+        conn: Connection,
+        table_name: str,
+        new: RecordTable,
+        removed: tuple[str, ...],
+        added: tuple[str, ...],
+        retyped: list[str],
+    ) -> None:
         ops = Operations(MigrationContext.configure(conn))
-        table_name = new.table.name
-        retyped = set(diff.changed) & set(new.field_types)
         with ops.batch_alter_table(table_name) as batch:
-            for name in [*diff.removed, *retyped]:
+            for name in [*removed, *retyped]:
                 batch.drop_column(name)
         with ops.batch_alter_table(table_name) as batch:
-            for name in [*diff.added, *retyped]:
-                column = new.table.c[name]
-                batch.add_column(sa.Column(name, column.type, nullable=True))
-        self._fill_defaults(conn, new, [*diff.added, *retyped])
+            for name in [*added, *retyped]:
+                batch.add_column(sa.Column(name, new.table.c[name].type, nullable=True))
 
-    def _fill_defaults(self, conn: Connection, new: RecordTable, names: list[str]) -> None:
-        # Rows stored before a field existed take its default, so they still validate.
+    def _values_of(
+        self, conn: Connection, old: RecordTable, names: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """record id -> {field: value as a read gave it} for the fields about to be lost."""
+        if not names:
+            return {}
+        rows = conn.execute(sa.select(old.table)).mappings()
+        return {
+            row["id"]: {name: record[name] for name in names}
+            for row in rows
+            for record in (old.to_record(row),)
+        }
+
+    def _fill_defaults(
+        self, conn: Connection, new: RecordTable, names: list[str]
+    ) -> dict[str, Any]:
+        """Give rows stored before a field existed its default, so they still validate;
+        returns the defaults filled, as records show them."""
         defaults: dict[str, Any] = {}
         for name in names:
             info = new.model.model_fields[name]
@@ -214,6 +256,37 @@ class Catalog:
                 defaults[name] = new.to_column_value(name, default)
         if defaults:
             conn.execute(sa.update(new.table).values(**defaults))
+        return {name: to_jsonable_python(value) for name, value in defaults.items()}
+
+    def _audit_migration(
+        self,
+        conn: Connection,
+        new: RecordTable,
+        lost: Mapping[str, Mapping[str, Any]],
+        filled: Mapping[str, Any],
+        removed: tuple[str, ...],
+        user_id: str | None,
+    ) -> None:
+        if not lost and not filled:
+            return
+        ids = lost.keys() if lost else conn.execute(sa.select(new.table.c.id)).scalars().all()
+        now = self.clock()
+        entries = []
+        for record_id in ids:
+            changes = {
+                name: {"old": value, "new": filled.get(name)}
+                for name, value in lost.get(record_id, {}).items()
+            }
+            for name, value in filled.items():
+                changes.setdefault(name, {"old": None, "new": value})
+            entries.append(
+                AuditEntry(
+                    model_name=new.model_name, record_id=record_id, operation="migrate",
+                    user_id=user_id, timestamp=now, changes=changes,
+                    metadata={"removed": list(removed)},
+                )
+            )
+        self.audit.append(conn, entries)
 
     def _bump_state(self, conn: Connection) -> int:
         result = conn.execute(
@@ -277,3 +350,18 @@ class Catalog:
         )
         return [dict(row) for row in conn.execute(query).mappings()]
 
+
+
+def _columns_that_change_type(
+    conn: Connection, old: RecordTable, new: RecordTable, diff: SchemaDiff
+) -> list[str]:
+    """Changed fields whose column must be replaced: its SQL type differs. A field that only
+    became required or got other constraints keeps its column and its values."""
+    dialect = conn.dialect
+    return [
+        name
+        for name in diff.changed
+        if name in old.field_types
+        and name in new.field_types
+        and old.table.c[name].type.compile(dialect) != new.table.c[name].type.compile(dialect)
+    ]

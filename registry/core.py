@@ -24,7 +24,13 @@ from sqlalchemy.engine import Connection
 from .audit import AuditEntry, AuditLogger, Clock, record_as_of, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
 from .database import Database
-from .errors import InvalidPermissions, ModelNotFound, RecordNotFound
+from .errors import (
+    InvalidPermissions,
+    InvalidSchema,
+    ModelNotFound,
+    RecordNotFound,
+    RegistryError,
+)
 from .names import validate_field_name, validate_model_name
 from .permissions import ModelPermissions, Permission, load_masks
 from .records import RecordTable
@@ -67,11 +73,12 @@ class DynamicModelRegistry:
             settings=self.settings.audit,
             retention_days=self.settings.models.audit_retention_days,
         )
-        self.catalog = Catalog(self.database, self.settings.models, clock)
+        self.catalog = Catalog(self.database, self.settings.models, clock, self.audit_logger)
         self.records = RecordService(
             self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
         )
         self._entries: dict[str, ModelEntry] = {}
+        self._unusable: dict[str, RegistryError] = {}
         self._ui_cache: dict[tuple[str, int], UISchema] = {}
         self._seen_version = -1
         self._lock = threading.RLock()
@@ -154,6 +161,8 @@ class DynamicModelRegistry:
     ) -> ModelEntry:
         """Store new permissions for a model; every process uses them from its next operation."""
         with self.database.write() as conn:
+            # Lock first, then read: a registration committing meanwhile is seen, not undone.
+            self.catalog.lock_state(conn)
             entry = self._resolve(conn, name)
             parsed = self._parse_permissions(entry.name, entry.model, permissions)
             saved = self.catalog.update_permissions(conn, entry, parsed, user_id=user_id)
@@ -273,7 +282,11 @@ class DynamicModelRegistry:
         )
         return [
             audit.model_copy(
-                update={"changes": entry.permissions.view_changes(audit.changes, user_role)}
+                update={
+                    "changes": entry.permissions.view_changes(
+                        audit.changes, user_role, entry.known_fields
+                    )
+                }
             )
             for audit in found
         ]
@@ -293,7 +306,7 @@ class DynamicModelRegistry:
                 model=entry.name,
                 record_id=record_id,
             )
-        return entry.permissions.view(record, user_role)
+        return entry.permissions.view(record, user_role, entry.known_fields)
 
     def purge_idempotency_keys(self, days: int | None = None) -> int:
         """Drop idempotency keys older than `days` (default `models.idempotency_retention_days`);
@@ -315,6 +328,9 @@ class DynamicModelRegistry:
         self._sync(conn)
         with self._lock:
             entry = self._entries.get(name) if isinstance(name, str) else None
+            unusable = self._unusable.get(name) if isinstance(name, str) else None
+        if unusable is not None:
+            raise unusable
         if entry is None:
             raise ModelNotFound(f"Model {name!r} is not registered.", model=name)
         return entry
@@ -325,13 +341,23 @@ class DynamicModelRegistry:
             return False
         rows = self.catalog.load_rows(conn)
         with self._lock:
-            current = {
-                name: self._entries[name]
-                if name in self._entries and self._entries[name].version == row["version"]
-                else self.catalog.entry_from_row(row)
-                for name, row in rows.items()
-            }
-            self._entries = current
+            current: dict[str, ModelEntry] = {}
+            unusable: dict[str, RegistryError] = {}
+            for name, row in rows.items():
+                cached = self._entries.get(name)
+                if cached is not None and cached.version == row["version"]:
+                    current[name] = cached
+                    continue
+                try:
+                    current[name] = self.catalog.entry_from_row(row)
+                except RegistryError as exc:
+                    # One model this process cannot load (say, a mask registered only in
+                    # another process) must not take the others down with it.
+                    unusable[name] = type(exc)(
+                        f"Model {name!r} cannot be used in this process: {exc.message}",
+                        exc.details,
+                    )
+            self._entries, self._unusable = current, unusable
             self._seen_version = version
         return True
 
@@ -353,9 +379,14 @@ class DynamicModelRegistry:
     ) -> ModelEntry:
         for field in model.model_fields:
             validate_field_name(name, field)
-        mode = OperationMode(operation_mode)
+        mode = _operation_mode(name, operation_mode)
+        if not isinstance(force, bool):
+            raise InvalidSchema(f"force must be true or false, not {force!r}.", model=name)
         records = RecordTable.for_model(name, model)
         with self.database.write() as conn:
+            # Lock first, then read what is stored: what this registration keeps (stored
+            # permissions and UI overrides) is then what the last one committed.
+            self.catalog.lock_state(conn)
             self._sync(conn)
             previous = self._entries.get(name)
             entry = ModelEntry(
@@ -380,14 +411,18 @@ class DynamicModelRegistry:
         given: ModelPermissions | Mapping[str, Any] | None,
         previous: ModelEntry | None,
     ) -> ModelPermissions:
-        # Re-registering without permissions keeps the stored ones rather than resetting them.
+        # Re-registering without permissions keeps the stored ones rather than resetting them,
+        # in a copy: the cached entry stays as it is until the new one has committed.
         if given is None:
-            if previous is not None:
-                kept = {k: v for k, v in previous.permissions.field_permissions.items()
-                        if k in model.model_fields}
-                previous.permissions.field_permissions = kept
-                return previous.permissions
-            return self.catalog.permissions_from_dict(name, None)
+            if previous is None:
+                return self.catalog.permissions_from_dict(name, None)
+            kept = previous.permissions.copy()
+            kept.field_permissions = {
+                field: rule
+                for field, rule in kept.field_permissions.items()
+                if field in model.model_fields
+            }
+            return kept
         return self._parse_permissions(name, model, given)
 
     def _parse_permissions(
@@ -428,6 +463,16 @@ class DynamicModelRegistry:
             )
             self._ui_cache[key] = generated.model_copy(update={"model": entry.name})
         return self._ui_cache[key]
+
+
+def _operation_mode(name: str, value: OperationMode | str) -> OperationMode:
+    try:
+        return OperationMode(value)
+    except ValueError:
+        modes = ", ".join(mode.value for mode in OperationMode)
+        raise InvalidSchema(
+            f"Operation mode {value!r} of {name!r} is not one of {modes}.", model=name
+        ) from None
 
 
 class _ModelSource:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -200,6 +200,16 @@ class ModelPermissions:
         self.field_permissions: dict[str, FieldPermission] = {}
         self.unmasked_roles: set[str] = set(unmasked_roles)
 
+    def copy(self) -> ModelPermissions:
+        """An independent copy (masks, callables included, are shared: they are functions)."""
+        copied = ModelPermissions(self.model_name, unmasked_roles=self.unmasked_roles)
+        copied.role_permissions = {role: set(ops) for role, ops in self.role_permissions.items()}
+        for field, rule in self.field_permissions.items():
+            twin = FieldPermission(field, rule.read_roles, rule.write_roles, rule.mask)
+            twin.mask_function = rule.mask_function
+            copied.field_permissions[field] = twin
+        return copied
+
     def can_perform(self, user_role: str, permission: Permission) -> bool:
         return permission in self.role_permissions.get(user_role, set())
 
@@ -225,20 +235,32 @@ class ModelPermissions:
                     field=field,
                 )
 
-    def field_visibility(self, field: str, user_role: str) -> MaskFunction | bool:
-        """How the role sees a field: True (plainly), False (not at all), or a mask to apply."""
+    def field_visibility(
+        self, field: str, user_role: str, known: Container[str] | None = None
+    ) -> MaskFunction | bool:
+        """How the role sees a field: True (plainly), False (not at all), or a mask to apply.
+
+        With `known` (the fields the model has now, plus the system columns), a field outside
+        it, one that a schema change removed, is seen by unmasked roles only: its rule went
+        with it, and history must not fall back to showing its old values to everyone."""
+        if user_role in self.unmasked_roles:
+            return True
+        if known is not None and field not in known:
+            return False
         rule = self.field_permissions.get(field)
-        if rule is None or user_role in self.unmasked_roles:
+        if rule is None:
             return True
         if rule.mask_function is not None:
             return rule.mask_function
         return rule.can_read(user_role)
 
-    def view(self, record: Mapping[str, Any], user_role: str) -> dict[str, Any]:
+    def view(
+        self, record: Mapping[str, Any], user_role: str, known: Container[str] | None = None
+    ) -> dict[str, Any]:
         """The record as the role may see it: masked values masked, unreadable fields absent."""
         visible: dict[str, Any] = {}
         for field, value in record.items():
-            how = self.field_visibility(field, user_role)
+            how = self.field_visibility(field, user_role, known)
             if how is True:
                 visible[field] = value
             elif callable(how):
@@ -246,12 +268,15 @@ class ModelPermissions:
         return visible
 
     def view_changes(
-        self, changes: Mapping[str, Mapping[str, Any]], user_role: str
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        user_role: str,
+        known: Container[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """An audit entry's `{field: {old, new}}` as the role may see it."""
         visible: dict[str, dict[str, Any]] = {}
         for field, change in changes.items():
-            how = self.field_visibility(field, user_role)
+            how = self.field_visibility(field, user_role, known)
             if how is True:
                 visible[field] = dict(change)
             elif callable(how):

@@ -8,6 +8,7 @@ column added by a later registration must accept the rows that were there before
 
 from __future__ import annotations
 
+import decimal
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from .names import table_name_for
-from .tables import DecimalType, JSONType, UTCDateTime, as_utc
+from .tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
 from .types import FieldKind, FieldType, classify
 
 __all__ = ["RecordTable", "column_type_for"]
@@ -51,7 +52,19 @@ def _choice_column_type(choices: tuple[Any, ...]) -> sa.types.TypeEngine[Any]:
         return sa.Text()
     if choices and all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
         return sa.BigInteger()
-    return JSONType
+    # Mixed choices ("a" or 1) keep their JSON type and still compare with `=` in filters.
+    return EncodedJSON()
+
+
+def canonical_decimal(value: decimal.Decimal, places: int | None) -> decimal.Decimal:
+    """One spelling per number, so that equal decimals are equal as stored text on SQLite
+    and come back alike from both backends: the declared places when there are some
+    (12.5 -> 12.50), else no trailing zeros and no exponent (12.500 -> 12.5, 1E+2 -> 100)."""
+    if places is not None:
+        return value.quantize(decimal.Decimal(1).scaleb(-places))
+    if value == value.to_integral_value():
+        return value.quantize(decimal.Decimal(1))
+    return value.normalize()
 
 
 def _system_columns() -> list[sa.Column[Any]]:
@@ -137,7 +150,19 @@ class RecordTable:
             return as_utc(value)
         if ftype.kind is FieldKind.STRING:
             return str(value)  # EmailStr and URL types dump as objects in Python mode
+        if ftype.kind is FieldKind.DECIMAL:
+            return canonical_decimal(value, self.decimal_places.get(name))
         return value
+
+    @functools.cached_property
+    def decimal_places(self) -> dict[str, int]:
+        """The declared decimal places of decimal fields that have them."""
+        places = {}
+        for name, info in self.model.model_fields.items():
+            for item in info.metadata:
+                if getattr(item, "decimal_places", None) is not None:
+                    places[name] = int(item.decimal_places)
+        return places
 
     def field_values(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """The model's fields of a stored row, as Python values that validate again."""

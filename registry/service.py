@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import to_json, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -36,7 +36,7 @@ from .errors import (
 )
 from .permissions import Permission
 from .settings import ModelsSettings
-from .tables import idempotency_keys
+from .tables import as_utc, idempotency_keys
 from .types import FieldKind
 
 __all__ = ["RecordService"]
@@ -52,7 +52,15 @@ class ModelSource(Protocol):
         """The cached entry (None if unknown) and the registry version it belongs to, without
         asking the database."""
 
-_SYSTEM_FILTERS = ("id", "version", "created_by", "updated_by", "created_at", "updated_at")
+#: The columns every record has, as filters take them (a JSON producer sends times as text).
+_SYSTEM_FILTERS: dict[str, TypeAdapter[Any]] = {
+    "id": TypeAdapter(str),
+    "version": TypeAdapter(int),
+    "created_by": TypeAdapter(str | None),
+    "updated_by": TypeAdapter(str | None),
+    "created_at": TypeAdapter(datetime.datetime),
+    "updated_at": TypeAdapter(datetime.datetime),
+}
 
 
 class RecordService:
@@ -80,16 +88,27 @@ class RecordService:
         user_role: str,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        check_caller(user_id=user_id, user_role=user_role, idempotency_key=idempotency_key)
         if self.database.is_postgresql:
-            return self._create_in_one_statement(
-                model_name, data, user_id, user_role, idempotency_key
-            )
+            try:
+                return self._create_in_one_statement(
+                    model_name, data, user_id, user_role, idempotency_key, trust_cache=True
+                )
+            except sa.exc.ProgrammingError:
+                # The cached statement names a column another process has since dropped, so
+                # it failed before its version check could: go again from the database.
+                return self._create_in_one_statement(
+                    model_name, data, user_id, user_role, idempotency_key, trust_cache=False
+                )
         with self._write(model_name, "create", idempotency_key, user_role) as (conn, entry, done):
             if done is not None:
                 return done
             row, record = self._new_row(entry, data, user_id, user_role)
             conn.execute(entry.records.insert, row)
-            self._audit(conn, entry, record, "create", user_id, user_role, _created(entry, record))
+            self._audit(
+                conn, entry, record, "create", user_id, user_role, _created(entry, record),
+                at=row["created_at"],
+            )
             return self._finish(conn, idempotency_key, entry, record, user_role)
 
     def _new_row(
@@ -121,6 +140,8 @@ class RecordService:
         user_id: str | None,
         user_role: str,
         idempotency_key: str | None,
+        *,
+        trust_cache: bool,
     ) -> dict[str, Any]:
         try:
             with self.database.write() as conn:
@@ -128,6 +149,8 @@ class RecordService:
                 # itself checks that the cache was current. A refusal made with a model that
                 # might be stale is only final once the model is known to be current.
                 entry, seen_version = self.models.peek(model_name)
+                if not trust_cache:
+                    entry = None
                 verified = False
                 while True:
                     if entry is None:
@@ -138,10 +161,15 @@ class RecordService:
                     try:
                         row, record = self._new_row(entry, data, user_id, user_role)
                     except RegistryError:
-                        if verified:
+                        if not verified:
+                            entry = None
+                            continue
+                        # A redelivery of a create that committed answers as it did, even
+                        # when the model has changed since.
+                        done = self._replay(conn, entry, "create", idempotency_key, user_role)
+                        if done is None:
                             raise
-                        entry = None
-                        continue
+                        return done
                     params = self._one_statement_params(
                         entry, row, record, user_id, user_role, idempotency_key
                     )
@@ -171,6 +199,7 @@ class RecordService:
     ) -> dict[str, Any]:
         params = {f"r_{name}": value for name, value in row.items()}
         audit = self.audit.entry_values(
+            at=row["created_at"],
             model_name=entry.name,
             record_id=record["id"],
             operation="create",
@@ -196,6 +225,10 @@ class RecordService:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        check_caller(
+            user_id=user_id, user_role=user_role, record_id=record_id,
+            idempotency_key=idempotency_key, expected_version=expected_version,
+        )
         with self._write(model_name, "update", idempotency_key, user_role) as (conn, entry, done):
             if done is not None:
                 return done
@@ -215,8 +248,9 @@ class RecordService:
             }
             if not changes:  # nothing changes, so nothing is written or audited
                 return self._finish(conn, idempotency_key, entry, old, user_role)
-            record = self._write_update(conn, entry, current, values, user_id)
-            self._audit(conn, entry, record, "update", user_id, user_role, changes)
+            now = self.clock()
+            record = self._write_update(conn, entry, current, values, user_id, now)
+            self._audit(conn, entry, record, "update", user_id, user_role, changes, at=now)
             return self._finish(conn, idempotency_key, entry, record, user_role)
 
     def delete(
@@ -228,6 +262,10 @@ class RecordService:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        check_caller(
+            user_id=user_id, user_role=user_role, record_id=record_id,
+            idempotency_key=idempotency_key, expected_version=expected_version,
+        )
         with self._write(model_name, "delete", idempotency_key, user_role) as (conn, entry, done):
             if done is not None:
                 return done
@@ -236,7 +274,7 @@ class RecordService:
             conn.execute(entry.records.delete_by_id, {"record_id": str(record_id)})
             old = entry.records.to_record(current)
             changes = {f: {"old": old[f], "new": None} for f in entry.records.field_names}
-            self._audit(conn, entry, old, "delete", user_id, user_role, changes)
+            self._audit(conn, entry, old, "delete", user_id, user_role, changes, at=self.clock())
             result = {"id": record_id, "deleted": True, "version": current["version"]}
             return self._finish(conn, idempotency_key, entry, result, user_role)
 
@@ -245,6 +283,7 @@ class RecordService:
     def read(
         self, model_name: str, record_id: str, user_id: str | None, user_role: str
     ) -> dict[str, Any]:
+        check_caller(user_id=user_id, user_role=user_role, record_id=record_id)
         if self.database.is_postgresql:
             quick = self._read_in_one_statement(model_name, str(record_id), user_role)
             if quick is not None:
@@ -288,6 +327,7 @@ class RecordService:
         page: int = 1,
         page_size: int | None = None,
     ) -> dict[str, Any]:
+        check_caller(user_id=user_id, user_role=user_role)
         page, page_size = self._paging(page, page_size)
         with self.database.read() as conn:
             entry = self.models.resolve(conn, model_name)
@@ -330,6 +370,20 @@ class RecordService:
                 done = self._claim_key(conn, entry, operation, idempotency_key, user_role)
             yield conn, entry, done
 
+    def _replay(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        operation: str,
+        key: str | None,
+        user_role: str,
+    ) -> dict[str, Any] | None:
+        """The stored answer to a request already done under `key`; None if there is none."""
+        stored = self._stored_key(conn, key) if key is not None else None
+        if stored is None or stored["result"] is None:
+            return None
+        return self._answer_from_key(entry, operation, stored, user_role)
+
     def _claim_key(
         self, conn: Connection, entry: ModelEntry, operation: str, key: str, user_role: str
     ) -> dict[str, Any] | None:
@@ -345,6 +399,12 @@ class RecordService:
                 return None
             stored = self._stored_key(conn, key)
             assert stored is not None
+        return self._answer_from_key(entry, operation, stored, user_role)
+
+    def _answer_from_key(
+        self, entry: ModelEntry, operation: str, stored: Mapping[Any, Any], user_role: str
+    ) -> dict[str, Any]:
+        key = stored["key"]
         if (stored["model"], stored["operation"]) != (entry.name, operation):
             raise IdempotencyConflict(
                 f"Idempotency key {key!r} was used for {stored['operation']} on "
@@ -352,10 +412,10 @@ class RecordService:
                 key=key,
             )
         result: dict[str, Any] = stored["result"]
+        entry.permissions.require(user_role, _PERMISSION_OF[operation])
         if "deleted" in result:
             return result
-        entry.permissions.require(user_role, _READ_BACK[operation])
-        return entry.permissions.view(result, user_role)
+        return entry.permissions.view(result, user_role, entry.known_fields)
 
     def _stored_key(self, conn: Connection, key: str) -> Mapping[Any, Any] | None:
         query = sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
@@ -387,7 +447,26 @@ class RecordService:
                 model=entry.name,
                 errors=[],
             )
-        size = len(to_json(data, fallback=str))
+        try:
+            encoded = to_json(data, fallback=str)
+        except PydanticSerializationError:
+            raise ValidationFailed(
+                f"Data for {entry.name!r} holds text that is not valid Unicode (a lone "
+                "surrogate), which cannot be stored.",
+                model=entry.name,
+                errors=[{"loc": [], "msg": "invalid Unicode", "type": "unicode"}],
+            ) from None
+        size = len(encoded)
+        if b"\\u0000" in encoded:  # cheap test first; the walk names the field
+            where = _nul_path(dict(data))
+            if where is not None:
+                field = ".".join(where)
+                raise ValidationFailed(
+                    f"Data for {entry.name!r} holds a NUL character in {field!r}, which no "
+                    "text column can store.",
+                    model=entry.name,
+                    errors=[{"loc": list(where), "msg": "NUL character", "type": "nul"}],
+                )
         if size > self.settings.max_payload_bytes:
             raise PayloadTooLarge(
                 f"Data for {entry.name!r} is {size} bytes; the limit is "
@@ -438,12 +517,13 @@ class RecordService:
         current: Mapping[Any, Any],
         values: dict[str, Any],
         user_id: str | None,
+        now: datetime.datetime,
     ) -> dict[str, Any]:
         table = entry.records.table
         statement = (
             sa.update(table)
             .where(table.c.id == current["id"], table.c.version == current["version"])
-            .values(version=current["version"] + 1, updated_at=self.clock(), updated_by=user_id,
+            .values(version=current["version"] + 1, updated_at=now, updated_by=user_id,
                     **values)
             .returning(*table.c)
         )
@@ -458,9 +538,13 @@ class RecordService:
         user_id: str | None,
         user_role: str,
         changes: dict[str, dict[str, Any]],
+        *,
+        at: datetime.datetime,
     ) -> None:
+        """Write the change's audit entry, timed as the row says the change was made."""
         self.audit.append_row(
             conn,
+            at=at,
             model_name=entry.name,
             record_id=record["id"],
             operation=operation,
@@ -482,6 +566,11 @@ class RecordService:
                 f"Page size must be a whole number from 1 to {limit}, not {size!r}.",
                 errors=[{"loc": ["page_size"], "msg": f"must be 1..{limit}", "type": "page_size"}],
             )
+        if (page - 1) * size > MAX_OFFSET:
+            raise ValidationFailed(
+                f"Page {page} of {size} records starts past the last row any table can hold.",
+                errors=[{"loc": ["page"], "msg": "too large", "type": "page"}],
+            )
         return page, size
 
     def _filter_conditions(
@@ -498,7 +587,13 @@ class RecordService:
 
     def _filter_value(self, entry: ModelEntry, name: str, value: Any) -> Any:
         if name in _SYSTEM_FILTERS:
-            return value
+            try:
+                system_value = _SYSTEM_FILTERS[name].validate_python(value)
+            except ValidationError as exc:
+                raise validation_failed(entry.name, exc, prefix=[name]) from None
+            if isinstance(system_value, datetime.datetime):
+                return as_utc(system_value)
+            return system_value
         ftype = entry.records.field_types[name]
         if ftype.kind is FieldKind.JSON:
             raise ValidationFailed(
@@ -524,7 +619,11 @@ class RecordService:
             raise ValidationFailed(f"order_by must be a field name, not {order_by!r}.", errors=[])
         name = order_by.removeprefix("-")
         self._require_queryable(entry, user_role, name, "order by")
-        column = table.c[name]
+        column: Any = table.c[name]
+        kind = entry.records.field_types.get(name)
+        if kind is not None and kind.kind is FieldKind.DECIMAL and not self.database.is_postgresql:
+            # SQLite keeps decimals as exact text; text order is not number order.
+            column = sa.cast(column, sa.Float)
         return [column.desc() if order_by.startswith("-") else column.asc(), table.c.id]
 
     def _require_queryable(
@@ -549,7 +648,80 @@ class RecordService:
             )
 
 
-_READ_BACK = {"create": Permission.CREATE, "update": Permission.UPDATE}
+_PERMISSION_OF = {
+    "create": Permission.CREATE,
+    "update": Permission.UPDATE,
+    "delete": Permission.DELETE,
+}
+#: Longest values the system columns hold (user ids, idempotency keys, record ids).
+MAX_USER_ID = 200
+MAX_IDEMPOTENCY_KEY = 200
+MAX_RECORD_ID = 64
+#: Largest row offset a page may start at (a signed 64-bit OFFSET on every backend).
+MAX_OFFSET = 2**62
+_UNSET: Any = object()
+
+
+def check_caller(
+    *,
+    user_id: Any,
+    user_role: Any,
+    record_id: Any = _UNSET,
+    idempotency_key: Any = None,
+    expected_version: Any = None,
+) -> None:
+    """Refuse malformed call arguments (a raw producer can send any JSON) with
+    `ValidationFailed`, before anything is read or written."""
+    problems = [
+        *_text_problem("user_role", user_role, 200, required=True),
+        *_text_problem("user_id", user_id, MAX_USER_ID, required=False),
+        *_text_problem("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY, required=False),
+    ]
+    if record_id is not _UNSET:
+        problems += _text_problem("record_id", record_id, MAX_RECORD_ID, required=True)
+    if expected_version is not None and (
+        not isinstance(expected_version, int) or isinstance(expected_version, bool)
+    ):
+        problems.append(("expected_version", "must be a whole number or null"))
+    if problems:
+        raise ValidationFailed(
+            "Invalid call: " + "; ".join(f"{name} {why}" for name, why in problems) + ".",
+            errors=[{"loc": [name], "msg": why, "type": "argument"} for name, why in problems],
+        )
+
+
+def _text_problem(name: str, value: Any, limit: int, *, required: bool) -> list[tuple[str, str]]:
+    if value is None and not required:
+        return []
+    if not isinstance(value, str) or (required and not value):
+        return [(name, "must be a string" if not required else "must be a non-empty string")]
+    if len(value) > limit:
+        return [(name, f"is {len(value)} characters long; the limit is {limit}")]
+    if "\x00" in value:
+        return [(name, "holds a NUL character")]
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return [(name, "is not valid Unicode")]
+    return []
+
+
+def _nul_path(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """Where a NUL character hides in JSON data (no database text column can hold one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        items: Any = ((str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _nul_path(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _created(entry: ModelEntry, record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

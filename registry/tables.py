@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "EncodedJSON",
     "JSONText",
     "JSONType",
     "UTCDateTime",
@@ -83,6 +84,20 @@ class JSONText(sa.TypeDecorator[Any]):
         if value is None or isinstance(value, str):
             return value
         return json.dumps(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return json.loads(value) if value is not None else None
+
+
+class EncodedJSON(sa.TypeDecorator[Any]):
+    """Any JSON value stored as its canonical JSON text, so that equal values compare equal
+    in SQL on every backend (a JSON column does not compare with `=` on PostgreSQL)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value, sort_keys=True)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return json.loads(value) if value is not None else None

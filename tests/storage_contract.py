@@ -510,6 +510,8 @@ class StorageContract(IdempotencyRetention):
             ({"name": "x" * 101, "price": 1}, ValidationFailed),
             (["not", "a", "dict"], ValidationFailed),
             ({"name": "A", "price": 1, "description": "x" * 2_000_000}, PayloadTooLarge),
+            ({"name": "A\x00B", "price": 1}, ValidationFailed),
+            ({"name": "\ud800", "price": 1}, ValidationFailed),
         ]
         for data, error in cases:
             with pytest.raises(error):
