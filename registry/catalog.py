@@ -11,12 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
@@ -206,6 +206,8 @@ class Catalog:
                 difference=diff.describe(),
             )
         old = RecordTable.for_model(new.model_name, model_from_schema(new.model_name, old_schema))
+        if not force:
+            _refuse_rows_the_new_model_rejects(conn, old, new, list(diff.changed))
         retyped = _columns_that_change_type(conn, old, new, diff)
         lost = self._values_of(conn, old, [*diff.removed, *retyped])
         self._alter_columns(conn, new.table.name, new, diff.removed, diff.added, retyped)
@@ -365,3 +367,40 @@ def _columns_that_change_type(
         and name in new.field_types
         and old.table.c[name].type.compile(dialect) != new.table.c[name].type.compile(dialect)
     ]
+
+
+#: Stored records named in the message when a change would leave some invalid.
+_EXAMPLES = 3
+
+
+def _refuse_rows_the_new_model_rejects(
+    conn: Connection, old: RecordTable, new: RecordTable, changed: list[str]
+) -> None:
+    """A change the schemas call additive can still tighten a constraint (a shorter
+    max_length, a higher minimum): refuse it, without force, when stored values break it,
+    or every later update of those records would fail on fields it does not touch."""
+    names = [name for name in changed if name in old.field_types and name in new.field_types]
+    if not names:
+        return
+    fields = new.model.model_fields
+    adapters: dict[str, TypeAdapter[Any]] = {
+        name: TypeAdapter(Annotated[fields[name].annotation, fields[name]]) for name in names
+    }
+    columns = [old.table.c.id, *(old.table.c[name] for name in names)]
+    failures: list[str] = []
+    count = 0
+    for row in conn.execute(sa.select(*columns)).mappings():
+        for name, adapter in adapters.items():
+            try:
+                adapter.validate_python(row[name])
+            except ValidationError as exc:
+                count += 1
+                if len(failures) < _EXAMPLES:
+                    failures.append(f"record {row['id']!r}, {name}: {exc.errors()[0]['msg']}")
+    if count:
+        raise SchemaIncompatible(
+            f"Model {new.model_name!r} cannot change this way without force=True: {count} "
+            f"stored value(s) would not validate ({'; '.join(failures)}).",
+            model=new.model_name,
+            invalid_values=count,
+        )

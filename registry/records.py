@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,7 +146,12 @@ class RecordTable:
         if value is None:
             return None
         if ftype.kind in (FieldKind.JSON, FieldKind.CHOICE):
-            return to_jsonable_python(value)
+            stored = to_jsonable_python(value)
+            if ftype.container == "set" and isinstance(stored, list):
+                # A set has no order, and iteration order differs between processes: store
+                # one order, so equal sets are equal rows and an update sees no false change.
+                stored.sort(key=lambda item: json.dumps(item, sort_keys=True))
+            return stored
         if ftype.kind is FieldKind.DATETIME:
             return as_utc(value)
         if ftype.kind is FieldKind.STRING:

@@ -469,6 +469,29 @@ class StorageContract(IdempotencyRetention):
         columns = set(forced.records.table.c.keys())
         assert {"title", "price"} <= columns and "name" not in columns
 
+    def test_a_tightened_constraint_that_stored_values_break_needs_force(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.create("Product", {"name": "A rather long name", "price": 1.0},
+                        user_role="admin")
+
+        class Shorter(BaseModel):
+            name: str = Field(min_length=1, max_length=5)
+            price: float = Field(gt=0)
+            description: str = ""
+            is_active: bool = True
+
+        with pytest.raises(SchemaIncompatible, match="1 stored value"):
+            registry.register_model("Product", Shorter)
+        assert registry.model_info("Product").version == 1
+
+        class Longer(Shorter):
+            name: str = Field(min_length=1, max_length=500)
+
+        assert registry.register_model("Product", Longer).version == 2  # loosened: fine
+        kept = registry.list("Product", user_role="admin")["items"][0]
+        assert kept["name"] == "A rather long name" and kept["price"] == 1.0
+
     def test_re_registering_the_same_model_is_a_no_op(self, registry: DynamicModelRegistry) -> None:
         assert registry.register_model("Product", Product).version == 1
         assert len(registry.model_history("Product")) == 1
