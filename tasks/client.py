@@ -15,7 +15,7 @@ values. The client needs no worker code and no database.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery
@@ -37,10 +37,28 @@ __all__ = ["RegistryClient", "TaskHandle"]
 class TaskHandle:
     """A sent task. `get()` waits for its result, polling at the configured interval."""
 
-    def __init__(self, result: AsyncResult, *, timeout: float, interval: float) -> None:
+    def __init__(
+        self,
+        result: AsyncResult,
+        *,
+        timeout: float,
+        interval: float,
+        resend: Callable[[], TaskHandle] | None = None,
+    ) -> None:
         self.result = result
         self.timeout = timeout
         self.interval = interval
+        self._resend = resend
+
+    def resend(self) -> TaskHandle:
+        """Send the same task with the same arguments again, as a new message.
+
+        For a `.get()` that timed out: a write carries the same idempotency key, so it still
+        happens once. (A Redis broker can lose a message whose worker is killed at the instant
+        it takes it; RabbitMQ cannot.)"""
+        if self._resend is None:
+            raise RuntimeError("This handle was not made by RegistryClient.send().")
+        return self._resend()
 
     @property
     def id(self) -> str:
@@ -77,6 +95,14 @@ class RegistryClient:
         return cls(app, celery_settings)
 
     def close(self) -> None:
+        """Close the broker and result backend connections this client opened."""
+        backend = self.app.backend
+        consumer = getattr(backend, "result_consumer", None)
+        if consumer is not None and hasattr(consumer, "stop"):
+            consumer.stop()  # the Redis backend's pub/sub connection
+        pool = getattr(getattr(backend, "client", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
         self.app.close()
 
     # -- models -------------------------------------------------------------------------
@@ -198,7 +224,10 @@ class RegistryClient:
             kwargsrepr=arguments_repr(kwargs),
         )
         return TaskHandle(
-            result, timeout=self.settings.result_timeout, interval=self.settings.polling_interval
+            result,
+            timeout=self.settings.result_timeout,
+            interval=self.settings.polling_interval,
+            resend=lambda: self.send(name, **kwargs),
         )
 
     def _check_size(self, name: str, kwargs: Mapping[str, Any]) -> None:
