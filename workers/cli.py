@@ -143,6 +143,8 @@ def _audit_verify(options: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _send_and_print(send: Any) -> int:
+    from celery.exceptions import TimeoutError as ResultTimeout
+
     from registry.errors import RegistryError
     from tasks.client import RegistryClient
 
@@ -151,6 +153,13 @@ def _send_and_print(send: Any) -> int:
         print(json.dumps(send(client).get(), indent=2))
     except RegistryError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except ResultTimeout:
+        print(
+            f"dmr: no worker answered within {client.settings.result_timeout:g} s; is one "
+            "serving the 'registry' queue on the configured broker? (dmr worker)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         client.close()
