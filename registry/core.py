@@ -35,7 +35,14 @@ from .names import validate_field_name, validate_model_name
 from .permissions import ModelPermissions, Permission, load_masks
 from .records import RecordTable
 from .schema import model_from_schema, model_to_schema
-from .service import RecordService
+from .service import (
+    MAX_RECORD_ID,
+    MAX_USER_ID,
+    RecordService,
+    check_caller,
+    check_text,
+    check_time,
+)
 from .settings import Settings
 from .ui import UISchema, UISchemaGenerator, to_rjsf
 
@@ -275,6 +282,12 @@ class DynamicModelRegistry:
         """Audit entries of a record (or, without one, of the model), oldest first, with old
         and new values masked for the role. `since` is inclusive, `until` exclusive, `actor`
         keeps one user's changes. Raises `PermissionDenied` for a role that may not read."""
+        check_caller(user_id=None, user_role=user_role)
+        if record_id is not None:
+            check_text("record_id", record_id, MAX_RECORD_ID, required=True)
+        check_text("actor", actor, MAX_USER_ID, required=False)
+        check_time("since", since)
+        check_time("until", until)
         entry = self.model_info(model_name)
         entry.permissions.require(user_role, Permission.READ)
         found = self.audit_logger.history(
@@ -297,6 +310,8 @@ class DynamicModelRegistry:
         """The record as it was at `at` (UTC when naive), rebuilt from its audit history, a
         deleted record included, as the role may see it. Raises `RecordNotFound` when the
         record did not exist then, `PermissionDenied` for a role that may not read."""
+        check_caller(user_id=None, user_role=user_role, record_id=record_id)
+        check_time("at", at)
         entry = self.model_info(model_name)
         entry.permissions.require(user_role, Permission.READ)
         record = record_as_of(self.audit_logger.history(entry.name, record_id), at)

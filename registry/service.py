@@ -684,10 +684,26 @@ def check_caller(
     ):
         problems.append(("expected_version", "must be a whole number or null"))
     if problems:
-        raise ValidationFailed(
-            "Invalid call: " + "; ".join(f"{name} {why}" for name, why in problems) + ".",
-            errors=[{"loc": [name], "msg": why, "type": "argument"} for name, why in problems],
-        )
+        raise _invalid_call(problems)
+
+
+def check_text(name: str, value: Any, limit: int, *, required: bool) -> None:
+    """Refuse a text argument that is not a string, too long, or not storable."""
+    problems = _text_problem(name, value, limit, required=required)
+    if problems:
+        raise _invalid_call(problems)
+
+
+def check_time(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, datetime.datetime):
+        raise _invalid_call([(name, "must be a datetime")])
+
+
+def _invalid_call(problems: list[tuple[str, str]]) -> ValidationFailed:
+    return ValidationFailed(
+        "Invalid call: " + "; ".join(f"{name} {why}" for name, why in problems) + ".",
+        errors=[{"loc": [name], "msg": why, "type": "argument"} for name, why in problems],
+    )
 
 
 def _text_problem(name: str, value: Any, limit: int, *, required: bool) -> list[tuple[str, str]]:

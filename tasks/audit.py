@@ -104,7 +104,13 @@ def parse_time(name: str, value: Any) -> datetime.datetime | None:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=datetime.UTC)
-    return parsed.astimezone(datetime.UTC)
+    try:
+        return parsed.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValidationFailed(
+            f"Argument {name!r} is {value!r}, which falls outside the years 1 to 9999 in UTC.",
+            errors=[{"loc": [name], "msg": "out of range in UTC", "type": "datetime"}],
+        ) from None
 
 
 class CompactionTrigger:

@@ -31,7 +31,7 @@ def create(
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     return self.registry.create(
-        model, data, user_id, user_role, idempotency_key=idempotency_key
+        model, data, user_id, user_role, idempotency_key=_key(self, idempotency_key)
     )
 
 
@@ -55,7 +55,7 @@ def update(
 ) -> dict[str, Any]:
     return self.registry.update(
         model, record_id, updates, user_id, user_role,
-        expected_version=expected_version, idempotency_key=idempotency_key,
+        expected_version=expected_version, idempotency_key=_key(self, idempotency_key),
     )
 
 
@@ -71,7 +71,7 @@ def delete(
 ) -> dict[str, Any]:
     return self.registry.delete(
         model, record_id, user_id, user_role,
-        expected_version=expected_version, idempotency_key=idempotency_key,
+        expected_version=expected_version, idempotency_key=_key(self, idempotency_key),
     )
 
 
@@ -100,3 +100,9 @@ def history(
     """A record's audit entries, oldest first, with values masked for the role."""
     entries = self.registry.history(model, record_id, user_role)
     return [entry.model_dump(mode="json") for entry in entries]
+
+
+def _key(task: RegistryTask, given: str | None) -> str:
+    # A producer that sends no key still gets one write per message: the task id stays the
+    # same across redelivery and retries.
+    return given if given is not None else f"task:{task.request.id}"

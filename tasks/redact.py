@@ -26,6 +26,8 @@ _PLAIN_RESULT_KEYS = frozenset(
     {"id", "version", "created_at", "updated_at", "created_by", "updated_by"}
 )
 _PAGE_KEYS = frozenset({"items", "page", "page_size", "total"})
+#: What a delete answers: shown whole, it holds no field value.
+_DELETED_KEYS = frozenset({"id", "deleted", "version"})
 _MAX_ITEMS = 20
 _MAX_PLAIN = 100
 
@@ -60,21 +62,27 @@ def _plain(value: Any) -> Any:
     return text if len(text) <= _MAX_PLAIN else text[:_MAX_PLAIN] + REDACTED
 
 
-def _result_value(value: Any) -> Any:
+def _result_value(value: Any, *, top: bool = True) -> Any:
+    """`top`: a record (or a delete's answer) whose system columns may show; nested values
+    never show, whatever their keys are called (a field may hold {"id": "<secret>"})."""
     if isinstance(value, Mapping) and set(value) == _PAGE_KEYS:
         return {**{key: _plain(value[key]) for key in ("page", "page_size", "total")},
-                "items": _result_value(value["items"])}
+                "items": _result_value(value["items"], top=True)}
+    if isinstance(value, Mapping) and set(value) == _DELETED_KEYS and value["deleted"] is True:
+        return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, Mapping):
-        return {str(key): _result_item(str(key), item) for key, item in value.items()}
+        return {str(key): _result_item(str(key), item, top=top) for key, item in value.items()}
     if isinstance(value, list):
-        shown = [_result_value(item) for item in value[:_MAX_ITEMS]]
+        shown = [_result_value(item, top=top) for item in value[:_MAX_ITEMS]]
         hidden = len(value) - _MAX_ITEMS
         return shown + ([f"{REDACTED} {hidden} more"] if hidden > 0 else [])
     return REDACTED
 
 
-def _result_item(key: str, value: Any) -> Any:
-    if key in _PLAIN_RESULT_KEYS or (key == "deleted" and value is True):
+def _result_item(key: str, value: Any, *, top: bool) -> Any:
+    if top and key in _PLAIN_RESULT_KEYS:
         return _plain(value)
     # Nested shapes (a model's description, audit changes) keep their keys, not their values.
-    return _result_value(value) if isinstance(value, Mapping | list) else REDACTED
+    if isinstance(value, Mapping | list):
+        return _result_value(value, top=False)
+    return REDACTED

@@ -7,7 +7,7 @@
     dmr flower                                 Flower; address, port, basic auth from settings
     dmr register product.schema.json --name Product [--permissions perms.json] [--force]
     dmr models                                 the registered models, as JSON
-    dmr audit-verify                           verify the audit trail; exit 1 if it is broken
+    dmr audit-verify                           check the audit trail (exit 1 altered, 2 unreadable)
 
 Settings come from settings.toml and DMR_* environment variables (see settings.toml).
 """
@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(run=_models)
 
     audit_verify = commands.add_parser(
-        "audit-verify", help="walk the audit chain and pending entries (exit 1 if broken)"
+        "audit-verify",
+        help="walk the audit chain and pending entries (exit 1 if altered, 2 if unreadable)",
     )
     audit_verify.set_defaults(run=_audit_verify)
     return parser
@@ -112,11 +113,13 @@ def _demo(options: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _register(options: argparse.Namespace, extra: list[str]) -> int:
-    schema = _read_json(options.schema)
+    schema = _read_json_object(options.schema, "a JSON Schema")
     name = options.name or schema.get("title")
     if not name:
         sys.exit("dmr register: give --name, or a schema with a title.")
-    permissions = _read_json(options.permissions) if options.permissions else None
+    permissions = (
+        _read_json_object(options.permissions, "permissions") if options.permissions else None
+    )
     return _send_and_print(
         lambda client: client.register_model(
             name, schema, options.mode, permissions=permissions, force=options.force
@@ -131,13 +134,22 @@ def _models(options: argparse.Namespace, extra: list[str]) -> int:
 def _audit_verify(options: argparse.Namespace, extra: list[str]) -> int:
     # In-process against the shared database: it needs no broker, and works when the
     # audit worker is the thing in doubt.
-    from registry import DynamicModelRegistry
+    # Exit 1 means the trail was altered; 2 means it could not be checked at all, so an
+    # alert can tell tampering from an outage.
+    import sqlalchemy.exc
 
-    registry = DynamicModelRegistry.from_settings()
+    from registry import DynamicModelRegistry
+    from registry.errors import RegistryError
+
     try:
-        report = registry.audit_logger.verify()
-    finally:
-        registry.close()
+        registry = DynamicModelRegistry.from_settings()
+        try:
+            report = registry.audit_logger.verify()
+        finally:
+            registry.close()
+    except (RegistryError, sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        print(f"dmr audit-verify: could not check the trail: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
 
@@ -164,6 +176,13 @@ def _send_and_print(send: Any) -> int:
     finally:
         client.close()
     return 0
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    found = _read_json(path)
+    if not isinstance(found, dict):
+        sys.exit(f"dmr: {str(path)!r} holds {type(found).__name__}; {what} is a JSON object.")
+    return found
 
 
 def _read_json(path: Path) -> Any:

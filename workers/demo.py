@@ -116,7 +116,10 @@ def _show(record: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def _workspace(data_dir: Path | None) -> Iterator[Path]:
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.exit(f"dmr demo: cannot use {str(data_dir)!r} as the data directory: {exc}")
         yield data_dir.resolve()
         return
     directory = Path(tempfile.mkdtemp(prefix="dmr-demo-"))
