@@ -20,10 +20,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
 from .audit_blocks import entry_body, entry_hash, json_text
-from .audit_trail import AuditTrail, CompactionPolicy, TrailQuery
+from .audit_trail import AuditTrail, CompactionPolicy, CurrentVersions, TrailQuery
 from .codecs import codec_for
 from .database import Database
-from .errors import AuditIntegrityError
+from .errors import AuditIntegrityError, RecordNotFound
 from .settings import AuditSettings
 from .tables import as_utc, audit_outbox
 
@@ -234,13 +234,14 @@ class AuditLogger:
         days = self.retention_days if retention_days is None else retention_days
         return self.trail.purge(datetime.timedelta(days=days))
 
-    def verify(self) -> dict[str, Any]:
-        """`{"ok": True, ...}` or `{"ok": False, "block_id" | "pending_seq", "reason"}`."""
-        return self.trail.verify()
+    def verify(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
+        """`{"ok": True, ...}` or `{"ok": False, "block_id" | "pending_seq" | "seq" |
+        "record", "reason"}`; see `AuditTrail.verify`."""
+        return self.trail.verify(current_versions)
 
-    def require_intact(self) -> dict[str, Any]:
+    def require_intact(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
         """`verify`, raising `AuditIntegrityError` with its reason when the trail is broken."""
-        report = self.verify()
+        report = self.verify(current_versions)
         if not report["ok"]:
             details = {key: value for key, value in report.items() if key != "reason"}
             raise AuditIntegrityError(report["reason"], **details)
@@ -276,7 +277,15 @@ def record_as_of(
             if fields is not None:
                 _apply_migration(fields, entry)
             continue
-        if fields is None or entry.operation == "create":
+        if fields is None and entry.operation != "create":
+            # The record's create went with an audit block that retention purged.
+            raise RecordNotFound(
+                f"Record {entry.record_id!r} of {entry.model_name!r} cannot be rebuilt at that "
+                "time: the start of its history was purged by retention.",
+                model=entry.model_name,
+                record_id=entry.record_id,
+            )
+        if entry.operation == "create" or fields is None:
             fields, system = {}, _created_stamp(entry)
         fields.update({name: change.get("new") for name, change in entry.changes.items()})
         system = {**system, **_updated_stamp(entry, system)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,13 @@ from .database import Database
 from .errors import AuditIntegrityError
 from .tables import audit_blocks, audit_chain, audit_outbox
 
-__all__ = ["AuditTrail", "CompactionPolicy", "TrailQuery"]
+__all__ = ["AuditTrail", "CompactionPolicy", "CurrentVersions", "TrailQuery"]
+
+#: Reads, in the verifying snapshot, the version of every stored record:
+#: {(model, record id): version}.
+CurrentVersions = Callable[[Connection], Mapping[tuple[str, str], int]]
+#: Operations whose entries carry the record's version and form its sequence.
+_SEQUENCED = frozenset({"create", "update", "delete"})
 
 #: pg_advisory_xact_lock key of the chain (database.py's catalog lock is 727301).
 CHAIN_LOCK = 727302
@@ -228,14 +234,17 @@ class AuditTrail:
         """
         with self.database.read() as conn:
             pending = [_entry_from_row(row) for row in conn.execute(_pending_query(query))]
-            found = list(self._block_entries(conn, query))
+            anchor = self._read_head(conn).anchor_block_id or 0
+            found = list(self._block_entries(conn, query, anchor))
         seen = {entry["seq"] for entry in found}
         return found + [entry for entry in pending if entry["seq"] not in seen]
 
-    def _block_entries(self, conn: Connection, query: TrailQuery) -> Iterator[dict[str, Any]]:
+    def _block_entries(
+        self, conn: Connection, query: TrailQuery, anchor: int
+    ) -> Iterator[dict[str, Any]]:
         candidates = [
             row.id
-            for row in conn.execute(_candidate_blocks(query))
+            for row in conn.execute(_candidate_blocks(query, anchor))
             if query.block_may_hold(KeyFilter(bytearray(row.key_filter)))
         ]
         needle = _record_needle(query.record_id)
@@ -254,13 +263,17 @@ class AuditTrail:
 
     # -- verification -------------------------------------------------------------------
 
-    def verify(self) -> dict[str, Any]:
-        """Walk the chain from its anchor and every pending entry.
+    def verify(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
+        """Walk the chain from its anchor, every pending entry, and each record's versions.
 
-        Returns `{"ok": True, ...counts}` or `{"ok": False, "block_id" | "pending_seq",
-        "reason"}` naming the first thing that does not verify.
+        All in one snapshot, so a compaction or purge committing meanwhile is not mistaken
+        for damage. Each record's entries must run create v1, updates v2, v3, ... and a
+        delete at the last version, in trail order: a removed or reordered entry breaks
+        that. With `current_versions` (what the record tables hold now), each record's last
+        entry must also match its row. Returns `{"ok": True, ...counts}` or `{"ok": False,
+        "block_id" | "pending_seq" | "seq" | "record", "reason"}` naming the first problem.
         """
-        with self.database.read() as conn:
+        with self.database.snapshot() as conn:
             head = self._read_head(conn)
             walked = self._walk_blocks(conn, head)
             if not walked["ok"]:
@@ -268,6 +281,10 @@ class AuditTrail:
             pending = self._check_pending(conn)
             if not pending["ok"]:
                 return pending
+            current = current_versions(conn) if current_versions is not None else None
+            versions = _check_versions(self._all_entries(conn, head), current, head)
+            if not versions["ok"]:
+                return versions
         return {
             "ok": True,
             "blocks": walked["blocks"],
@@ -285,8 +302,32 @@ class AuditTrail:
             return _GENESIS
         return _Head(**{key: row[key] for key in _head_values(_GENESIS)})
 
+    def _all_entries(self, conn: Connection, head: _Head) -> Iterator[Mapping[str, Any]]:
+        """Every entry after the anchor, blocks then pending ones, in trail order."""
+        blocks = (
+            sa.select(audit_blocks.c.id, audit_blocks.c.codec, audit_blocks.c.payload)
+            .where(audit_blocks.c.id > (head.anchor_block_id or 0))
+            .order_by(audit_blocks.c.id)
+        )
+        for row in conn.execute(blocks):
+            raw = codec_for(row.codec).decompress(row.payload)
+            yield from decode_lines(split_lines(raw), row.id)
+        pending = sa.select(*_OUTBOX_COLUMNS).order_by(audit_outbox.c.seq)
+        for entry in conn.execute(pending).mappings():
+            yield dict(entry)
+
     def _walk_blocks(self, conn: Connection, head: _Head) -> dict[str, Any]:
         expected, last_id, blocks, entries = head.anchor_hash, head.anchor_block_id or 0, 0, 0
+        stray = conn.execute(
+            sa.select(sa.func.min(audit_blocks.c.id)).where(audit_blocks.c.id <= last_id)
+        ).scalar()
+        if stray is not None:
+            return {
+                "ok": False,
+                "block_id": stray,
+                "reason": f"Block {stray} lies at or before the chain's anchor (block "
+                f"{last_id}), where no block can be: it was put there afterwards.",
+            }
         while True:
             page = conn.execute(
                 sa.select(audit_blocks).where(audit_blocks.c.id > last_id)
@@ -368,7 +409,7 @@ class AuditTrail:
         payloads as stored. For one model, a block's stored bytes are shared out by the raw
         bytes each model has in it.
         """
-        with self.database.read() as conn:
+        with self.database.snapshot() as conn:
             pending_query = sa.select(sa.func.count()).select_from(audit_outbox)
             if model is not None:
                 pending_query = pending_query.where(audit_outbox.c.model == model)
@@ -459,8 +500,11 @@ def _holds_model(model: str) -> sa.ColumnElement[bool]:
     return audit_blocks.c.model_names.contains(f",{model},", autoescape=True)
 
 
-def _candidate_blocks(query: TrailQuery) -> sa.Select[Any]:
-    statement = sa.select(*_INDEX_COLUMNS).where(_holds_model(query.model))
+def _candidate_blocks(query: TrailQuery, anchor: int) -> sa.Select[Any]:
+    # Blocks at or before the anchor were purged; one found there was not written by us.
+    statement = sa.select(*_INDEX_COLUMNS).where(
+        _holds_model(query.model), audit_blocks.c.id > anchor
+    )
     if query.since is not None:
         statement = statement.where(audit_blocks.c.last_ts >= query.since)
     if query.until is not None:
@@ -519,3 +563,73 @@ def _payload_problem(row: Mapping[Any, Any]) -> str | None:
     ):
         return f"Block {row['id']} holds other entries than its index says."
     return None
+
+
+def _check_versions(
+    entries: Iterable[Mapping[str, Any]],
+    current: Mapping[tuple[str, str], int] | None,
+    head: _Head,
+) -> dict[str, Any]:
+    """Each record's entries in trail order must run create v1, update v+1, ..., delete at
+    the last version; with `current`, the last entry must also match the stored row."""
+    purged = head.purged_blocks > 0
+    last: dict[tuple[str, str], tuple[str, int]] = {}
+    for entry in entries:
+        version = (entry["metadata"] or {}).get("version")
+        if entry["operation"] not in _SEQUENCED or not isinstance(version, int):
+            continue  # log_operation's own entries and migrations carry no record version
+        key = (entry["model"], entry["record_id"])
+        problem = _sequence_problem(last.get(key), entry["operation"], version, purged)
+        if problem is not None:
+            return {"ok": False, "seq": entry["seq"], "record": list(key),
+                    "reason": f"Record {key[1]!r} of {key[0]!r}: {problem}"}
+        last[key] = (entry["operation"], version)
+    if current is not None:
+        return _check_tails(last, current, purged)
+    return {"ok": True}
+
+
+def _sequence_problem(
+    before: tuple[str, int] | None, operation: str, version: int, purged: bool
+) -> str | None:
+    if before is None:
+        if operation == "create":
+            return None if version == 1 else f"it was created at version {version}, not 1."
+        if purged:  # its older history went with retention
+            return None
+        return f"its first entry is {operation} at version {version}: earlier ones are missing."
+    previous_operation, previous = before
+    if previous_operation == "delete":
+        return f"an entry ({operation}) follows its delete."
+    expected = {"create": None, "update": previous + 1, "delete": previous}[operation]
+    if version != expected:
+        return (f"{operation} at version {version} follows version {previous}: entries are "
+                "missing or out of order.")
+    return None
+
+
+def _check_tails(
+    last: Mapping[tuple[str, str], tuple[str, int]],
+    current: Mapping[tuple[str, str], int],
+    purged: bool,
+) -> dict[str, Any]:
+    for key, (operation, version) in last.items():
+        stored = current.get(key)
+        if operation == "delete" and stored is None:
+            continue
+        if stored is None:
+            problem = f"its history ends at {operation} v{version}, but the record is gone."
+        elif operation == "delete":
+            problem = "its history ends in a delete, but the record is still stored."
+        elif stored != version:
+            problem = f"it is stored at version {stored}, its last entry is version {version}."
+        else:
+            continue
+        return {"ok": False, "record": list(key), "reason": f"Record {key[1]!r} of {key[0]!r}: "
+                + problem + " Entries are missing."}
+    if not purged:
+        for key in current.keys() - last.keys():
+            return {"ok": False, "record": list(key),
+                    "reason": f"Record {key[1]!r} of {key[0]!r} is stored but has no audit "
+                    "entries."}
+    return {"ok": True}

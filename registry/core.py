@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
@@ -322,6 +323,22 @@ class DynamicModelRegistry:
                 record_id=record_id,
             )
         return entry.permissions.view(record, user_role, entry.known_fields)
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Verify the audit trail, and that it accounts for every stored record (each
+        record's last entry at the version its row has): see `AuditTrail.verify`."""
+        return self.audit_logger.verify(self._current_versions)
+
+    def _current_versions(self, conn: Connection) -> dict[tuple[str, str], int]:
+        self._sync(conn)
+        versions: dict[tuple[str, str], int] = {}
+        with self._lock:
+            entries = list(self._entries.values())
+        for entry in entries:
+            table = entry.records.table
+            for record_id, version in conn.execute(sa.select(table.c.id, table.c.version)):
+                versions[(entry.name, record_id)] = version
+        return versions
 
     def purge_idempotency_keys(self, days: int | None = None) -> int:
         """Drop idempotency keys older than `days` (default `models.idempotency_retention_days`);

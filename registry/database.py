@@ -71,6 +71,16 @@ class Database:
             yield conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one state of the whole database throughout
+        (REPEATABLE READ on PostgreSQL; a SQLite read transaction already does)."""
+        with self.engine.connect() as conn:
+            if self.is_postgresql:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def single_statement(self) -> Iterator[Connection]:
         """A connection in autocommit: for one read that needs no transaction around it."""
         with self.engine.connect() as conn:

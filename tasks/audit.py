@@ -55,7 +55,7 @@ def purge(self: RegistryTask) -> dict[str, Any]:
 
 @app.task(name="audit.verify", base=RegistryTask, bind=True)
 def verify(self: RegistryTask) -> dict[str, Any]:
-    return self.registry.audit_logger.verify()
+    return self.registry.verify_audit()
 
 
 @app.task(name="audit.stats", base=RegistryTask, bind=True)

@@ -349,6 +349,28 @@ class StorageContract(IdempotencyRetention):
         registry.create("Product", {"name": "A", "price": 1.0}, user_role="admin")
         assert self.count(registry, "Product") == 1 and self.count(registry, audit_outbox) == 1
 
+    def test_the_trail_accounts_for_every_record_through_compaction_and_schema_changes(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        kept = registry.create("Product", {"name": "A", "price": 1.0}, user_role="admin")
+        gone = registry.create("Product", {"name": "B", "price": 1.0}, user_role="admin")
+        registry.update("Product", kept["id"], {"price": 2.0}, user_role="admin")
+        registry.audit_logger.compact(force=True)
+        registry.delete("Product", gone["id"], user_role="admin")
+
+        class ProductV2(Product):
+            sku: str = "none"
+
+        registry.register_model("Product", ProductV2)  # fills sku: audited as "migrate"
+        registry.audit_logger.log_operation("Product", kept["id"], "export", "u1", changes={})
+        assert registry.verify_audit()["ok"] is True
+
+        table = registry.model_info("Product").records.table
+        with registry.database.write() as conn:  # a row removed behind the registry's back
+            conn.execute(sa.delete(table).where(table.c.id == kept["id"]))
+        report = registry.verify_audit()
+        assert report["ok"] is False and report["record"] == ["Product", kept["id"]]
+
     def test_log_operation_keeps_the_specification_signature(
         self, registry: DynamicModelRegistry
     ) -> None:

@@ -144,7 +144,7 @@ def _audit_verify(options: argparse.Namespace, extra: list[str]) -> int:
     try:
         registry = DynamicModelRegistry.from_settings()
         try:
-            report = registry.audit_logger.verify()
+            report = registry.verify_audit()
         finally:
             registry.close()
     except (RegistryError, sqlalchemy.exc.SQLAlchemyError, OSError) as exc:

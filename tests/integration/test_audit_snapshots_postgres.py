@@ -1,4 +1,5 @@
-"""Second review: failing tests that need PostgreSQL (READ COMMITTED snapshots per statement)."""
+"""Verification on PostgreSQL, where each statement of a READ COMMITTED transaction sees its
+own snapshot: a compaction or purge committing during a verify must not look like damage."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Second review: failing tests for bugs found in tasks/, workers/ and the audit pipeline.
+"""Edge cases found in a second review of tasks/, workers/ and the audit pipeline.
 
-Each test states the behaviour the design or README promises; each fails on the code as it
-stands. SQLite only, in-process (tasks run through `Task.apply`, as a worker runs them).
+Each test states the behaviour the design or README promises and that once failed; its
+docstring says how. SQLite only, in-process (tasks run through `Task.apply`, as a worker runs
+them).
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ def execute(registry: DynamicModelRegistry, statement: Any) -> None:
 def test_verify_detects_a_forged_block_below_the_walked_range(
     registry: DynamicModelRegistry,
 ) -> None:
-    """`_walk_blocks` starts at `id > anchor_block_id or 0`, but history reads every block.
-    A block inserted with id 0 (or, after a purge, any id <= the anchor) is never verified,
-    yet its entries show up in history."""
+    """`_walk_blocks` once started at `id > anchor_block_id or 0` while history read every
+    block: a block inserted with id 0 (or, after a purge, any id <= the anchor) was never
+    verified, yet its entries showed up in history. Now verify reports it and history skips
+    it."""
     record = registry.create("Product", {"name": "a", "price": 1.0}, "u", "admin")
     registry.update("Product", record["id"], {"price": 2.0}, "u", "admin")
     registry.audit_logger.compact(force=True)
@@ -103,19 +105,20 @@ def test_verify_detects_a_forged_block_below_the_walked_range(
         forged.update(id=0, hash="f" * 64)
         conn.execute(sa.insert(audit_blocks), forged)
 
-    assert len(registry.history("Product", record["id"], user_role="admin")) == 4
+    assert len(registry.history("Product", record["id"], user_role="admin")) == 2
     assert registry.audit_logger.verify()["ok"] is False
 
 
 def test_verify_detects_a_deleted_pending_entry(registry: DynamicModelRegistry) -> None:
     """README: `dmr audit-verify` 'exits 1 when something was altered or removed'. A pending
-    entry deleted from the outbox is not noticed (each row is hashed alone, nothing links
-    them), and as_of then answers with the wrong value."""
+    entry deleted from the outbox was not noticed (each row is hashed alone); now each
+    record's versions must run on, and its last entry must match its row."""
     record = registry.create("Product", {"name": "a", "price": 1.0}, "u", "admin")
     registry.update("Product", record["id"], {"price": 2.0}, "u", "admin")
     execute(registry, sa.delete(audit_outbox).where(audit_outbox.c.operation == "update"))
 
-    assert registry.audit_logger.verify()["ok"] is False
+    report = registry.verify_audit()  # what `dmr audit-verify` and `audit.verify` run
+    assert report["ok"] is False and "version" in report["reason"]
 
 
 def test_verify_detects_reordered_pending_entries(registry: DynamicModelRegistry) -> None:
