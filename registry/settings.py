@@ -206,13 +206,13 @@ def _read_file(path: Path | None) -> dict[str, Any]:
 
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
-        if name in SHORT_ENV_NAMES:
-            path: tuple[str, ...] = SHORT_ENV_NAMES[name]
-        elif name.startswith(ENV_PREFIX) and "__" in name:
+        if name.startswith(ENV_PREFIX) and "__" in name:
             path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
-        else:
-            continue
-        _set_nested(data, path, _parse_env_value(value))
+            _set_nested(data, path, _parse_env_value(value))
+    # The short names go last, so they win over their long forms whatever the order.
+    for name, short_path in SHORT_ENV_NAMES.items():
+        if name in environ:
+            _set_nested(data, short_path, _parse_env_value(environ[name]))
 
 
 def _parse_env_value(value: str) -> Any:

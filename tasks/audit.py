@@ -45,7 +45,12 @@ TRIGGER_EXPIRES = 30.0
 
 @app.task(name="audit.compact", base=RegistryTask, bind=True)
 def compact(self: RegistryTask, force: bool = False) -> dict[str, int]:
-    return self.registry.audit_logger.compact(force=bool(force))
+    if not isinstance(force, bool):  # "false" from a raw producer would be true
+        raise ValidationFailed(
+            f"Argument 'force' must be true or false, not {force!r}.",
+            errors=[{"loc": ["force"], "msg": "must be a boolean", "type": "bool"}],
+        )
+    return self.registry.audit_logger.compact(force=force)
 
 
 @app.task(name="audit.purge", base=RegistryTask, bind=True)

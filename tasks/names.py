@@ -14,8 +14,11 @@ QUEUES = ("registry", "crud", "cqrs", "imports", "audit")
 #: Queues whose tasks write; they run with prefetch 1 and late acknowledgement.
 WRITE_QUEUES = ("registry", "crud", "cqrs", "imports", "audit")
 
-#: Task name prefix -> queue. A name outside these prefixes is not ours.
+#: Task name prefix -> queue, the first match winning. A name outside these is not ours.
 TASK_QUEUES = {
+    # Reading history is a read like any other: it should not wait behind compaction on the
+    # low-priority audit worker.
+    "audit.history": "crud",
     "registry.": "registry",
     "records.": "crud",
     "cqrs.": "cqrs",

@@ -30,7 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, extra = parser.parse_known_args(argv)
     if extra and options.command not in ("worker", "beat", "flower"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return int(options.run(options, [arg for arg in extra if arg != "--"]) or 0)
+    from registry.errors import ConfigurationError
+
+    try:
+        return int(options.run(options, [arg for arg in extra if arg != "--"]) or 0)
+    except ConfigurationError as exc:  # a bad setting: one line naming its key
+        print(f"dmr: {exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,6 +162,7 @@ def _audit_verify(options: argparse.Namespace, extra: list[str]) -> int:
 
 def _send_and_print(send: Any) -> int:
     from celery.exceptions import TimeoutError as ResultTimeout
+    from kombu.exceptions import OperationalError
 
     from registry.errors import RegistryError
     from tasks.client import RegistryClient
@@ -173,6 +180,9 @@ def _send_and_print(send: Any) -> int:
             file=sys.stderr,
         )
         return 1
+    except (OperationalError, OSError) as exc:
+        print(f"dmr: the broker or result store cannot be reached: {exc}", file=sys.stderr)
+        return 2
     finally:
         client.close()
     return 0

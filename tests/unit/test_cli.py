@@ -23,3 +23,11 @@ def test_a_command_that_needs_a_worker_says_so_when_none_answers(
 def test_register_names_a_file_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="cannot read"):
         main(["register", str(tmp_path / "absent.json"), "--name", "Product"])
+
+
+def test_a_bad_setting_is_one_line_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DMR_AUDIT__CODEC", "lzma")
+    assert main(["models"]) == 2
+    assert "audit.codec" in capsys.readouterr().err

@@ -76,3 +76,13 @@ def test_with_overrides_validates() -> None:
     assert Settings().with_overrides(models={"max_page_size": 7}).models.max_page_size == 7
     with pytest.raises(ConfigurationError, match="models.max_page_size"):
         Settings().with_overrides(models={"max_page_size": -1})
+
+
+def test_a_short_name_wins_over_its_long_form_whatever_the_order() -> None:
+    for environ in (
+        {"DMR_BROKER_URL": "amqp://short//", "DMR_CELERY__BROKER_URL": "amqp://long//"},
+        {"DMR_CELERY__BROKER_URL": "amqp://long//", "DMR_BROKER_URL": "amqp://short//"},
+    ):
+        assert Settings.load(REPO / "settings.toml", environ=environ).celery.broker_url == (
+            "amqp://short//"
+        )
