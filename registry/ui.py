@@ -79,6 +79,8 @@ class UIFieldSchema(BaseModel):
     format: str | None = None
     #: Position in the form; the model's field order.
     order: int = 0
+    #: The role sees this field masked: the form carries no sample or default value of it.
+    masked: bool = False
 
 
 class UISchema(BaseModel):
@@ -109,8 +111,12 @@ class UISchema(BaseModel):
                 # label and rules to a role that must not know it exists.
                 continue
             writable = editable and seen is True and _may_write(permissions, name, user_role)
-            readonly = field.readonly or not writable
-            fields[name] = field.model_copy(update={"readonly": readonly}, deep=True)
+            update: dict[str, Any] = {"readonly": field.readonly or not writable}
+            if seen is not True:
+                # Examples and defaults are values too: a record left at its default reads
+                # as that default, which a masked field must not give away.
+                update.update(masked=True, placeholder="")
+            fields[name] = field.model_copy(update=update, deep=True)
         return UISchema(fields=fields, model=self.model)
 
 
@@ -402,6 +408,9 @@ def to_rjsf(json_schema: Mapping[str, Any], ui_schema: UISchema) -> dict[str, An
     names = sorted(ui_schema.fields, key=lambda name: (ui_schema.fields[name].order, name))
     schema = _restricted_schema(json_schema, names)
     for name in names:
+        if ui_schema.fields[name].masked:
+            for value_key in ("default", "examples", "const"):
+                schema["properties"][name].pop(value_key, None)
         if ui_schema.fields[name].widget is UIWidgetType.MULTI_SELECT:
             # rjsf draws a list of choices as checkboxes only when it is a set of choices.
             schema["properties"][name]["uniqueItems"] = True

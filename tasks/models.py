@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.service import check_caller
 from workers.app import app
 
 from .base import RegistryTask
@@ -48,6 +49,8 @@ def set_permissions(self: RegistryTask, model: str, permissions: dict[str, Any])
 @app.task(name="registry.get_ui_schema", base=RegistryTask, bind=True)
 def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
     """The model's UI schema as the role may see it."""
+    # In-process, no role means the whole schema; over the wire a role is always required.
+    check_caller(user_id=None, user_role=user_role)
     schema: dict[str, Any] = self.registry.get_ui_schema(model, user_role).model_dump(mode="json")
     return schema
 
