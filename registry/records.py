@@ -9,6 +9,7 @@ column added by a later registration must accept the rows that were there before
 from __future__ import annotations
 
 import decimal
+import enum
 import functools
 import json
 from collections.abc import Mapping
@@ -155,7 +156,11 @@ class RecordTable:
         if ftype.kind is FieldKind.DATETIME:
             return as_utc(value)
         if ftype.kind is FieldKind.STRING:
-            return str(value)  # EmailStr and URL types dump as objects in Python mode
+            # EmailStr and URL types dump as objects in Python mode; an unvalidated default
+            # may be an Enum member, whose str() is its name, not its value.
+            return str(value.value if isinstance(value, enum.Enum) else value)
+        if ftype.kind is FieldKind.FLOAT:
+            return float(value)  # an int default of a float field reads as a float everywhere
         if ftype.kind is FieldKind.DECIMAL:
             return canonical_decimal(value, self.decimal_places.get(name))
         return value
