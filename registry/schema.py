@@ -10,15 +10,24 @@ AnyHttpUrl and HttpUrl (and other URL types limited to schemes and length), Enum
 values, Literal, Optional and unions of these, list, set, frozenset (rebuilt as set), tuple,
 dict[str, X], Any, and nested models (in `$defs`, nested at any depth).
 
-Refused: validators, serializers and computed fields (Python code cannot travel to workers),
-aliases, strict or otherwise behaviour-changing options, arbitrary classes, recursive models,
-default factories that produce a fresh value on each call, defaults that are not JSON.
+Refused: validators, serializers, computed fields, `model_post_init` and other overridden
+BaseModel methods, Enums with a `_missing_` hook (Python code cannot travel to workers), Flag
+enums (they accept combinations a list of members does not describe), compiled `re.Pattern`
+patterns (checked with Python's re and its flags, where workers get only the text), aliases,
+`exclude` and `exclude_if`, strict or otherwise behaviour-changing options (any model_config key
+not known to leave validation and dumps alone), arbitrary classes, recursive models, non-finite
+bounds, default factories that produce a fresh value on each call, defaults that are not JSON,
+and field names starting with `model_` at any depth (Pydantic reserves them).
 
 Vendor keywords, used only where plain JSON Schema is ambiguous:
 
     {"type": "string", "format": "decimal", "x-max-digits": 5, "x-decimal-places": 2}
         a Decimal; bounds are kept as `minimum` etc. A Decimal validates JSON numbers too, but
         its JSON form is a string, which keeps its precision.
+    {"type": "string", "format": "decimal", "maximum": 1e16,
+     "x-decimal-bounds": {"maximum": "9999999999999999.99"}}
+        a Decimal bound with more digits than a JSON number keeps (it is read as a float by
+        most parsers): the exact text, which wins over the rounded `maximum`.
     {"type": "array", "x-python-type": "tuple", ...}
         a tuple (`tuple[int, ...]` is otherwise the same schema as `list[int]`).
     {"enum": [1, 2], "x-python-type": "enum", ...}
@@ -40,10 +49,13 @@ because a record has no column to keep them in.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import enum
+import inspect
 import json
+import math
 import re
 import types
 import typing
@@ -72,7 +84,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticSerializationError, PydanticUndefined, SchemaError, core_schema
 
-from .errors import InvalidSchema
+from .errors import InvalidSchema, RegistryError
 from .names import validate_field_name, validate_model_name
 from .types import FieldKind, classify
 
@@ -82,7 +94,10 @@ X_PYTHON_TYPE = "x-python-type"
 X_MAX_DIGITS = "x-max-digits"
 X_DECIMAL_PLACES = "x-decimal-places"
 X_URL_SCHEMES = "x-url-schemes"
-_OUR_KEYS = frozenset({X_PYTHON_TYPE, X_MAX_DIGITS, X_DECIMAL_PLACES, X_URL_SCHEMES})
+X_DECIMAL_BOUNDS = "x-decimal-bounds"
+_OUR_KEYS = frozenset(
+    {X_PYTHON_TYPE, X_MAX_DIGITS, X_DECIMAL_PLACES, X_URL_SCHEMES, X_DECIMAL_BOUNDS}
+)
 
 #: JSON Schema keywords that change what validates. One that no builder below consumes is
 #: refused; any other keyword (title, description, examples, $comment, x-...) only describes.
@@ -122,27 +137,78 @@ _BOUNDS: tuple[tuple[str, type[at.BaseMetadata]], ...] = (
 _CONSTANT_FACTORIES: frozenset[Any] = frozenset(
     {list, dict, set, frozenset, tuple, str, int, float, bool}
 )
-#: Model options that change validation or dumps, with the value that changes nothing.
+#: model_config keys that may take any value: they change neither validation nor dumps, only
+#: titles and descriptions (stored in the schema, so the round trip checks them), how Pydantic
+#: builds the class, or which types it allows (the field checks refuse the others anyway).
+#: `extra` is stored as `additionalProperties`.
+_HARMLESS_CONFIG = frozenset(
+    {
+        "title", "extra", "arbitrary_types_allowed", "protected_namespaces", "defer_build",
+        "cache_strings", "use_attribute_docstrings", "model_title_generator",
+        "field_title_generator",
+    }
+)  # fmt: skip
+#: Every other model_config key Pydantic knows, with its default: set to anything else it may
+#: change validation or dumps in a way JSON Schema does not record. A key on neither list (one
+#: a later Pydantic adds) is refused until someone checks what it does.
 _NEUTRAL_CONFIG: dict[str, Any] = {
-    "strict": False,
+    "alias_generator": None,
+    "allow_inf_nan": True,
+    "coerce_numbers_to_str": False,
+    "from_attributes": False,
+    "frozen": False,
+    "hide_input_in_errors": False,
+    "ignored_types": (),
+    "json_encoders": None,
+    "json_schema_extra": None,
+    "json_schema_mode_override": None,
+    "json_schema_serialization_defaults_required": False,
+    "loc_by_alias": True,
+    "plugin_settings": None,
+    "polymorphic_serialization": False,
+    "populate_by_name": False,
+    "regex_engine": "rust-regex",
+    "revalidate_instances": "never",
+    "schema_generator": None,
+    "ser_json_bytes": "utf8",
+    "ser_json_inf_nan": "null",
+    "ser_json_temporal": "iso8601",
+    "ser_json_timedelta": "iso8601",
+    "serialize_by_alias": False,
+    "str_max_length": None,
+    "str_min_length": 0,
     "str_strip_whitespace": False,
     "str_to_lower": False,
     "str_to_upper": False,
-    "str_min_length": 0,
-    "str_max_length": None,
-    "coerce_numbers_to_str": False,
+    "strict": False,
+    "url_preserve_empty_path": False,
     "use_enum_values": False,
-    "allow_inf_nan": True,
-    "validate_default": False,
-    "regex_engine": "rust-regex",
-    "alias_generator": None,
-    "json_schema_extra": None,
-    "json_encoders": None,
-    "ser_json_timedelta": "iso8601",
-    "ser_json_bytes": "utf8",
-    "ser_json_inf_nan": "null",
     "val_json_bytes": "utf8",
+    "val_temporal_unit": "infer",
+    "validate_assignment": False,
+    "validate_by_alias": True,
+    "validate_by_name": False,
+    "validate_default": False,
+    "validate_return": False,
+    "validation_error_cause": False,
 }
+#: BaseModel methods that run on every record; an override is Python code, like a validator.
+_MODEL_HOOKS = (
+    "__init__",
+    "model_post_init",
+    "model_validate",
+    "model_validate_json",
+    "model_validate_strings",
+    "model_dump",
+    "model_dump_json",
+    "__get_pydantic_core_schema__",
+)
+#: Enum hooks Pydantic calls while validating: `_missing_` maps values that are not members.
+_ENUM_HOOKS = ("_missing_", "__get_pydantic_core_schema__")
+#: Modules whose methods are the ones every model or Enum has, not the registering user's code.
+_LIBRARY_MODULES = frozenset({"pydantic", "enum", "builtins"})
+#: Names the functional Enum API refuses for a member (besides _sunder_ and __dunder__ names).
+_RESERVED_MEMBER_NAMES = frozenset({"mro"})
 #: Bounds and lengths, which Pydantic writes into the schema and reads back the same.
 _CONSTRAINTS = (
     at.Gt,
@@ -194,10 +260,14 @@ class _Generator(GenerateJsonSchema):
             found[X_MAX_DIGITS] = schema["max_digits"]
         if schema.get("decimal_places") is not None:
             found[X_DECIMAL_PLACES] = schema["decimal_places"]
+        exact: dict[str, str] = {}
         for keyword, key in _DECIMAL_BOUND_KEYS:
-            bound = schema.get(key)
-            if bound is not None:
-                found[keyword] = _json_number(bound)
+            if schema.get(key) is not None:
+                found[keyword], text = _decimal_bound(schema.get(key))
+                if text is not None:
+                    exact[keyword] = text
+        if exact:
+            found[X_DECIMAL_BOUNDS] = exact
         return found
 
     def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
@@ -238,10 +308,16 @@ _DECIMAL_BOUND_KEYS = (
 )
 
 
-def _json_number(value: Any) -> int | float:
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return typing.cast(int | float, value)
+def _decimal_bound(value: Any) -> tuple[int | float, str | None]:
+    """A Decimal bound as a JSON number, and its exact text when the number loses digits."""
+    # Pydantic reads a float bound as its shortest text (0.1 is Decimal("0.1")); so do we.
+    exact = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+    if not exact.is_finite():
+        raise _Unstorable(f"the Decimal bound {value!r} is not a finite number.")
+    if exact == exact.to_integral_value():
+        return int(exact), None
+    number = float(exact)
+    return number, None if decimal.Decimal(repr(number)) == exact else str(exact)
 
 
 def _generate(model: type[BaseModel], model_name: str) -> dict[str, Any]:
@@ -302,6 +378,28 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_RESERVED_PREFIX = "starts with 'model_', which Pydantic reserves."
+
+
+def _own_code(cls: type, names: Iterable[str]) -> str | None:
+    """The first of the methods `names` that `cls` takes from code outside Pydantic and enum."""
+    for name in names:
+        found = inspect.getattr_static(cls, name, None)
+        if found is None:
+            continue
+        function = getattr(found, "__func__", found)  # a classmethod or staticmethod
+        # Pydantic wraps model_post_init to set private attributes; what it wraps is what runs.
+        function = inspect.unwrap(function) if callable(function) else function
+        module = str(getattr(function, "__module__", None) or "")
+        if module.split(".")[0] not in _LIBRARY_MODULES:
+            return name
+    return None
+
+
+def _is_finite(value: float | decimal.Decimal) -> bool:
+    return value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)
+
+
 class _Checker:
     """Refuses what would not behave the same once rebuilt from JSON Schema."""
 
@@ -324,11 +422,27 @@ class _Checker:
         self.code(model, prefix)
         self.config(model, prefix)
         for name, info in model.model_fields.items():
-            if not prefix:
-                validate_field_name(self.model_name, name)
+            self.field_name(prefix, name)
             self.field(prefix + name, info, (*stack, model))
 
+    def field_name(self, prefix: str, name: str) -> None:
+        if not prefix:
+            validate_field_name(self.model_name, name)
+        elif name.startswith("model_"):
+            raise self.refuse(prefix + name, _RESERVED_PREFIX)
+
     def code(self, model: type[BaseModel], prefix: str) -> None:
+        self.decorators(model, prefix)
+        hook = _own_code(model, _MODEL_HOOKS)
+        if hook is not None:
+            raise InvalidSchema(
+                f"The {self.where(prefix)} {self.model_name!r} defines its own {hook}, which "
+                "runs Python code on every record; it cannot travel to workers through JSON "
+                "Schema.",
+                model=self.model_name,
+            )
+
+    def decorators(self, model: type[BaseModel], prefix: str) -> None:
         decorators = model.__pydantic_decorators__
         for name in model.__pydantic_computed_fields__:
             raise self.refuse(prefix + name, "is a computed field; " + _NO_CODE)
@@ -359,14 +473,17 @@ class _Checker:
         return f"nested model {prefix.rstrip('.')!r} of model" if prefix else "model"
 
     def config(self, model: type[BaseModel], prefix: str) -> None:
-        for key, neutral in _NEUTRAL_CONFIG.items():
-            if model.model_config.get(key, neutral) != neutral:
-                raise InvalidSchema(
-                    f"The {self.where(prefix)} {self.model_name!r} sets model_config[{key!r}], "
-                    "which changes "
-                    "validation in a way JSON Schema does not record.",
-                    model=self.model_name,
-                )
+        for key, value in model.model_config.items():
+            if key in _HARMLESS_CONFIG or _NEUTRAL_CONFIG.get(key, PydanticUndefined) == value:
+                continue
+            raise InvalidSchema(
+                f"The {self.where(prefix)} {self.model_name!r} sets model_config[{key!r}] to "
+                f"{value!r}, which may change validation or dumps in a way JSON Schema does not "
+                f"record; only {', '.join(sorted(_HARMLESS_CONFIG))} may be set (others only to "
+                "their defaults).",
+                model=self.model_name,
+                key=key,
+            )
 
     def field(self, name: str, info: FieldInfo, stack: tuple[type, ...]) -> None:
         self.field_options(name, info)
@@ -380,10 +497,14 @@ class _Checker:
             raise self.refuse(
                 name, "has an alias; aliases are not supported, name the field as the data does."
             )
-        if info.exclude or info.discriminator is not None:
-            raise self.refuse(
-                name, "uses exclude or a discriminator, which JSON Schema does not record."
-            )
+        options = {
+            "exclude": info.exclude,
+            "exclude_if": info.exclude_if is not None,
+            "discriminator": info.discriminator is not None,
+        }
+        used = [option for option, on in options.items() if on]
+        if used:
+            raise self.refuse(name, f"uses {used[0]}, which JSON Schema does not record.")
         extra = info.json_schema_extra
         if callable(extra) or any(not k.startswith("x-") or k in _OUR_KEYS for k in extra or {}):
             raise self.refuse(
@@ -397,6 +518,7 @@ class _Checker:
                 self.metadata(name, inner, stack)
         elif isinstance(item, StringConstraints):
             self.string_constraints(name, item)
+            self.pattern(name, item.pattern)
         elif isinstance(item, UrlConstraints):
             self.url_constraints(name, item)
         elif type(item).__name__ == "_PydanticGeneralMetadata":  # what Field() keeps of pattern
@@ -406,12 +528,31 @@ class _Checker:
                     f"uses options {sorted(vars(item))}; only pattern, max_digits and "
                     "decimal_places are kept.",
                 )
-        elif not isinstance(item, _CONSTRAINTS):
+            self.pattern(name, getattr(item, "pattern", None))
+        elif isinstance(item, _CONSTRAINTS):
+            self.finite(name, item)
+        else:
             raise self.refuse(
                 name,
                 f"is annotated with {item!r}, which cannot be stored as JSON Schema (validators "
                 "and custom types cannot travel to workers).",
             )
+
+    def pattern(self, name: str, pattern: Any) -> None:
+        if isinstance(pattern, re.Pattern):
+            raise self.refuse(
+                name,
+                f"has the compiled pattern {pattern!r}; Pydantic checks a compiled pattern with "
+                "Python's re and its flags, but workers get only its text, checked by another "
+                "engine. Pass the pattern as a string.",
+            )
+
+    def finite(self, name: str, item: Any) -> None:
+        for value in (getattr(item, f.name) for f in dataclasses.fields(item)):
+            if isinstance(value, float | decimal.Decimal) and not _is_finite(value):
+                raise self.refuse(
+                    name, f"has the bound {value!r}; only finite bounds can be stored as JSON."
+                )
 
     def string_constraints(self, name: str, item: StringConstraints) -> None:
         if item.strip_whitespace or item.to_upper or item.to_lower or item.strict:
@@ -479,18 +620,40 @@ class _Checker:
         if issubclass(annotation, BaseModel):
             self.model(annotation, name + ".", stack)
         elif issubclass(annotation, enum.Enum):
-            self.literal(name, tuple(member.value for member in annotation))
-            if any(isinstance(member.value, bool) for member in annotation):
-                raise self.refuse(
-                    name, "is an Enum with bool values; only str and int values can be stored."
-                )
+            self.enum(name, annotation)
         elif issubclass(annotation, AnyUrl):
+            if _own_code(annotation, ("__get_pydantic_core_schema__",)) is not None:
+                raise self.refuse(
+                    name,
+                    f"is the URL type {annotation.__qualname__}, which validates with its "
+                    "own Python code; it cannot travel to workers.",
+                )
             self.url_constraints(name, getattr(annotation, "_constraints", UrlConstraints()))
         elif annotation not in _SCALARS and annotation is not EmailStr:
             raise self.refuse(
                 name,
                 f"has type {annotation.__qualname__}, which cannot be stored as JSON Schema: only "
                 "JSON-like types, Enums and nested models can travel to workers.",
+            )
+
+    def enum(self, name: str, annotation: type[enum.Enum]) -> None:
+        if issubclass(annotation, enum.Flag):
+            raise self.refuse(
+                name,
+                f"is the Flag {annotation.__qualname__}, which also accepts combinations of its "
+                "members; JSON Schema lists only the members, so Flags cannot be stored.",
+            )
+        hook = _own_code(annotation, _ENUM_HOOKS)
+        if hook is not None:
+            raise self.refuse(
+                name,
+                f"is the Enum {annotation.__qualname__}, which defines its own {hook}; Pydantic "
+                "calls it while validating, and Python code cannot travel to workers.",
+            )
+        self.literal(name, tuple(member.value for member in annotation))
+        if any(isinstance(member.value, bool) for member in annotation):
+            raise self.refuse(
+                name, "is an Enum with bool values; only str and int values can be stored."
             )
 
     def default(self, name: str, info: FieldInfo) -> None:
@@ -550,6 +713,13 @@ def model_from_schema(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
             f"The schema of model {model_name!r} must list its fields under 'properties'.",
             model=model_name,
         )
+    for key in ("definitions", "$defs"):
+        if not isinstance(schema.get(key, {}), Mapping):
+            raise InvalidSchema(
+                f"The schema of model {model_name!r} has {key!r} that is not an object of "
+                "named schemas.",
+                model=model_name,
+            )
     builder = _Builder(model_name, schema)
     return builder.model(model_name, schema, prefix="", top=True)
 
@@ -579,7 +749,11 @@ class _Builder:
         self.leftovers(
             prefix.rstrip("."), node, {"type", "properties", "required", "additionalProperties"}
         )
-        properties: Mapping[str, Any] = node.get("properties", {})
+        properties = node.get("properties", {})
+        if not isinstance(properties, Mapping):
+            raise self.refuse(
+                prefix.rstrip("."), "has 'properties' that is not an object of field schemas."
+            )
         required = self.required(prefix, node, properties)
         fields = {
             name: self.field(
@@ -625,10 +799,12 @@ class _Builder:
     def field_name(self, prefix: str, name: str, top: bool) -> str:
         if top:
             return validate_field_name(self.model_name, name)
-        if not name.isidentifier() or name.startswith("_"):
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             raise self.refuse(
-                prefix + name, "is not a Python identifier without a leading underscore."
+                f"{prefix}{name}", "is not a Python identifier without a leading underscore."
             )
+        if name.startswith("model_"):  # create_model would take `model_config` as the config
+            raise self.refuse(prefix + name, _RESERVED_PREFIX)
         return name
 
     def extra(self, prefix: str, node: Mapping[str, Any]) -> Literal["forbid", "allow", "ignore"]:
@@ -646,6 +822,16 @@ class _Builder:
         )
 
     def field(self, path: str, node: Any, required: bool, owner: str) -> tuple[Any, FieldInfo]:
+        try:
+            return self.field_spec(path, node, required, owner)
+        except RegistryError:
+            raise
+        except Exception as exc:  # a malformed value the checks above did not foresee
+            raise self.refuse(
+                path, f"cannot be rebuilt from its schema ({type(exc).__name__}: {exc})."
+            ) from exc
+
+    def field_spec(self, path: str, node: Any, required: bool, owner: str) -> tuple[Any, FieldInfo]:
         annotation = self.annotation(path, node, owner)
         if required:
             default: Any = PydanticUndefined
@@ -711,8 +897,12 @@ class _Builder:
         if "enum" in node or "const" in node:
             return self.literal(path, node)
         kind = node.get("type", self.implied_type(node))
-        if isinstance(kind, list):
+        if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
             return self.type_list(path, node, kind, owner)
+        if kind is not None and not isinstance(kind, str):
+            raise self.refuse(
+                path, f"has the 'type' {kind!r}; it must be a string or a list of strings."
+            )
         return self.typed(path, node, kind, owner)
 
     def implied_type(self, node: Mapping[str, Any]) -> str | None:
@@ -787,6 +977,22 @@ class _Builder:
         return self.annotation(path, node, key)
 
     def enum_class(self, path: str, key: str, node: Mapping[str, Any]) -> type[enum.Enum]:
+        values = self.enum_values(path, key, node)
+        mixin = None if node.get(X_PYTHON_TYPE) == "enum" else type(values[0])
+        try:
+            created = enum.Enum(  # type: ignore[misc]
+                str(node.get("title", key)),
+                list(zip(_member_names(values), values, strict=True)),
+                type=mixin,
+            )
+        except (TypeError, ValueError) as exc:
+            raise self.refuse(path, f"is an enum {key!r} that Python cannot build: {exc}") from exc
+        created.__doc__ = (
+            node.get("description") if isinstance(node.get("description"), str) else None
+        )
+        return created
+
+    def enum_values(self, path: str, key: str, node: Mapping[str, Any]) -> list[Any]:
         values = self.literal_values(path, node["enum"])
         base: type = str if all(isinstance(v, str) for v in values) else int
         if not all(isinstance(v, base) and not isinstance(v, bool) for v in values):
@@ -795,13 +1001,7 @@ class _Builder:
                 f"is an enum {key!r} with values {values!r}; an enum's values must be all strings "
                 "or all integers.",
             )
-        members = [(_member_name(value, index), value) for index, value in enumerate(values)]
-        mixin = None if node.get(X_PYTHON_TYPE) == "enum" else base
-        created = enum.Enum(str(node.get("title", key)), members, type=mixin)  # type: ignore[misc]
-        created.__doc__ = (
-            node.get("description") if isinstance(node.get("description"), str) else None
-        )
-        return created
+        return values
 
     def all_of(self, path: str, node: Mapping[str, Any], owner: str) -> tuple[Any, set[str]]:
         # Older Pydantic wrapped a $ref that had siblings as allOf: [$ref]; only that form is read.
@@ -819,9 +1019,10 @@ class _Builder:
         members = node[keyword]
         if not isinstance(members, list) or not members:
             raise self.refuse(path, f"has a '{keyword}' that is not a list of schemas.")
-        if _is_pydantic_decimal(members):
-            return self.pydantic_decimal(path, members), {keyword}
         others = [m for m in members if not (isinstance(m, Mapping) and m.get("type") == "null")]
+        if _is_pydantic_decimal(others):  # Pydantic's `Decimal | None` adds a null branch
+            result = self.pydantic_decimal(path, others)
+            return (_nullable(result) if len(others) < len(members) else result), {keyword}
         if keyword == "oneOf" and len(others) > 1:
             raise self.refuse(
                 path,
@@ -849,20 +1050,23 @@ class _Builder:
                     f"allows the value {value!r}; only strings, integers, booleans and null can "
                     "be choices.",
                 )
+        distinct = {(type(value), value) for value in values}  # True and 1 are different choices
+        if len(distinct) < len(values):
+            raise self.refuse(path, f"lists the same choice twice in {values!r}.")
         return values
 
     # -- scalars
 
     def string(self, path: str, node: Mapping[str, Any], owner: str) -> tuple[Any, set[str]]:
-        fmt = node.get("format")
+        fmt = self.text(path, node, "format")
         if fmt is None:
             return self.plain_string(path, node)
         if fmt == "decimal":
-            return self.decimal(node), {"type", "format", *(k for k, _ in _DECIMAL_BOUND_KEYS)}
+            return self.decimal_type(path, node), {"type", "format", *(k for k, _ in _BOUNDS)}
         if fmt in _FORMATS:
             return _FORMATS[fmt], {"type", "format"}
         if fmt == "email":
-            return _with(EmailStr, self.lengths(node, "minLength", "maxLength")), {
+            return _with(EmailStr, self.lengths(path, node, "minLength", "maxLength")), {
                 "type",
                 "format",
                 "minLength",
@@ -874,9 +1078,9 @@ class _Builder:
 
     def plain_string(self, path: str, node: Mapping[str, Any]) -> tuple[Any, set[str]]:
         constraints = StringConstraints(
-            min_length=node.get("minLength"),
-            max_length=node.get("maxLength"),
-            pattern=node.get("pattern"),
+            min_length=self.count(path, node, "minLength"),
+            max_length=self.count(path, node, "maxLength"),
+            pattern=self.text(path, node, "pattern"),
         )
         if constraints == StringConstraints():
             return str, {"type"}
@@ -889,12 +1093,24 @@ class _Builder:
             ) from exc
         return annotation, {"type", "minLength", "maxLength", "pattern"}
 
-    def lengths(self, node: Mapping[str, Any], low: str, high: str) -> list[Any]:
+    def text(self, path: str, node: Mapping[str, Any], key: str) -> str | None:
+        value = node.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.refuse(path, f"has the {key!r} {value!r}; it must be a string.")
+        return value
+
+    def count(self, path: str, node: Mapping[str, Any], key: str) -> int | None:
+        value = node.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise self.refuse(path, f"has the {key!r} {value!r}; it must be a whole number >= 0.")
+        return value
+
+    def lengths(self, path: str, node: Mapping[str, Any], low: str, high: str) -> list[Any]:
         found: list[Any] = []
-        if node.get(low) is not None:
-            found.append(at.MinLen(node[low]))
-        if node.get(high) is not None:
-            found.append(at.MaxLen(node[high]))
+        if (minimum := self.count(path, node, low)) is not None:
+            found.append(at.MinLen(minimum))
+        if (maximum := self.count(path, node, high)) is not None:
+            found.append(at.MaxLen(maximum))
         return found
 
     def url(self, path: str, node: Mapping[str, Any]) -> tuple[Any, set[str]]:
@@ -902,7 +1118,11 @@ class _Builder:
             raise self.refuse(
                 path, "is a URL with a 'minLength' other than 1, which is not supported."
             )
-        schemes, max_length = node.get(X_URL_SCHEMES), node.get("maxLength")
+        schemes, max_length = node.get(X_URL_SCHEMES), self.count(path, node, "maxLength")
+        if schemes is not None and not (
+            isinstance(schemes, list) and all(isinstance(s, str) for s in schemes)
+        ):
+            raise self.refuse(path, f"has the {X_URL_SCHEMES!r} {schemes!r}; it must list names.")
         consumed = {"type", "format", "minLength", "maxLength"}
         if schemes == ["http", "https"]:
             if max_length == 2083:
@@ -915,43 +1135,84 @@ class _Builder:
             AnyUrl, UrlConstraints(max_length=max_length, allowed_schemes=schemes)
         ], consumed
 
-    def decimal(self, node: Mapping[str, Any]) -> Any:
+    def decimal_type(self, path: str, node: Mapping[str, Any]) -> Any:
         metadata: list[Any] = []
-        if node.get(X_MAX_DIGITS) is not None or node.get(X_DECIMAL_PLACES) is not None:
-            places = node.get(X_DECIMAL_PLACES)
-            metadata.append(Field(max_digits=node.get(X_MAX_DIGITS), decimal_places=places))
-        for keyword, bound in _BOUNDS:
-            if node.get(keyword) is not None and not isinstance(node[keyword], bool):
-                metadata.append(bound(decimal.Decimal(str(node[keyword]))))  # type: ignore[call-arg]
+        digits = self.count(path, node, X_MAX_DIGITS)
+        places = self.count(path, node, X_DECIMAL_PLACES)
+        if digits is not None or places is not None:
+            metadata.append(Field(max_digits=digits, decimal_places=places))
+        exact = node.get(X_DECIMAL_BOUNDS, {})
+        if not isinstance(exact, Mapping) or set(exact) - {k for k, _ in _BOUNDS}:
+            raise self.refuse(
+                path,
+                f"has the {X_DECIMAL_BOUNDS!r} {exact!r}; it must map bound keywords to "
+                "numbers written as text.",
+            )
+        metadata += self.bounds(
+            path, node, lambda key, number: self.exact(path, key, exact, number)
+        )
         return _with(decimal.Decimal, metadata)
+
+    def exact(
+        self, path: str, key: str, exact: Mapping[str, Any], number: int | float | None
+    ) -> decimal.Decimal | None:
+        """A Decimal bound: its exact text if stored, else the JSON number read as its text."""
+        text = exact.get(key, None if number is None else str(number))
+        if text is None:
+            return None
+        try:
+            value = decimal.Decimal(text) if isinstance(text, str) else None
+        except decimal.InvalidOperation:
+            value = None
+        if value is None or not value.is_finite():
+            raise self.refuse(
+                path, f"has the Decimal bound {key!r} {text!r}, which is not a number."
+            )
+        return value
 
     def pydantic_decimal(self, path: str, members: list[Mapping[str, Any]]) -> Any:
         number = next(m for m in members if m.get("type") == "number")
-        self.leftovers(path, number, {"type", *(k for k, _ in _DECIMAL_BOUND_KEYS)})
+        self.leftovers(path, number, {"type", *(k for k, _ in _BOUNDS)})
         pattern = str(next(m for m in members if m.get("type") == "string")["pattern"])
-        return self.decimal({**number, **_digits_from_pattern(pattern)})
+        return self.decimal_type(path, {**number, **_digits_from_pattern(pattern)})
 
     def number(self, path: str, node: Mapping[str, Any], owner: str) -> tuple[Any, set[str]]:
         base = int if node.get("type") == "integer" else float
-        if node.get("format") is not None and node["format"] not in _WIDTH_FORMATS:
-            raise self.refuse(
-                path, f"uses the number format {node['format']!r}, which is not supported."
-            )
-        return _with(base, self.bounds(node)), {"type", "format", *(k for k, _ in _BOUNDS)}
+        fmt = self.text(path, node, "format")
+        if fmt is not None and fmt not in _WIDTH_FORMATS:
+            raise self.refuse(path, f"uses the number format {fmt!r}, which is not supported.")
+        found = self.bounds(path, node, lambda key, number: number)
+        return _with(base, found), {"type", "format", *(k for k, _ in _BOUNDS)}
 
-    def bounds(self, node: Mapping[str, Any]) -> list[Any]:
+    def bounds(
+        self, path: str, node: Mapping[str, Any], read: Callable[[str, int | float | None], Any]
+    ) -> list[Any]:
+        """The bounds of `node`, each value passed through `read(keyword, JSON number)`."""
         found: list[Any] = []
         for keyword, bound in _BOUNDS:
-            value = node.get(keyword)
-            if value is None or isinstance(value, bool):
+            value = read(keyword, self.bound(path, node, keyword))
+            if value is None:
                 continue
-            found.append(
-                _DRAFT4_EXCLUSIVE.get(keyword, bound)
-                if node.get("exclusiveM" + keyword[1:]) is True
-                else bound
-            )
-            found[-1] = found[-1](value)
+            if node.get("exclusiveM" + keyword[1:]) is True:
+                bound = _DRAFT4_EXCLUSIVE.get(keyword, bound)
+            found.append(bound(value))  # type: ignore[call-arg]
         return found
+
+    def bound(self, path: str, node: Mapping[str, Any], keyword: str) -> int | float | None:
+        value = node.get(keyword)
+        if value is None or (isinstance(value, bool) and keyword.startswith("exclusive")):
+            return None  # draft 4's `"exclusiveMinimum": true` qualifies `minimum` instead
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            raise self.refuse(
+                path, f"has the {keyword!r} {value!r}; a bound must be a finite number."
+            )
+        if keyword == "multipleOf" and value <= 0:
+            raise self.refuse(path, f"has the 'multipleOf' {value!r}; it must be above 0.")
+        return value
 
     # -- containers
 
@@ -966,7 +1227,7 @@ class _Builder:
             container = typing.cast(Any, set)[item]
         else:
             container = typing.cast(Any, list)[item]
-        return _with(container, self.lengths(node, "minItems", "maxItems")), consumed
+        return _with(container, self.lengths(path, node, "minItems", "maxItems")), consumed
 
     def fixed_tuple(self, path: str, node: Mapping[str, Any], owner: str) -> Any:
         members = node["prefixItems"]
@@ -996,7 +1257,7 @@ class _Builder:
             raise self.refuse(path, "is an object with no properties that allows no keys.")
         value = Any if values is True else self.annotation(path, values, owner)
         mapping = typing.cast(Any, dict)[str, value]
-        return _with(mapping, self.lengths(node, "minProperties", "maxProperties")), {
+        return _with(mapping, self.lengths(path, node, "minProperties", "maxProperties")), {
             "type",
             "additionalProperties",
             "minProperties",
@@ -1016,10 +1277,25 @@ def _nullable(annotation: Any) -> Any:
     return typing.cast(Any, Union)[annotation, None]
 
 
-def _member_name(value: Any, index: int) -> str:
-    if isinstance(value, str) and value.isidentifier() and not value.startswith("_"):
-        return value
-    return f"VALUE_{index}"
+def _member_names(values: list[Any]) -> list[str]:
+    """Unique member names: a value that can name its member does; the others get VALUE_<i>."""
+    own = {v for v in values if _names_itself(v)}
+    names: list[str] = []
+    for index, value in enumerate(values):
+        name = value if value in own else f"VALUE_{index}"
+        while name in names or (name != value and name in own):  # e.g. a value "VALUE_1"
+            name += "_"
+        names.append(name)
+    return names
+
+
+def _names_itself(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and value.isidentifier()
+        and not value.startswith("_")
+        and value not in _RESERVED_MEMBER_NAMES
+    )
 
 
 def _pascal(name: str) -> str:
@@ -1156,8 +1432,9 @@ def _type_label(node: Any) -> str:
         return "any"
     for keyword in ("anyOf", "oneOf"):
         if isinstance(node.get(keyword), list):
-            if _is_pydantic_decimal(node[keyword]):
-                return "decimal"
+            others = [m for m in node[keyword] if _type_label(m) != "null"]
+            if _is_pydantic_decimal(others):
+                return "decimal" if len(others) == len(node[keyword]) else "decimal|null"
             return "|".join(_type_label(m) for m in node[keyword])
     if "enum" in node or "const" in node:
         return "choice"
