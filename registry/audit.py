@@ -207,7 +207,7 @@ class AuditLogger:
         query = TrailQuery(
             model_name, record_id, _utc_or_none(since), _utc_or_none(until), actor
         )
-        return [_entry_from_dict(item) for item in self.trail.read(query)]
+        return [AuditEntry.from_row(item) for item in self.trail.read(query)]
 
     # -- the audit worker's operations ---------------------------------------------------
 
@@ -340,16 +340,3 @@ def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
 def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:
     return as_utc(value) if value is not None else None
 
-
-def _entry_from_dict(item: Mapping[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        seq=item["seq"],
-        model_name=item["model"],
-        record_id=item["record_id"],
-        operation=item["operation"],
-        user_id=item["user_id"],
-        timestamp=item["ts"],
-        changes=item["changes"],
-        metadata=item["metadata"],
-        ns=item["ns"],
-    )
