@@ -339,4 +339,3 @@ def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
 
 def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:
     return as_utc(value) if value is not None else None
-
