@@ -22,7 +22,7 @@ SCHEMA_V2 = {
     "properties": {**SCHEMA_V1["properties"], "color": {"type": "string", "default": "none"}},
 }
 #: Tasks sent to each worker at once, so that both of its pool children take some.
-BURST = 8
+BURST = 16
 SUCCEEDED = re.compile(r"/(ForkPoolWorker-\d+)\] Task records\.create\[([0-9a-f-]+)\] succeeded")
 
 
