@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import zlib
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from registry import (
 from registry.audit_blocks import GENESIS_HASH, KeyFilter, record_key, split_lines
 from registry.codecs import codec_for
 from registry.tables import audit_blocks, audit_chain, audit_outbox
-
-START = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+from tests.unit.support import SteppingClock
 
 
 class Product(BaseModel):
@@ -38,19 +36,6 @@ class Order(BaseModel):
     total: float = 0
 
 
-class Clock:
-    """A clock that moves one millisecond per reading, and jumps when told."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime.datetime:
-        self.now += datetime.timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += datetime.timedelta(**delta)
-
 
 PERMISSIONS = {
     "roles": {"admin": ["create", "read", "update", "delete", "list"], "user": ["read", "list"]},
@@ -59,7 +44,7 @@ PERMISSIONS = {
 }
 
 
-def make_registry(clock: Clock, **audit: Any) -> DynamicModelRegistry:
+def make_registry(clock: SteppingClock, **audit: Any) -> DynamicModelRegistry:
     models = audit.pop("models", {})
     settings = Settings().with_overrides(
         audit={"batch_size": 3, "max_wait_seconds": 5.0, **audit}, models=models
@@ -71,12 +56,12 @@ def make_registry(clock: Clock, **audit: Any) -> DynamicModelRegistry:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SteppingClock:
+    return SteppingClock()
 
 
 @pytest.fixture
-def registry(clock: Clock) -> Iterator[DynamicModelRegistry]:
+def registry(clock: SteppingClock) -> Iterator[DynamicModelRegistry]:
     registry = make_registry(clock)
     yield registry
     registry.close()
@@ -133,7 +118,7 @@ def test_compaction_moves_pending_entries_into_ordered_chained_blocks(
 
 
 def test_a_part_filled_batch_waits_for_max_wait(
-    registry: DynamicModelRegistry, clock: Clock
+    registry: DynamicModelRegistry, clock: SteppingClock
 ) -> None:
     create(registry, 2)
     assert registry.audit_logger.compact() == {"blocks": 0, "entries": 0}
@@ -149,7 +134,7 @@ def test_a_full_batch_is_compacted_at_once_and_the_rest_waits(
     assert len(rows(registry, audit_outbox)) == 1
 
 
-def test_one_run_writes_at_most_max_blocks_per_run(clock: Clock) -> None:
+def test_one_run_writes_at_most_max_blocks_per_run(clock: SteppingClock) -> None:
     registry = make_registry(clock, batch_size=2, max_blocks_per_run=2)
     create(registry, 7)
     assert registry.audit_logger.compact(force=True) == {"blocks": 2, "entries": 4}
@@ -177,7 +162,7 @@ def test_a_failure_after_the_block_insert_loses_and_duplicates_nothing(
     assert registry.audit_logger.verify()["ok"] is True
 
 
-def test_compression_off_keeps_plain_json_lines_still_chained(clock: Clock) -> None:
+def test_compression_off_keeps_plain_json_lines_still_chained(clock: SteppingClock) -> None:
     registry = make_registry(clock, models={"audit_compression": False})
     ids = create(registry, 4)
     registry.audit_logger.compact(force=True)
@@ -190,7 +175,7 @@ def test_compression_off_keeps_plain_json_lines_still_chained(clock: Clock) -> N
     assert registry.audit_logger.verify()["ok"] is True
 
 
-def test_blocks_of_different_codecs_read_as_one_history(clock: Clock) -> None:
+def test_blocks_of_different_codecs_read_as_one_history(clock: SteppingClock) -> None:
     registry = make_registry(clock)
     [record_id] = create(registry)
     registry.audit_logger.compact(force=True)
@@ -247,7 +232,7 @@ def test_history_reads_blocks_and_pending_entries_as_one_stream(
 
 
 def test_history_by_model_time_range_and_actor(
-    registry: DynamicModelRegistry, clock: Clock
+    registry: DynamicModelRegistry, clock: SteppingClock
 ) -> None:
     first = create(registry, 2, user="alice")
     clock.advance(hours=1)
@@ -295,7 +280,7 @@ def test_history_masks_old_and_new_values_for_the_reading_role(
 
 
 def test_as_of_rebuilds_a_record_at_any_time_even_after_deletion(
-    registry: DynamicModelRegistry, clock: Clock
+    registry: DynamicModelRegistry, clock: SteppingClock
 ) -> None:
     before_creation = clock.now
     [record_id] = create(registry)
@@ -410,7 +395,7 @@ def test_an_entry_logged_by_the_specification_api_verifies(
 # -- retention and statistics --------------------------------------------------------------
 
 
-def test_purge_drops_old_blocks_and_what_remains_verifies(clock: Clock) -> None:
+def test_purge_drops_old_blocks_and_what_remains_verifies(clock: SteppingClock) -> None:
     registry = make_registry(clock, models={"audit_retention_days": 30})
     old = create(registry, 6)
     registry.audit_logger.compact(force=True)
@@ -438,7 +423,7 @@ def test_purge_drops_old_blocks_and_what_remains_verifies(clock: Clock) -> None:
     assert registry.audit_logger.verify()["ok"] is False
 
 
-def test_purge_of_every_block_leaves_a_verifiable_empty_chain(clock: Clock) -> None:
+def test_purge_of_every_block_leaves_a_verifiable_empty_chain(clock: SteppingClock) -> None:
     registry = make_registry(clock, models={"audit_retention_days": 1})
     create(registry, 4)
     registry.audit_logger.compact(force=True)

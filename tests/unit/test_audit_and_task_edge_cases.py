@@ -20,13 +20,15 @@ from pydantic import BaseModel
 from registry import DynamicModelRegistry, RegistryError, Settings, ValidationFailed
 from registry.tables import audit_blocks, audit_outbox
 from tasks.base import JSONResult
+from tests.unit.support import SteppingClock
 from workers import cli
 from workers.app import app
 
 app.loader.import_default_modules()
 
+pytestmark = pytest.mark.usefixtures("results_outside_the_checkout")
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-START = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 class Product(BaseModel):
@@ -40,30 +42,15 @@ class Profile(BaseModel):
     meta: dict[str, str] = {}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime.datetime:
-        self.now += datetime.timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += datetime.timedelta(**delta)
-
-
-@pytest.fixture(autouse=True)
-def _results_stay_out_of_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SteppingClock:
+    return SteppingClock()
 
 
 @pytest.fixture
-def registry(clock: Clock) -> Iterator[DynamicModelRegistry]:
+def registry(clock: SteppingClock) -> Iterator[DynamicModelRegistry]:
     registry = DynamicModelRegistry(
         settings=Settings().with_overrides(
             audit={"batch_size": 2}, models={"audit_retention_days": 30}
@@ -146,7 +133,7 @@ def test_verify_detects_reordered_pending_entries(registry: DynamicModelRegistry
 
 
 def test_as_of_after_retention_purge_does_not_invent_a_partial_record(
-    registry: DynamicModelRegistry, clock: Clock
+    registry: DynamicModelRegistry, clock: SteppingClock
 ) -> None:
     """Once the block holding a record's `create` is purged, `record_as_of` starts from the
     first remaining `update` and returns a record without its other fields and with the

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from kombu.utils.json import dumps
 from pydantic import BaseModel
 
 from registry import DynamicModelRegistry, RecordNotFound, Settings, ValidationFailed
 from registry.tables import audit_outbox
 from tasks.audit import CompactionTrigger, parse_time
-from tasks.base import JSONResult
+from tests.unit.support import run_task
 from workers import cli
 from workers.app import app
 from workers.config import beat_schedule
 
 app.loader.import_default_modules()
+
+pytestmark = pytest.mark.usefixtures("results_outside_the_checkout")
 
 
 class Product(BaseModel):
@@ -31,12 +31,6 @@ class Product(BaseModel):
 PERMISSIONS = {"fields": {"price": {"read_roles": ["admin"], "mask": "redact"}}}
 
 
-
-@pytest.fixture(autouse=True)
-def _results_stay_out_of_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Running a task in-process opens the configured result backend, by default a SQLite
-    # file relative to the working directory.
-    monkeypatch.chdir(tmp_path)
 
 @pytest.fixture
 def registry() -> Iterator[DynamicModelRegistry]:
@@ -49,44 +43,37 @@ def registry() -> Iterator[DynamicModelRegistry]:
     app.close_registry()
 
 
-def run(name: str, /, **kwargs: Any) -> Any:
-    result = app.tasks[name].apply(kwargs=kwargs)
-    if result.failed():
-        raise result.result
-    assert isinstance(result.result, JSONResult)
-    return json.loads(dumps(result.result))
-
 
 def test_audit_tasks_compact_verify_stats_and_purge(registry: DynamicModelRegistry) -> None:
     for i in range(5):
         registry.create("Product", {"name": f"p{i}", "price": 2.0}, "u1", "admin")
 
-    assert run("audit.compact") == {"blocks": 2, "entries": 4}
-    assert run("audit.compact", force=True) == {"blocks": 1, "entries": 1}
-    stats = run("audit.stats")
+    assert run_task("audit.compact") == {"blocks": 2, "entries": 4}
+    assert run_task("audit.compact", force=True) == {"blocks": 1, "entries": 1}
+    stats = run_task("audit.stats")
     assert (stats["entries"], stats["blocks"], stats["pending"]) == (5, 3, 0)
-    assert run("audit.stats", model="Other")["entries"] == 0
-    assert run("audit.verify")["ok"] is True
-    assert run("audit.purge")["blocks"] == 0  # nothing is 90 days old
+    assert run_task("audit.stats", model="Other")["entries"] == 0
+    assert run_task("audit.verify")["ok"] is True
+    assert run_task("audit.purge")["blocks"] == 0  # nothing is 90 days old
 
 
 def test_audit_history_task_filters_and_masks(registry: DynamicModelRegistry) -> None:
     record = registry.create("Product", {"name": "a", "price": 2.0}, "alice", "admin")
     registry.update("Product", record["id"], {"price": 3.0}, "bob", "admin")
-    run("audit.compact", force=True)
+    run_task("audit.compact", force=True)
     registry.create("Product", {"name": "b", "price": 4.0}, "alice", "admin")
 
-    by_record = run("audit.history", model="Product", record_id=record["id"],
+    by_record = run_task("audit.history", model="Product", record_id=record["id"],
                     user_id="u9", user_role="user")["entries"]
     assert [e["operation"] for e in by_record] == ["create", "update"]
     assert by_record[1]["changes"]["price"] == {"old": "***", "new": "***"}
-    by_actor = run("audit.history", model="Product", user_role="admin", actor="alice")
+    by_actor = run_task("audit.history", model="Product", user_role="admin", actor="alice")
     assert [e["changes"]["name"]["new"] for e in by_actor["entries"]] == ["a", "b"]
     later = by_record[1]["timestamp"]
-    since = run("audit.history", model="Product", user_role="admin", since=later)["entries"]
+    since = run_task("audit.history", model="Product", user_role="admin", since=later)["entries"]
     assert [e["operation"] for e in since] == ["update", "create"]
     with pytest.raises(ValidationFailed, match="'since' must be an ISO 8601 time"):
-        run("audit.history", model="Product", user_role="admin", since="yesterday")
+        run_task("audit.history", model="Product", user_role="admin", since="yesterday")
 
 
 def test_records_as_of_task(registry: DynamicModelRegistry) -> None:
@@ -95,11 +82,11 @@ def test_records_as_of_task(registry: DynamicModelRegistry) -> None:
     registry.delete("Product", record["id"], "u1", "admin")
 
     at = created.timestamp.isoformat()
-    then = run("records.as_of", model="Product", record_id=record["id"], at=at,
+    then = run_task("records.as_of", model="Product", record_id=record["id"], at=at,
                user_id="u2", user_role="user")
     assert then["name"] == "a" and then["price"] == "***"
     with pytest.raises(RecordNotFound):
-        run("records.as_of", model="Product", record_id=record["id"],
+        run_task("records.as_of", model="Product", record_id=record["id"],
             at="2000-01-01T00:00:00", user_id="u2", user_role="admin")
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +14,13 @@ from registry import DynamicModelRegistry
 from registry.errors import ModelNotFound, PermissionDenied, ValidationFailed
 from tasks.base import JSONResult
 from tasks.names import QUEUES, queue_for
+from tests.unit.support import run_task
 from workers.app import app
 from workers.config import task_routes
 
 app.loader.import_default_modules()
+
+pytestmark = pytest.mark.usefixtures("results_outside_the_checkout")
 
 PRODUCT = {
     "type": "object",
@@ -40,12 +41,6 @@ TASK_NAMES = {
 
 
 
-@pytest.fixture(autouse=True)
-def _results_stay_out_of_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Running a task in-process opens the configured result backend, by default a SQLite
-    # file relative to the working directory.
-    monkeypatch.chdir(tmp_path)
-
 @pytest.fixture
 def registry() -> Iterator[DynamicModelRegistry]:
     registry = DynamicModelRegistry()
@@ -53,15 +48,6 @@ def registry() -> Iterator[DynamicModelRegistry]:
     yield registry
     app.close_registry()
 
-
-def run(name: str, /, **kwargs: Any) -> Any:
-    """Run a task in-process as a worker would; returns its JSON result or raises."""
-    result = app.tasks[name].apply(kwargs=kwargs)
-    if result.failed():
-        raise result.result
-    value = result.result
-    assert isinstance(value, JSONResult)
-    return json.loads(dumps(value))
 
 
 def test_configuration_is_json_only_and_at_least_once() -> None:
@@ -96,45 +82,46 @@ def test_importing_the_app_opens_no_database() -> None:
 
 
 def test_seed_scenario_through_the_tasks(registry: DynamicModelRegistry) -> None:
-    entry = run("registry.register_model", name="Product", schema=PRODUCT,
+    entry = run_task("registry.register_model", name="Product", schema=PRODUCT,
                 permissions=PERMISSIONS)
     assert entry["fields"] == ["name", "price"]
-    created = run("records.create", model="Product", data={"name": "Laptop", "price": 999.99},
+    created = run_task("records.create", model="Product", data={"name": "Laptop", "price": 999.99},
                   user_id="a", user_role="admin", idempotency_key="k1")
     assert created["price"] == 999.99 and created["version"] == 1
-    again = run("records.create", model="Product", data={"name": "Laptop", "price": 999.99},
+    again = run_task("records.create", model="Product", data={"name": "Laptop", "price": 999.99},
                 user_id="a", user_role="admin", idempotency_key="k1")
     assert again["id"] == created["id"]
-    seen = run("records.read", model="Product", record_id=created["id"], user_id="u",
+    seen = run_task("records.read", model="Product", record_id=created["id"], user_id="u",
                user_role="user")
     assert seen["price"] == "***"
-    page = run("records.list", model="Product", user_id="u", user_role="user")
+    page = run_task("records.list", model="Product", user_id="u", user_role="user")
     assert page["total"] == 1 and page["items"][0]["price"] == "***"
-    history = run("records.history", model="Product", record_id=created["id"], user_id="u",
+    history = run_task("records.history", model="Product", record_id=created["id"], user_id="u",
                   user_role="user")
     assert history[0]["changes"]["price"]["new"] == "***"
-    assert run("registry.list_models")[0]["name"] == "Product"
-    assert run("registry.get_ui_schema", model="Product", user_role="user")["model"] == "Product"
+    assert run_task("registry.list_models")[0]["name"] == "Product"
+    ui_schema = run_task("registry.get_ui_schema", model="Product", user_role="user")
+    assert ui_schema["model"] == "Product"
 
 
 def test_registry_errors_are_raised_unretried(registry: DynamicModelRegistry) -> None:
     with pytest.raises(ModelNotFound):
-        run("records.read", model="Nope", record_id="1", user_id="u", user_role="admin")
-    run("registry.register_model", name="Product", schema=PRODUCT)
+        run_task("records.read", model="Nope", record_id="1", user_id="u", user_role="admin")
+    run_task("registry.register_model", name="Product", schema=PRODUCT)
     with pytest.raises(PermissionDenied):
-        run("records.create", model="Product", data={"name": "x", "price": 1}, user_id="u",
+        run_task("records.create", model="Product", data={"name": "x", "price": 1}, user_id="u",
             user_role="user")
     with pytest.raises(ValidationFailed) as raised:
-        run("records.create", model="Product", data={"name": "", "price": 0}, user_id="u",
+        run_task("records.create", model="Product", data={"name": "", "price": 0}, user_id="u",
             user_role="admin")
     assert {error["loc"][0] for error in raised.value.errors} == {"name", "price"}
 
 
 def test_arguments_that_do_not_fit_raise_validation_failed(registry: DynamicModelRegistry) -> None:
     with pytest.raises(ValidationFailed, match="records.create"):
-        run("records.create", model="Product", data={})
+        run_task("records.create", model="Product", data={})
     with pytest.raises(ValidationFailed, match="unexpected"):
-        run("records.list", model="Product", user_id="u", user_role="admin", limit=5)
+        run_task("records.list", model="Product", user_id="u", user_role="admin", limit=5)
 
 
 def _through_json_backend(exc: BaseException) -> BaseException:
