@@ -85,6 +85,7 @@ class RegistryClient:
     def __init__(self, app: Celery, settings: CelerySettings | None = None) -> None:
         self.app = app
         self.settings = settings or CelerySettings()
+        self._sent = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> RegistryClient:
@@ -96,6 +97,9 @@ class RegistryClient:
 
     def close(self) -> None:
         """Close the broker and result backend connections this client opened."""
+        if not self._sent:  # no result was ever asked for: don't open a backend to close it
+            self.app.close()
+            return
         backend = self.app.backend
         consumer = getattr(backend, "result_consumer", None)
         if consumer is not None and hasattr(consumer, "stop"):
@@ -216,6 +220,7 @@ class RegistryClient:
         `celery.max_message_bytes`.
         """
         self._check_size(name, kwargs)
+        self._sent = True
         result = self.app.send_task(
             name,
             kwargs=kwargs,
