@@ -161,8 +161,9 @@ class AuditSettings(_Section):
     #: The key new entries and blocks are signed with; may be left out when there is one.
     key_id: str | None = None
     #: Used when `keys` is empty: `{"current": id, "keys": {id: secret}}`, created once with
-    #: a fresh key when missing. Every process writing one database must share its keys.
-    key_file: str = "dmr-audit-keys.json"
+    #: a fresh key when missing. None: beside a SQLite database file, else
+    #: `dmr-audit-keys.json`. Every process writing one database must share its keys.
+    key_file: str | None = None
 
 
 class FlowerSettings(_Section):

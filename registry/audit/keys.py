@@ -12,9 +12,11 @@ until retention has purged the blocks it signed.
 Where the keys come from, first match wins:
 1. `audit.keys` (`DMR_AUDIT__KEYS='{"k2": "...", "k1": "..."}'`), with `audit.key_id` naming
    the current one (needed when there are several);
-2. an in-memory database, which dies with its process: a random key of its own;
-3. the key file `audit.key_file` (`{"current": id, "keys": {id: secret}}`), created once with
-   a fresh random key when it does not exist.
+2. an in-memory database, which dies with its process: a random key of its own (unless
+   `audit.key_file` names a file);
+3. the key file (`{"current": id, "keys": {id: secret}}`): `audit.key_file`, or by default
+   beside a SQLite database file, or `dmr-audit-keys.json` in the working directory for a
+   server database (`default_key_file`); created once with a fresh random key when missing.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..settings import AuditSettings
 __all__ = [
     "AuditKeys",
     "MAC_HEX_DIGITS",
+    "default_key_file",
     "key_id_of",
     "load_audit_keys",
     "new_key_file",
@@ -137,17 +140,33 @@ def new_secret() -> str:
     return secrets.token_urlsafe(MIN_SECRET_CHARS)
 
 
-def load_audit_keys(settings: AuditSettings, *, in_memory: bool = False) -> AuditKeys:
-    """The keys settings give (see the module docstring); raises `ConfigurationError`."""
+def load_audit_keys(settings: AuditSettings, default_file: Path | None) -> AuditKeys:
+    """The keys settings give (see the module docstring); `default_file` is the key file
+    when `audit.key_file` names none, None for an in-memory database. Raises
+    `ConfigurationError`."""
     if settings.keys:
         configured = {key_id: secret.get_secret_value() for key_id, secret in settings.keys.items()}
         return _keys_from(configured, settings.key_id, source="audit.keys")
-    if in_memory:
+    path = Path(settings.key_file) if settings.key_file else default_file
+    if path is None:
         return AuditKeys.generate()
-    path = Path(settings.key_file)
     if not path.exists():
         new_key_file(path)
     return read_key_file(path, settings.key_id)
+
+
+def default_key_file(database_url: str) -> Path | None:
+    """Where an installation keeps its key file when settings name none: beside a SQLite
+    database file (`dmr.sqlite3.audit-keys.json`), in the working directory for a server
+    database (`dmr-audit-keys.json`), nowhere for an in-memory database, which dies with its
+    process and may have a key that does too."""
+    scheme, _, rest = database_url.partition(":")
+    if scheme.split("+")[0] != "sqlite":
+        return Path("dmr-audit-keys.json")
+    database = rest.removeprefix("///").split("?")[0]
+    if database in ("", "//", ":memory:") or database.startswith("file::memory:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".audit-keys.json")
 
 
 def read_key_file(path: Path, key_id: str | None = None) -> AuditKeys:

@@ -20,7 +20,7 @@ from ..errors import AuditIntegrityError
 from ..settings import AuditSettings
 from ..tables import as_utc, audit_outbox
 from .codecs import codec_for
-from .keys import AuditKeys, load_audit_keys
+from .keys import AuditKeys, default_key_file, load_audit_keys
 from .outbox import AUDIT_NS, AuditEntry, Clock, utc_now, with_hash
 from .trail import AuditTrail, CompactionPolicy, StoredRecords, TrailQuery
 
@@ -50,7 +50,9 @@ class AuditLogger:
         #: Blocks whose entries are all older than this many days are purged.
         self.retention_days = retention_days
         #: The keys entry and block hashes are made and checked with (`keys.py`).
-        self.keys = keys or load_audit_keys(self.settings, in_memory=_in_memory(database))
+        self.keys = keys or load_audit_keys(
+            self.settings, default_key_file(str(database.url))
+        )
         self.trail = AuditTrail(database, clock, self.keys)
 
     def append(self, conn: Connection, entries: Iterable[AuditEntry]) -> None:
@@ -212,8 +214,3 @@ class AuditLogger:
 def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:
     return as_utc(value) if value is not None else None
 
-
-def _in_memory(database: Database) -> bool:
-    # An in-memory SQLite database dies with its process, and so may its key.
-    url = database.url
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")

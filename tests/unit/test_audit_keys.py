@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from registry import ConfigurationError, DynamicModelRegistry, Settings
 from registry.audit.blocks import block_header, index_from_row
-from registry.audit.keys import AuditKeys, load_audit_keys, new_key_file, read_key_file
+from registry.audit.keys import (
+    AuditKeys,
+    default_key_file,
+    load_audit_keys,
+    new_key_file,
+    read_key_file,
+)
 from registry.settings import AuditSettings
 from registry.tables import audit_blocks, audit_outbox
 
@@ -119,9 +125,9 @@ def test_a_block_re_signed_without_the_key_does_not_verify(tmp_path: Path) -> No
 def test_without_keys_a_key_file_is_made_once_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "audit.json"
     settings = AuditSettings(key_file=str(path))
-    first = load_audit_keys(settings)
+    first = load_audit_keys(settings, None)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = load_audit_keys(settings)
+    again = load_audit_keys(settings, None)
     assert again == first and new_key_file(path) == first  # never replaced once made
     assert json.loads(path.read_text())["current"] == first.current_id
     assert list(tmp_path.joinpath("keys").iterdir()) == [path]  # no temporary file left
@@ -149,11 +155,22 @@ def test_an_in_memory_database_gets_a_key_of_its_own_and_writes_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_key_file_lives_beside_a_sqlite_database_by_default(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "dmr.sqlite3"
+    database.parent.mkdir()
+    registry = DynamicModelRegistry(f"sqlite:///{database}")
+    assert (tmp_path / "data" / "dmr.sqlite3.audit-keys.json").exists()
+    registry.close()
+    assert default_key_file("sqlite:///dmr.sqlite3") == Path("dmr.sqlite3.audit-keys.json")
+    assert default_key_file("postgresql+psycopg://u:p@h/db") == Path("dmr-audit-keys.json")
+    assert default_key_file("sqlite://") is None and default_key_file("sqlite:///:memory:") is None
+
+
 def test_keys_come_from_the_environment() -> None:
     environ = {"DMR_AUDIT__KEYS": json.dumps({"k2": NEW_SECRET, "k1": OLD_SECRET}),
                "DMR_AUDIT__KEY_ID": "k2"}
     settings = Settings.load(path=None, environ=environ)
-    keys = load_audit_keys(settings.audit)
+    keys = load_audit_keys(settings.audit, None)
     assert keys.current_id == "k2" and set(keys.secrets) == {"k1", "k2"}
     assert NEW_SECRET not in repr(settings)  # secrets never show in logs
 
