@@ -183,7 +183,7 @@ class CommandExecutor:
                 RecordProjection(entry).apply(conn, appended)
             outcome = Outcome(self._after(aggregate, appended), appended)
             if command.command_id is not None:
-                self._store_result(conn, command.command_id, self._stored_form(
+                self._store_result(conn, command.command_id, self.stored_form(
                     outcome, key_operation))
             return outcome
 
@@ -385,7 +385,7 @@ class CommandExecutor:
         )
 
     @staticmethod
-    def _stored_form(outcome: Outcome, key_operation: str) -> dict[str, Any]:
+    def stored_form(outcome: Outcome, key_operation: str) -> dict[str, Any]:
         if key_operation == "command":
             return outcome.command_result()
         if key_operation == "delete":

@@ -20,6 +20,7 @@ one group), so deletes and group moves stay exact without keeping every value's 
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,12 +183,19 @@ class RecordProjection:
         return {
             "id": event.aggregate_id,
             "version": event.version,
-            "created_at": state.get("created_at") or event.timestamp,
-            "updated_at": state.get("updated_at") or event.timestamp,
+            "created_at": _stamp(state.get("created_at"), event.timestamp),
+            "updated_at": _stamp(state.get("updated_at"), event.timestamp),
             "created_by": state.get("created_by"),
             "updated_by": state.get("updated_by"),
             **values,
         }
+
+
+_TIME = TypeAdapter(datetime.datetime)
+
+
+def _stamp(value: Any, fallback: datetime.datetime) -> datetime.datetime:
+    return fallback if value is None else _TIME.validate_python(value)
 
 
 def field_columns(records: RecordTable, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -460,7 +468,9 @@ class GroupedProjection:
                 else:
                     row[name] = (before[name] if before else 0) + delta.counts.get(name, 0)
             elif measure.function == "sum":
-                row[name] = _plus(before[name] if before else None, delta.sums.get(name))
+                total = _plus(before[name] if before else None, delta.sums.get(name))
+                assert measure.field is not None
+                row[name] = self.entry.records.to_column_value(measure.field, total)
             elif measure.function == "avg":
                 total = _plus(before[f"dmr_sum_{name}"] if before else None, delta.sums.get(name))
                 count = (before[f"dmr_n_{name}"] if before else 0) + delta.counts.get(name, 0)

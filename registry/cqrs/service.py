@@ -29,6 +29,7 @@ from .commands import CommandRequest, load_command_modules
 from .events import Event
 from .execution import CommandExecutor, ModelSource, RecordRules
 from .projections import GroupedProjection, ProjectionDefinition, default_projection_name
+from .modes import WriteRouter
 from .projector import DeclaredProjection, DefaultProjection, Projection, Projector
 from .store import EventStore
 from .tables import checkpoints, projection_definitions
@@ -60,9 +61,21 @@ class CqrsService:
             database, self.store, audit, models, rules, clock, settings.cqrs
         )
         self.projector = Projector(database, self.store, clock, settings.cqrs.projector_batch_size)
+        self.writes = WriteRouter(models, self.executor)  # type: ignore[arg-type]
         self.backfill = Backfill(database, self.store, models, clock, settings.cqrs.backfill_chunk)
         self._declared: dict[tuple[str, int, int], GroupedProjection] = {}
         load_command_modules(settings.cqrs.command_modules)
+
+    def mode_switch_starts(
+        self, conn: sa.Connection, before: ModelEntry | None, after: ModelEntry
+    ) -> bool:
+        """In a registration's transaction: when a model with records leaves crud mode, mark
+        its backfill due (the caller runs it after commit); True if one is due."""
+        leaves_crud = (before is not None and before.operation_mode is OperationMode.CRUD
+                       and after.operation_mode is not OperationMode.CRUD)
+        if leaves_crud:
+            self.backfill.start(conn, after.name)
+        return leaves_crud
 
     # -- commands ----------------------------------------------------------------------
 
@@ -232,11 +245,11 @@ class CqrsService:
                 head = self.store.last_position(conn)
             if reached >= min_position:
                 return
-            # Apply it here rather than only wait: in-process use has no projector running.
-            self.projector.catch_up(projection)
             if time.monotonic() >= deadline:
                 break
-            time.sleep(_WAIT_STEP)
+            # Apply it here rather than only wait: in-process use has no projector running.
+            if self.projector.catch_up(projection) == 0:
+                time.sleep(_WAIT_STEP)
         raise ProjectionStale(
             f"Projection {projection_name!r} is at position {reached}, short of {min_position}"
             f" after {wait} s ({head - reached} events behind).",
