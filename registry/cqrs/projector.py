@@ -71,7 +71,7 @@ class DefaultProjection:
     def shadow(self, suffix: str) -> ShadowTables:
         live = self.entry.records.table
         table = sa.Table(f"{live.name}{suffix}", sa.MetaData(),
-                         *[column.copy() for column in live.c])
+                         *[column._copy() for column in live.c])
 
         def create(conn: Connection) -> None:
             if conn.dialect.name == "postgresql":
