@@ -519,4 +519,5 @@ class CqrsContract:
         assert positions == sorted(positions) and len(positions) == 5
         assert rest["last_position"] == positions[-1]
         with registry.database.read() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys)).scalar() == 0
+            keys = sa.select(sa.func.count()).select_from(idempotency_keys)
+            assert conn.execute(keys).scalar() == 0

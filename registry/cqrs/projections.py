@@ -301,12 +301,14 @@ class GroupedProjection:
             if entry.records.field_types[name].kind is FieldKind.JSON:
                 raise _invalid(self.name, ["filter", name],
                                f"field {name!r} holds JSON and cannot be filtered by equality")
-            annotation = entry.model.model_fields[name].annotation
+            annotation: Any = entry.model.model_fields[name].annotation
             try:
                 parsed = TypeAdapter(annotation).validate_python(value)
             except ValidationError:
-                raise _invalid(self.name, ["filter", name],
-                               f"filter value for {name!r} is not a valid value of the field")
+                raise _invalid(
+                    self.name, ["filter", name],
+                    f"filter value for {name!r} is not a valid value of the field",
+                ) from None
             typed[name] = entry.records.to_column_value(name, parsed)
         return typed
 
@@ -381,13 +383,15 @@ class GroupedProjection:
             return
         deltas: dict[str, _GroupDelta] = {}
         for agg in changed:
-            if old.get(agg) is not None:
-                self._account(deltas, old[agg], -1)
-            if new[agg] is not None:
-                self._account(deltas, new[agg], +1)
+            before, after = old.get(agg), new[agg]
+            if before is not None:
+                self._account(deltas, before, -1)
+            if after is not None:
+                self._account(deltas, after, +1)
         for chunk in _chunks(changed):
             conn.execute(sa.delete(self.members).where(self.members.c.aggregate_id.in_(chunk)))
-        inserts = [{"aggregate_id": agg, **new[agg]} for agg in changed if new[agg] is not None]
+        inserts = [{"aggregate_id": agg, **member} for agg in changed
+                   if (member := new[agg]) is not None]
         if inserts:
             conn.execute(sa.insert(self.members), inserts)
         self._apply_deltas(conn, deltas)
@@ -401,7 +405,9 @@ class GroupedProjection:
                 found[member.pop("aggregate_id")] = member
         return found
 
-    def _account(self, deltas: dict[str, _GroupDelta], member: Mapping[str, Any], sign: int) -> None:
+    def _account(
+        self, deltas: dict[str, _GroupDelta], member: Mapping[str, Any], sign: int
+    ) -> None:
         key = member["dmr_key"]
         delta = deltas.get(key)
         if delta is None:

@@ -168,7 +168,9 @@ class Projector:
             events = self.store.read(conn, position, head, self.batch_size, [projection.model])
             projection.apply(conn, events)
             full = len(events) == self.batch_size
-            self._set_checkpoint(conn, projection.name, events[-1].position if full else head)
+            last = events[-1].position if full else head
+            assert last is not None
+            self._set_checkpoint(conn, projection.name, last)
             return len(events)
 
     # -- rebuilding --------------------------------------------------------------------

@@ -28,8 +28,8 @@ from .backfill import Backfill
 from .commands import CommandRequest, load_command_modules
 from .events import Event
 from .execution import CommandExecutor, ModelSource, RecordRules
-from .projections import GroupedProjection, ProjectionDefinition, default_projection_name
 from .modes import WriteRouter
+from .projections import GroupedProjection, ProjectionDefinition, default_projection_name
 from .projector import DeclaredProjection, DefaultProjection, Projection, Projector
 from .store import EventStore
 from .tables import checkpoints, projection_definitions
@@ -141,7 +141,8 @@ class CqrsService:
         query = sa.select(projection_definitions).where(projection_definitions.c.name == name)
         if lock:
             query = self.database.for_update(query)
-        return conn.execute(query).mappings().first()
+        found = conn.execute(query).mappings().first()
+        return dict(found) if found is not None else None
 
     def _save_definition(
         self, conn: sa.Connection, parsed: ProjectionDefinition,
@@ -351,7 +352,8 @@ def _check_wait(min_position: Any, wait_seconds: Any, limit: float) -> float:
     if not isinstance(min_position, int) or isinstance(min_position, bool) or min_position < 0:
         raise ValidationFailed(
             f"min_position must be a whole number from 0, not {min_position!r}.",
-            errors=[{"loc": ["min_position"], "msg": "must be an integer >= 0", "type": "argument"}],
+            errors=[{"loc": ["min_position"], "msg": "must be an integer >= 0",
+                     "type": "argument"}],
         )
     wait = 0.0 if wait_seconds is None else wait_seconds
     if (not isinstance(wait, int | float) or isinstance(wait, bool)
