@@ -171,7 +171,11 @@ class CommandExecutor:
                 stored = self._claim_key(conn, entry, command.command_id, key_operation)
                 if stored is not None:
                     return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
-            aggregate = self.load(conn, entry, new_aggregate_id(command))
+            if command.type == "create" and command.aggregate_id is None:
+                # A fresh random id has no events and no row: nothing to load.
+                aggregate = Aggregate(new_aggregate_id(command), None, 0)
+            else:
+                aggregate = self.load(conn, entry, new_aggregate_id(command))
             now = self.clock()
             meta = EventMetadata(user_id=user_id, role=user_role, command_id=command.command_id,
                                  correlation_id=command.correlation_id)

@@ -50,6 +50,7 @@ class EventStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._insert = self._build_insert()
+        self._locked_insert = self._build_locked_insert() if database.is_postgresql else None
 
     def _build_insert(self) -> Any:
         dialect = postgresql if self.database.is_postgresql else sqlite
@@ -57,6 +58,23 @@ class EventStore:
             dialect.insert(events_table)
             .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
             .returning(events_table.c.position, sort_by_parameter_order=True)
+        )
+
+    def _build_locked_insert(self) -> Any:
+        """One event in one round trip on PostgreSQL: the shared lock is taken in the row
+        source, so it is held before the row's position is drawn (see the module docstring)."""
+        lock = sa.select(
+            sa.func.pg_advisory_xact_lock_shared(EVENT_LOCK).label("locked")
+        ).subquery("appender_lock")
+        names = [column.name for column in _COLUMNS]
+        values = sa.select(
+            *[sa.bindparam(name, type_=events_table.c[name].type) for name in names]
+        ).select_from(lock)
+        return (
+            postgresql.insert(events_table)
+            .from_select(names, values)
+            .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
+            .returning(events_table.c.position)
         )
 
     # -- writing ------------------------------------------------------------------------
@@ -68,9 +86,12 @@ class EventStore:
         writer has taken one of their aggregate versions."""
         if not events:
             return []
-        self.lock_for_append(conn)
         rows = [event.to_row() for event in events]
-        positions = [row.position for row in conn.execute(self._insert, rows)]
+        if self._locked_insert is not None and len(rows) == 1:
+            positions = [row.position for row in conn.execute(self._locked_insert, rows[0])]
+        else:
+            self.lock_for_append(conn)
+            positions = [row.position for row in conn.execute(self._insert, rows)]
         if len(positions) != len(events):
             raise self._conflict(conn, events)
         return [

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 WRITERS = 4
 READERS = 2
-EVENTS_PER_WRITER = 60
+EVENTS_PER_WRITER = 120
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_readers_following_positions_skip_nothing_under_four_writers(store: Even
                 [stored] = store.append(conn, [event(writer, n)])
                 # Hold the transaction open after taking a position, so that later positions
                 # of other writers commit first: the window a naive reader falls into.
-                time.sleep(rng.uniform(0, 0.004))
+                time.sleep(rng.uniform(0, 0.006))
             with lock:
                 committed.append(stored.position or 0)
 
