@@ -15,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from sqlalchemy.engine import Connection
+
 from ..catalog import ModelEntry, OperationMode
-from ..errors import OperationNotAllowed
+from ..database import Database
+from ..errors import OperationNotAllowed, RegistryError
 from .commands import CommandRequest
 from .execution import CommandExecutor
 
@@ -28,11 +31,30 @@ _COMMAND_FOR = {"create": "create", "update": "update", "delete": "delete"}
 class CachedModels(Protocol):
     def peek(self, name: str) -> tuple[ModelEntry | None, int]: ...
 
+    def resolve(self, conn: Connection, name: str) -> ModelEntry: ...
+
 
 class WriteRouter:
-    def __init__(self, models: CachedModels, executor: CommandExecutor) -> None:
+    def __init__(
+        self, database: Database, models: CachedModels, executor: CommandExecutor
+    ) -> None:
+        self.database = database
         self.models = models
         self.executor = executor
+
+    def _entry(self, model: Any) -> ModelEntry | None:
+        """The cached model; one this process has not loaded yet is loaded now (its mode
+        cannot be assumed)."""
+        if not isinstance(model, str):
+            return None
+        entry, _version = self.models.peek(model)
+        if entry is not None:
+            return entry
+        try:
+            with self.database.read() as conn:
+                return self.models.resolve(conn, model)
+        except RegistryError:
+            return None  # the record service reports it as it always has
 
     def route(
         self,
@@ -47,7 +69,7 @@ class WriteRouter:
         idempotency_key: str | None = None,
     ) -> dict[str, Any] | None:
         """The write's answer when the mode takes it over; None for a crud model."""
-        entry, _version = self.models.peek(model) if isinstance(model, str) else (None, 0)
+        entry = self._entry(model)
         if entry is None or entry.operation_mode is OperationMode.CRUD:
             return None
         if entry.operation_mode is OperationMode.CQRS:
