@@ -8,8 +8,8 @@
     ├── SchemaIncompatible      re-registration would change stored columns incompatibly
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
-    ├── UnknownField            the data names a field the model does not have
-    ├── PayloadTooLarge         the data is larger than the configured limit
+    │   ├── UnknownField        the data names a field the model does not have
+    │   └── PayloadTooLarge     the data is larger than the configured limit
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored
@@ -19,7 +19,9 @@
     ├── ProjectionNotFound      no projection is defined under the name
     ├── ProjectionStale         a projection did not reach the wanted position in time
     ├── InvalidProjection       a projection definition is malformed (a ValidationFailed)
-    └── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── MessageRefused          a worker refused a task message it cannot safely run
+    └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
 again, with the same class name, in the producer.
@@ -38,6 +40,7 @@ __all__ = [
     "InvalidPermissions",
     "InvalidProjection",
     "InvalidSchema",
+    "MessageRefused",
     "ModelNotFound",
     "OperationNotAllowed",
     "PayloadTooLarge",
@@ -47,6 +50,7 @@ __all__ = [
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
+    "TaskTimeLimitExceeded",
     "UnknownField",
     "ValidationFailed",
     "VersionConflict",
@@ -167,6 +171,18 @@ class InvalidProjection(ValidationFailed):
 
 class PermissionDenied(RegistryError, PermissionError):
     """Raised when the role may not perform the operation or write the field."""
+
+
+class MessageRefused(RegistryError):
+    """Raised when a worker refuses a task message it cannot safely run: not JSON, compressed,
+    nested too deep, not Celery's `[args, kwargs, embed]` shape, or with malformed headers.
+
+    The message is dropped, not redelivered; `reason` says what was wrong.
+    """
+
+
+class TaskTimeLimitExceeded(RegistryError):
+    """Raised when a task ran past its time limit and was stopped; its transaction rolled back."""
 
 
 def _all_error_classes() -> dict[str, type[RegistryError]]:
