@@ -9,7 +9,8 @@
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
     │   ├── UnknownField        the data names a field the model does not have
-    │   └── PayloadTooLarge     the data is larger than the configured limit
+    │   ├── PayloadTooLarge     the data is larger than the configured limit
+    │   └── InvalidProjection   a projection definition is malformed or names bad fields
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored
@@ -18,7 +19,6 @@
     ├── CommandRejected         a command handler refused the command (carries its reason)
     ├── ProjectionNotFound      no projection is defined under the name
     ├── ProjectionStale         a projection did not reach the wanted position in time
-    ├── InvalidProjection       a projection definition is malformed (a ValidationFailed)
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
