@@ -1,0 +1,180 @@
+"""How text values are read as typed values: the formats inference finds and imports use.
+
+Inference records, per field, an `inferred_type` and (for dates and times) the `format` the
+values were written in: a `strptime` pattern such as `%m/%d/%Y`, or `iso8601`. `parse_text`
+reads one value with them, and `RowParser` reads whole rows, so an import parses exactly the way
+the inspection saw the data.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "BOOLEAN_TOKENS",
+    "DATETIME_FORMATS",
+    "DATE_FORMATS",
+    "ISO8601",
+    "NULL_VALUES",
+    "TIME_FORMATS",
+    "RowParser",
+    "parse_text",
+]
+
+ISO8601 = "iso8601"
+#: Text read as "no value" unless a resource's options say otherwise. "NA" and "-" are left out
+#: on purpose: they are also real codes (Namibia, North America, a minus sign).
+NULL_VALUES: tuple[str, ...] = ("", "null", "NULL", "Null", "None", "N/A", "n/a", "#N/A", "NaN")
+BOOLEAN_TOKENS: dict[str, bool] = {
+    "true": True, "false": False, "yes": True, "no": False,
+    "t": True, "f": False, "y": True, "n": False,
+}  # fmt: skip
+#: Date formats tried, in order of preference: when values fit two (every day below 13),
+#: month-first wins, as in the files most often met, and a warning says so.
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%m-%d-%Y", "%d-%m-%Y",
+    "%b %d %Y", "%b %d, %Y", "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%d %B %Y", "%d-%b-%Y",
+    "%d-%b-%y", "%m/%d/%y", "%d/%m/%y", "%Y.%m.%d",
+)  # fmt: skip
+DATETIME_FORMATS: tuple[str, ...] = (
+    ISO8601, "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p",
+    "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%b %d %Y %H:%M:%S", "%d %b %Y %H:%M:%S",
+)  # fmt: skip
+TIME_FORMATS: tuple[str, ...] = (ISO8601, "%I:%M %p", "%I:%M:%S %p")
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_FIXED_POINT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
+)
+_ISO_TIME = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+_ZONE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def parse_text(kind: str, fmt: str | None, text: str) -> Any:
+    """`text` read as a value of `kind` written in `fmt`. Raises `ValueError` if it is not."""
+    reader = _READERS.get(kind)
+    return text if reader is None else reader(text.strip(), fmt)
+
+
+def _integer(text: str, fmt: str | None) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{text!r} is not an integer")
+    return int(text)
+
+
+def _decimal(text: str, fmt: str | None) -> decimal.Decimal:
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a decimal number")
+    return decimal.Decimal(text)
+
+
+def _number(text: str, fmt: str | None) -> float:
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a number")
+    return float(text)
+
+
+def _boolean(text: str, fmt: str | None) -> bool:
+    try:
+        return BOOLEAN_TOKENS[text.lower()]
+    except KeyError:
+        raise ValueError(f"{text!r} is not a boolean") from None
+
+
+def _date(text: str, fmt: str | None) -> datetime.date:
+    if fmt in (None, ISO8601, "%Y-%m-%d"):
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(f"{text!r} is not an ISO date")
+        return datetime.date.fromisoformat(text)
+    return datetime.datetime.strptime(text, fmt).date()
+
+
+def _datetime(text: str, fmt: str | None) -> datetime.datetime:
+    if fmt in (None, ISO8601):
+        if not _ISO_DATETIME.fullmatch(text):
+            raise ValueError(f"{text!r} is not an ISO date and time")
+        return datetime.datetime.fromisoformat(text)
+    return datetime.datetime.strptime(text, fmt)
+
+
+def _time(text: str, fmt: str | None) -> datetime.time:
+    if fmt in (None, ISO8601):
+        if not _ISO_TIME.fullmatch(text):
+            raise ValueError(f"{text!r} is not an ISO time")
+        return datetime.time.fromisoformat(text)
+    return datetime.datetime.strptime(text, fmt).time()
+
+
+def _json(text: str, fmt: str | None) -> Any:
+    return json.loads(text)
+
+
+_READERS: dict[str, Callable[[str, str | None], Any]] = {
+    "integer": _integer,
+    "decimal": _decimal,
+    "number": _number,
+    "boolean": _boolean,
+    "date": _date,
+    "datetime": _datetime,
+    "datetime_tz": _datetime,
+    "time": _time,
+    "object": _json,
+    "array": _json,
+}
+
+
+def has_zone(text: str) -> bool:
+    return bool(_ZONE.search(text.strip()))
+
+
+class RowParser:
+    """Reads source rows into typed values, per field, as the inspection found them.
+
+    Build it from the inspection's `provenance` (`{field: {"inferred_type", "format"?}}`, as
+    stored with the model) and the source's null values. Text that is a null value becomes
+    None; other text is parsed with the field's type and format; a value that does not parse is
+    passed on unchanged, so that model validation reports it with the field's name. Values that
+    are not text (JSON numbers, SQL columns) pass unchanged too.
+
+        parser = RowParser(inspection.provenance, inspection.source.null_values)
+        typed = parser.parse({"born": "01/31/2012", "code": "02134"})
+    """
+
+    def __init__(
+        self,
+        provenance: Mapping[str, Mapping[str, Any]],
+        null_values: Iterable[str] | None = None,
+    ) -> None:
+        self.null_values = frozenset(NULL_VALUES if null_values is None else null_values)
+        self._readers: dict[str, tuple[Callable[[str, str | None], Any], str | None]] = {}
+        for field, facts in provenance.items():
+            reader = _READERS.get(str(facts.get("inferred_type")))
+            if reader is not None:
+                self._readers[field] = (reader, facts.get("format"))
+
+    def parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The row with its text values read; keys are kept as given."""
+        return {name: self.parse_value(name, value) for name, value in values.items()}
+
+    def parse_value(self, field: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.strip() in self.null_values:
+            return None
+        found = self._readers.get(field)
+        if found is None:
+            return value
+        reader, fmt = found
+        try:
+            return reader(value.strip(), fmt)
+        except (ValueError, ArithmeticError):
+            return value
