@@ -6,6 +6,8 @@
     dmr beat                                   the periodic scheduler
     dmr flower                                 Flower; address, port, basic auth from settings
     dmr register product.schema.json --name Product [--permissions perms.json] [--force]
+    dmr register --from cars.inspection.json   register an inspection (see dmr inspect)
+    dmr inspect cars.csv [--json] [-o FILE]    propose a model for a file or an SQL table
     dmr models                                 the registered models, as JSON
     dmr audit-verify                           check the audit trail (exit 1 altered, 2 unreadable)
 
@@ -21,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from . import cli_inspect
 
 __all__ = ["main"]
 
@@ -63,12 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     register = commands.add_parser("register", help="register a model from a JSON Schema file")
-    register.add_argument("schema", type=Path)
+    register.add_argument("schema", type=Path, nargs="?")
     register.add_argument("--name", help="model name (default: the schema's title)")
     register.add_argument("--permissions", type=Path, help="JSON file of permissions")
     register.add_argument("--mode", default="crud", choices=["crud", "cqrs", "hybrid"])
     register.add_argument("--force", action="store_true", help="apply incompatible changes")
     register.set_defaults(run=_register)
+
+    cli_inspect.add_commands(commands, register)
 
     models = commands.add_parser("models", help="list registered models as JSON")
     models.set_defaults(run=_models)
@@ -119,6 +125,10 @@ def _demo(options: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _register(options: argparse.Namespace, extra: list[str]) -> int:
+    if options.inspection is not None:
+        return cli_inspect.register_from(options)
+    if options.schema is None:
+        sys.exit("dmr register: give a JSON Schema file, or --from an inspection document.")
     schema = _read_json_object(options.schema, "a JSON Schema")
     name = options.name or schema.get("title")
     if not name:
