@@ -141,12 +141,13 @@ class RowParser:
 
     Build it from the inspection's `provenance` (`{field: {"inferred_type", "format"?}}`, as
     stored with the model) and the source's null values. Text that is a null value becomes
-    None; other text is parsed with the field's type and format; a value that does not parse is
-    passed on unchanged, so that model validation reports it with the field's name. Values that
-    are not text (JSON numbers, SQL columns) pass unchanged too.
+    None; other text is parsed with the field's type and format. `read` also returns, per
+    field, why a value does not parse (an import rejects such a row with that error); `parse`
+    passes such a value on unchanged, for model validation to judge. Values that are not text
+    (JSON numbers, SQL columns) pass unchanged.
 
         parser = RowParser(inspection.provenance, inspection.source.null_values)
-        typed = parser.parse({"born": "01/31/2012", "code": "02134"})
+        typed, errors = parser.read({"born": "01/31/2012", "code": "02134"})
     """
 
     def __init__(
@@ -156,14 +157,44 @@ class RowParser:
     ) -> None:
         self.null_values = frozenset(NULL_VALUES if null_values is None else null_values)
         self._readers: dict[str, tuple[Callable[[str, str | None], Any], str | None]] = {}
+        self._kinds: dict[str, str] = {}
         for field, facts in provenance.items():
-            reader = _READERS.get(str(facts.get("inferred_type")))
+            kind = str(facts.get("inferred_type"))
+            reader = _READERS.get(kind)
             if reader is not None:
                 self._readers[field] = (reader, facts.get("format"))
+                self._kinds[field] = kind
 
     def parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row with its text values read; keys are kept as given."""
         return {name: self.parse_value(name, value) for name, value in values.items()}
+
+    def read(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """(the row with its text values read, {field: why a value does not read}).
+
+        Stricter than `parse`: a text value that does not read with its field's type and
+        format is an error here, so that an import rejects the row rather than let model
+        validation accept it another way (Pydantic reads "1" as a date-time, 1970-01-01
+        00:00:01)."""
+        parsed: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, value in values.items():
+            if not isinstance(value, str) or name not in self._readers:
+                parsed[name] = self.parse_value(name, value)
+                continue
+            text = value.strip()
+            if text in self.null_values:
+                parsed[name] = None
+                continue
+            reader, fmt = self._readers[name]
+            try:
+                parsed[name] = reader(text, fmt)
+            except (ValueError, ArithmeticError):
+                parsed[name] = value
+                kind = self._kinds[name]
+                written = f" written as {fmt}" if fmt else ""
+                errors[name] = f"{value[:80]!r} does not read as {kind}{written}."
+        return parsed, errors
 
     def parse_value(self, field: str, value: Any) -> Any:
         if not isinstance(value, str):

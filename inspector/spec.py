@@ -346,9 +346,7 @@ def build_model(name: str, fields: Mapping[str, FieldSpec]) -> type[BaseModel]:
         key: (_annotation(spec, f"{name}{_camel(key)}"), _field_info(spec))
         for key, spec in fields.items()
     }
-    return create_model(
-        name, __config__=ConfigDict(extra="forbid"), **definitions
-    )
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **definitions)
 
 
 def _field_info(spec: FieldSpec) -> Any:

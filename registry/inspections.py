@@ -52,9 +52,7 @@ def inspection_document(inspection: Any) -> dict[str, Any]:
     else:
         document = inspection
     if not isinstance(document, Mapping):
-        raise InvalidSchema(
-            f"An inspection is a JSON object, not {type(document).__name__}."
-        )
+        raise InvalidSchema(f"An inspection is a JSON object, not {type(document).__name__}.")
     _check_shape(document)
     return dict(document)
 
@@ -120,9 +118,7 @@ async def register_from_resource(
     inspector's errors for a resource it cannot read."""
     import inspector
 
-    inspection = await asyncio.to_thread(
-        inspector.inspect, resource, model_name, **inspect_options
-    )
+    inspection = await asyncio.to_thread(inspector.inspect, resource, model_name, **inspect_options)
     # Registration runs on the caller's thread: an in-memory SQLite registry lives on one
     # connection, and the write is short.
     return register_inspection(registry, inspection, model_name)

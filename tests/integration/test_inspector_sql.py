@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import inspector
 from registry import DynamicModelRegistry
+from tests.conftest import create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +147,16 @@ def test_postgres_table_by_reflection(postgres: tuple[sa.Engine, str]) -> None:
     assert properties["data"] == {"default": None}
     assert properties["big"]["anyOf"][0]["maximum"] == 2**63 - 1
     assert found.provenance["name"].unique is True
-    model = registers(found)
+    catalog_url = create_postgres_database("dmr_inspect")  # a catalog of its own
+    registry = DynamicModelRegistry(catalog_url)
+    try:
+        registry.register_inspection(found, "Reflected")
+        listed = {model["name"]: model for model in registry.list_models()}["Reflected"]
+        assert listed["provenance"]["inspection"]["primary_key"] == ["code"]
+        model = registry.models["Reflected"]
+    finally:
+        registry.close()
+        drop_postgres_database(catalog_url)
     with inspector.open_rows({"kind": "sql", "location": url, "table": table}) as rows:
         (row,) = list(rows)
     assert model.model_validate(row.values).code == "00001"

@@ -311,3 +311,14 @@ def test_generate_model_is_async_and_names_the_class(tmp_path: Path) -> None:
     model = asyncio.run(inspector.XInspector(path).generate_model(collection_name="Things"))
     assert model.__name__ == "Things"
     assert model(a=1).a == 1
+
+
+def test_read_names_values_that_do_not_read_with_the_recorded_format(tmp_path: Path) -> None:
+    values = [f"2020-01-{day:02}T10:00:00" for day in range(1, 30)] + ["1"]
+    found = column(tmp_path, values)
+    assert found["provenance"]["inferred_type"] == "datetime"
+    parser = found["inspection"].row_parser()
+    typed, errors = parser.read({"value": "1", "label": "x"})
+    assert errors == {"value": "'1' does not read as datetime written as iso8601."}
+    typed, errors = parser.read({"value": "2020-01-02T10:00:00", "label": ""})
+    assert errors == {} and typed["value"] == datetime.datetime(2020, 1, 2, 10)
