@@ -165,6 +165,14 @@ class RowParser:
                 self._readers[field] = (reader, facts.get("format"))
                 self._kinds[field] = kind
 
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> RowParser:
+        """The parser of an inspection document, or of the inspection stored with a model
+        (`registry.inspections.stored_inspection(entry)`, which lacks only the schema)."""
+        source = document.get("source") or {}
+        options = source.get("options") or {} if isinstance(source, Mapping) else {}
+        return cls(document.get("provenance") or {}, options.get("null_values"))
+
     def parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row with its text values read; keys are kept as given."""
         return {name: self.parse_value(name, value) for name, value in values.items()}

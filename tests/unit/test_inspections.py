@@ -48,6 +48,9 @@ def test_round_trip_inspect_edit_register(cars: Path) -> None:
     assert stored_field_map(entry) == document["field_map"]
     stored = stored_inspection(entry)
     assert stored is not None and "json_schema" not in stored
+    parser = inspector.RowParser.from_document(stored)
+    assert str(parser.parse({"sold": "01/31/2013"})["sold"]) == "2013-01-31"
+    assert parser.read({"year": "MCMLXX"})[1] == {"year": "'MCMLXX' does not read as integer."}
     assert stored["provenance"]["miles_per_gallon"]["source_field"] == "Miles per Gallon"
     listed = {model["name"]: model for model in registry.list_models()}["Car"]
     assert listed["provenance"]["source"] == "inspection"
