@@ -12,6 +12,7 @@ import datetime
 import decimal
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -57,6 +58,9 @@ _ISO_DATETIME = re.compile(
 )
 _ISO_TIME = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 _ZONE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+URL_PATTERN = re.compile(r"(https?|ftp)://[^\s/$.?#][^\s]*", re.IGNORECASE)
 
 
 def parse_text(kind: str, fmt: str | None, text: str) -> Any:
@@ -114,6 +118,21 @@ def _time(text: str, fmt: str | None) -> datetime.time:
     return datetime.datetime.strptime(text, fmt).time()
 
 
+def _uuid(text: str, fmt: str | None) -> uuid.UUID:
+    if not UUID_PATTERN.fullmatch(text):
+        raise ValueError(f"{text!r} is not a UUID")
+    return uuid.UUID(text)
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str, str | None], str]:
+    def read(text: str, fmt: str | None) -> str:
+        if not pattern.fullmatch(text):
+            raise ValueError(f"{text!r} is not {what}")
+        return text
+
+    return read
+
+
 def _json(text: str, fmt: str | None) -> Any:
     return json.loads(text)
 
@@ -127,6 +146,9 @@ _READERS: dict[str, Callable[[str, str | None], Any]] = {
     "datetime": _datetime,
     "datetime_tz": _datetime,
     "time": _time,
+    "uuid": _uuid,
+    "email": _matching(EMAIL_PATTERN, "an email address"),
+    "url": _matching(URL_PATTERN, "a URL"),
     "object": _json,
     "array": _json,
 }

@@ -40,9 +40,12 @@ from .formats import (
     BOOLEAN_TOKENS,
     DATE_FORMATS,
     DATETIME_FORMATS,
+    EMAIL_PATTERN,
     ISO8601,
     NULL_VALUES,
     TIME_FORMATS,
+    URL_PATTERN,
+    UUID_PATTERN,
     has_zone,
     parse_text,
 )
@@ -61,9 +64,6 @@ _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
 _LEADING_ZERO = re.compile(r"[+-]?0\d")
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_UUID = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_URL = re.compile(r"(https?|ftp)://[^\s/$.?#][^\s]*", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"[0-9A-Za-z ,./:+-]{4,40}")
 _INT64 = 2**63
 #: Digits a float keeps exactly; a fixed-point value with more is a decimal.
@@ -395,15 +395,15 @@ def _times(counts: Counter[str]) -> _Candidate | None:
 
 
 def _uuids(counts: Counter[str]) -> _Candidate:
-    return _matching("uuid", counts, lambda value: bool(_UUID.fullmatch(value)))
+    return _matching("uuid", counts, lambda value: bool(UUID_PATTERN.fullmatch(value)))
 
 
 def _emails(counts: Counter[str]) -> _Candidate:
-    return _validated("email", counts, _EMAIL, _EMAIL_ADAPTER)
+    return _validated("email", counts, EMAIL_PATTERN, _EMAIL_ADAPTER)
 
 
 def _urls(counts: Counter[str]) -> _Candidate:
-    return _validated("url", counts, _URL, _URL_ADAPTER)
+    return _validated("url", counts, URL_PATTERN, _URL_ADAPTER)
 
 
 def _validated(
