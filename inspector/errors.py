@@ -2,6 +2,7 @@
 
     InspectorError
     ├── ResourceNotFound        the file, table or component does not exist
+    ├── SourceUnavailable       the database holding an SQL resource cannot be reached
     ├── UnsupportedResource     the resource's kind is unknown or cannot be told from the file
     ├── UnreadableEncoding      the bytes are not text in any encoding tried (or the one given)
     ├── MalformedSource         the source cannot be parsed as its kind says
@@ -25,6 +26,7 @@ __all__ = [
     "MalformedSource",
     "RaggedRow",
     "ResourceNotFound",
+    "SourceUnavailable",
     "UnknownSourceField",
     "UnreadableEncoding",
     "UnsupportedResource",
@@ -45,6 +47,10 @@ class InspectorError(Exception):
 
 class ResourceNotFound(InspectorError):
     """Raised when the file, table or schema component a resource names does not exist."""
+
+
+class SourceUnavailable(InspectorError):
+    """Raised when the database holding an SQL resource cannot be reached."""
 
 
 class UnsupportedResource(InspectorError):

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from .errors import ResourceNotFound, UnsupportedResource
+from .errors import ResourceNotFound, SourceUnavailable, UnsupportedResource
 from .infer import ColumnResult, InferenceOptions, infer_column
 from .spec import FieldSpec
 
@@ -56,7 +56,7 @@ def reflect_table(engine: Engine, name: str, schema: str | None = None) -> sa.Ta
             table=name,
         ) from None
     except sa.exc.OperationalError as exc:
-        raise ResourceNotFound(
+        raise SourceUnavailable(
             f"Cannot reach {engine.url.render_as_string(hide_password=True)!r}: {exc.orig}.",
         ) from None
 

@@ -155,8 +155,11 @@ def test_dmr_inspect_reads_standard_input(
 def test_dmr_inspect_reports_a_bad_source(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["inspect", str(tmp_path / "absent.csv")]) == 1
-    assert "No file at" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "absent.csv")]) == 2
+    assert "dmr: No file at" in capsys.readouterr().err
+    unreachable = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    assert main(["inspect", unreachable, "--table", "t"]) == 3
+    assert "Cannot reach" in capsys.readouterr().err
 
 
 def test_dmr_register_from_an_inspection(
@@ -167,7 +170,7 @@ def test_dmr_register_from_an_inspection(
     written = tmp_path / "cars.inspection.json"
     assert main(["inspect", str(cars), "-o", str(written)]) == 0
     capsys.readouterr()
-    assert main(["register", "--from", str(written), "--name", "Car"]) == 0
+    assert main(["register", "--from", str(written), "--name", "Car", "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["name"] == "Car"
     assert described["provenance"]["inspection"]["field_map"]["Year"] == "year"
