@@ -25,7 +25,7 @@ from .database import Database
 from .errors import InvalidName, SchemaIncompatible
 from .names import SYSTEM_COLUMNS, table_name_for
 from .permissions import ModelPermissions
-from .records import RecordTable
+from .records.table import RecordTable
 from .schema import SchemaDiff, diff_schemas, model_from_schema
 from .settings import ModelsSettings
 from .tables import model_history, models, registry_state
