@@ -18,12 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection, Dialect
 from pydantic_core import to_jsonable_python
 
 from ..names import table_name_for
 from ..tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
 from ..types import FieldKind, FieldType, classify
+from .driver_insert import DriverInsert
 
 __all__ = ["RecordTable", "column_type_for"]
 
@@ -109,49 +109,10 @@ class RecordTable:
     def insert(self) -> sa.Insert:
         return sa.insert(self.table)
 
-    def insert_row(self, conn: Connection, row: Mapping[str, Any]) -> None:
-        """Insert one row (every column given) in `conn`'s transaction.
-
-        On SQLite this goes straight to the driver with the columns' own bind conversions:
-        the statement is the same every time, and SQLAlchemy's execution machinery costs more
-        than SQLite's insert itself. Elsewhere it is an ordinary execution."""
-        if conn.dialect.name != "sqlite":
-            conn.execute(self.insert, dict(row))
-            return
-        sql, columns = self._driver_insert(conn.dialect)
-        params = tuple(
-            convert(row[name]) if convert is not None else row[name]
-            for name, convert in columns
-        )
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
-        try:
-            driver.execute(sql, params)
-        except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
-            # The same error SQLAlchemy would raise, so callers and retries see no difference.
-            raise sa.exc.DBAPIError.instance(
-                sql, params, exc, conn.dialect.dbapi.Error  # type: ignore[union-attr]
-            ) from exc
-
-    def _driver_insert(self, dialect: Dialect) -> tuple[str, list[tuple[str, Any]]]:
-        cached = self._driver_inserts.get(dialect.name)
-        if cached is None:
-            quote = dialect.identifier_preparer.quote
-            names = [column.name for column in self.table.columns]
-            sql = (
-                f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))}) "
-                f"VALUES ({', '.join('?' for _ in names)})"
-            )
-            columns = [
-                (column.name, column.type.dialect_impl(dialect).bind_processor(dialect))
-                for column in self.table.columns
-            ]
-            cached = self._driver_inserts[dialect.name] = (sql, columns)
-        return cached
-
     @functools.cached_property
-    def _driver_inserts(self) -> dict[str, tuple[str, list[tuple[str, Any]]]]:
-        return {}
+    def insert_row(self) -> DriverInsert:
+        """Insert one row (every column given) in a connection's transaction."""
+        return DriverInsert(self.table)
 
     @functools.cached_property
     def pg_read(self) -> sa.Select[Any]:
