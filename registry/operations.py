@@ -50,6 +50,7 @@ __all__ = [
     "ListRecords",
     "Operation",
     "Query",
+    "REQUIRED",
     "RecordAsOf",
     "RecordHistory",
     "UpdateRecord",
@@ -161,7 +162,7 @@ def _json_object(value: Any, info: ValidationInfo) -> Any:
         if where is not None:
             raise PydanticCustomError(
                 "argument",
-                "holds a NUL character in {field}, which no text column can store",
+                "holds a NUL character in field '{field}', which no text column can store",
                 {"field": ".".join(where), "path": list(where)},
             )
     return value
@@ -179,6 +180,15 @@ Time = Annotated[datetime.datetime, BeforeValidator(_time)]
 OptionalTime = Annotated[datetime.datetime | None, BeforeValidator(_time)]
 FieldValues = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 OptionalFieldValues = Annotated[dict[str, Any] | None, BeforeValidator(_json_object)]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+#: The signature default of a required argument that follows optional ones.
+REQUIRED: Any = _Required()
 
 
 def _utc_now() -> datetime.datetime:
@@ -204,6 +214,8 @@ class Operation(BaseModel):
     def decode(cls, arguments: Mapping[str, Any], *, task: str | None = None) -> Self:
         """The operation from a task's JSON kwargs; raises `ValidationFailed` naming each
         argument that is missing, unknown or wrong."""
+        if any(value is REQUIRED for value in arguments.values()):
+            arguments = {name: v for name, v in arguments.items() if v is not REQUIRED}
         try:
             return cls.model_validate(arguments)
         except ValidationError as exc:
@@ -225,18 +237,20 @@ class Operation(BaseModel):
     @classmethod
     def wire_signature(cls) -> inspect.Signature:
         """The task's signature, in field order, defaults as the fields declare them. A
-        required argument after one with a default, and all after it, is keyword-only."""
+        required argument after one with a default gets `REQUIRED` as its default, so that
+        every argument can still be sent by position; `decode` reports it missing."""
         parameters = []
-        kind: inspect._ParameterKind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         seen_default = False
         for name, info in cls.model_fields.items():
             if name in cls.identity_fields:
                 continue
             default = inspect.Parameter.empty if info.is_required() else info.default
             if default is inspect.Parameter.empty and seen_default:
-                kind = inspect.Parameter.KEYWORD_ONLY
-            seen_default = seen_default or default is not inspect.Parameter.empty
-            parameters.append(inspect.Parameter(name, kind, default=default))
+                default = REQUIRED
+            seen_default = default is not inspect.Parameter.empty
+            parameters.append(
+                inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+            )
         return inspect.Signature(parameters)
 
 
