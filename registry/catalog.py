@@ -25,7 +25,7 @@ from .database import Database
 from .errors import InvalidName, SchemaIncompatible
 from .names import SYSTEM_COLUMNS, table_name_for
 from .permissions import ModelPermissions
-from .records.table import RecordTable
+from .records import RecordTable
 from .schema import SchemaDiff, diff_schemas, model_from_schema
 from .settings import ModelsSettings
 from .tables import model_history, models, registry_state
@@ -383,10 +383,11 @@ def _refuse_rows_the_new_model_rejects(
     if not names:
         return
     fields = new.model.model_fields
-    annotated: dict[str, Any] = {
+    # Annotated[...] built at run time is a value, not a type, to mypy: hence Any.
+    constrained: dict[str, Any] = {
         name: Annotated[fields[name].annotation, fields[name]] for name in names
     }
-    adapters = {name: TypeAdapter[Any](form) for name, form in annotated.items()}
+    adapters = {name: TypeAdapter[Any](form) for name, form in constrained.items()}
     columns = [old.table.c.id, *(old.table.c[name] for name in names)]
     failures: list[str] = []
     count = 0

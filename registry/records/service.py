@@ -512,6 +512,7 @@ class RecordService:
                 field=name,
                 errors=[{"loc": [name], "msg": "not filterable", "type": "filter"}],
             )
+        # Every field of a registered model has an annotation; None only types the attribute.
         annotation: Any = entry.model.model_fields[name].annotation
         try:
             typed: Any = TypeAdapter(annotation).validate_python(value)
