@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection
 
 from .audit import AuditEntry, AuditLogger, Clock, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
+from .cqrs.api import CqrsApi
+from .cqrs.service import CqrsService
 from .database import Database
 from .errors import InvalidPermissions, InvalidSchema, ModelNotFound
 from .model_cache import ModelCache
@@ -50,7 +52,7 @@ IN_MEMORY_URL = "sqlite://"
 V = TypeVar("V")
 
 
-class DynamicModelRegistry:
+class DynamicModelRegistry(CqrsApi):
     """Central registry for dynamic models, backed by SQLite or PostgreSQL."""
 
     def __init__(
@@ -82,6 +84,10 @@ class DynamicModelRegistry:
         self.model_cache = ModelCache(self.catalog)
         self.records = RecordService(
             self.database, self.audit_logger, self.settings.models, self.model_cache, clock
+        )
+        self.cqrs = CqrsService(
+            self.database, self.audit_logger, self.settings, self.model_cache, self.records,
+            clock,
         )
         self._ui_cache: dict[tuple[str, int], UISchema] = {}
         self.refresh()
@@ -203,8 +209,36 @@ class DynamicModelRegistry:
     # -- records: sugar over the operations (registry/operations.py) --------------------
 
     def handle(self, operation: Operation) -> Any:
-        """Carry out a record operation built elsewhere (a task, a client, a test)."""
+        """Carry out a record operation built elsewhere (a task, a client, a test). A write
+        to a model in cqrs or hybrid mode goes where its mode sends it (registry/cqrs)."""
+        if isinstance(operation, CreateRecord | UpdateRecord | DeleteRecord):
+            return self._write(operation)
         return self.records.handle(operation)
+
+    def _write(self, op: CreateRecord | UpdateRecord | DeleteRecord) -> dict[str, Any]:
+        routed = self._route_by_mode(op)
+        if routed is not None:
+            return routed
+        written: dict[str, Any] = self.records.handle(op)
+        return written
+
+    def _route_by_mode(
+        self, op: CreateRecord | UpdateRecord | DeleteRecord
+    ) -> dict[str, Any] | None:
+        """The write's answer when its model's mode takes it over; None for a crud model."""
+        caller: dict[str, Any] = {"user_id": op.user_id, "user_role": op.user_role,
+                  "idempotency_key": op.idempotency_key}
+        if isinstance(op, CreateRecord):
+            return self.cqrs.writes.route("create", op.model, data=op.data, **caller)
+        if isinstance(op, UpdateRecord):
+            return self.cqrs.writes.route(
+                "update", op.model, data=op.updates, record_id=op.record_id,
+                expected_version=op.expected_version, **caller,
+            )
+        return self.cqrs.writes.route(
+            "delete", op.model, record_id=op.record_id, expected_version=op.expected_version,
+            **caller,
+        )
 
     def create(
         self,
@@ -216,7 +250,7 @@ class DynamicModelRegistry:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Validate and store a new record; returns it as the role may see it."""
-        return self.records.create(CreateRecord.build(
+        return self._write(CreateRecord.build(
             model=model_name, data=data, user_id=user_id, user_role=user_role,
             idempotency_key=idempotency_key,
         ))
@@ -239,7 +273,7 @@ class DynamicModelRegistry:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return self.records.update(UpdateRecord.build(
+        return self._write(UpdateRecord.build(
             model=model_name, record_id=record_id, updates=updates, user_id=user_id,
             user_role=user_role, expected_version=expected_version,
             idempotency_key=idempotency_key,
@@ -255,7 +289,7 @@ class DynamicModelRegistry:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return self.records.delete(DeleteRecord.build(
+        return self._write(DeleteRecord.build(
             model=model_name, record_id=record_id, user_id=user_id, user_role=user_role,
             expected_version=expected_version, idempotency_key=idempotency_key,
         ))
@@ -371,7 +405,10 @@ class DynamicModelRegistry:
                 provenance=dict(provenance),
             )
             saved, _changed = self.catalog.register(conn, entry, force=force, user_id=user_id)
+            backfill = self.cqrs.mode_switch_starts(conn, previous, saved)
         self.model_cache.remember(saved)
+        if backfill:
+            self.cqrs.backfill.run(saved.name)
         return saved
 
     def _permissions_for(

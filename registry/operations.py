@@ -31,7 +31,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
@@ -54,6 +53,7 @@ __all__ = [
     "RecordAsOf",
     "RecordHistory",
     "UpdateRecord",
+    "check_field_values",
     "check_role",
     "invalid_arguments",
     "nul_path",
@@ -142,7 +142,21 @@ def _time(value: Any) -> Any:
         raise _argument_error("falls outside the years 1 to 9999 in UTC") from None
 
 
-def _json_object(value: Any, info: ValidationInfo) -> Any:
+def check_field_values(name: str, value: Any) -> dict[str, Any]:
+    """`value` as an object of field values (what `data` and `updates` are checked for),
+    for callers that do not build an operation; raises `ValidationFailed` naming `name`."""
+    try:
+        checked: dict[str, Any] = _json_object(value)
+    except PydanticCustomError as exc:
+        path = (exc.context or {}).get("path", [])
+        raise ValidationFailed(
+            f"Invalid call: {name!r} {exc.message()}.",
+            errors=[{"loc": [name, *path], "msg": exc.message(), "type": "argument"}],
+        ) from None
+    return checked
+
+
+def _json_object(value: Any) -> Any:
     """An object of field values: JSON-encodable, valid Unicode, no NUL anywhere."""
     if value is None:
         return None

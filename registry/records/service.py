@@ -44,6 +44,7 @@ from ..operations import (
     RecordAsOf,
     RecordHistory,
     UpdateRecord,
+    check_field_values,
 )
 from ..permissions import Permission
 from ..settings import ModelsSettings
@@ -380,6 +381,21 @@ class RecordService:
         if "deleted" in record:
             return record
         return entry.permissions.view(record, user_role)
+
+    # -- the data rules, for writers that do not come through an operation (commands) ----
+
+    def check_data(self, entry: ModelEntry, data: Any) -> None:
+        """Every check of field values short of the model's validation: an object, valid
+        Unicode, no NUL, within the payload limit, only the model's fields. Raises
+        `ValidationFailed`, `PayloadTooLarge` or `UnknownField`."""
+        check_field_values("data", data)
+        self._check_data(entry, data)
+
+    def validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
+        """The model's validation; raises `ValidationFailed` naming each field."""
+        return self._validate(entry, data)
+
+    # -- steps --------------------------------------------------------------------------
 
     def _check_data(self, entry: ModelEntry, data: Mapping[str, Any]) -> None:
         """What the operation could not check alone: size against settings, fields of the
