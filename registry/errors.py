@@ -16,6 +16,7 @@
     ├── AuditIntegrityError     the audit chain does not verify
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
+    │   └── MessageNotTrusted   signing is on and the message's signer may not send it
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
+    "MessageNotTrusted",
     "MessageRefused",
     "ModelNotFound",
     "PayloadTooLarge",
@@ -144,6 +146,12 @@ class MessageRefused(RegistryError):
 
     The message is dropped, not redelivered; `reason` says what was wrong.
     """
+
+
+class MessageNotTrusted(MessageRefused):
+    """Raised when signing is on and a task message is unsigned, signed by a certificate the
+    worker does not trust or that expired, changed after signing, or claims a role or an
+    action its signer's entry does not allow. Nothing of it runs; `reason` says which."""
 
 
 class TaskTimeLimitExceeded(RegistryError):
