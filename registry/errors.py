@@ -21,6 +21,7 @@
     ├── ProjectionStale         a projection did not reach the wanted position in time
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
+    │   └── MessageNotTrusted   signing is on and the message's signer may not send it
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidPermissions",
     "InvalidProjection",
     "InvalidSchema",
+    "MessageNotTrusted",
     "MessageRefused",
     "ModelNotFound",
     "OperationNotAllowed",
@@ -179,6 +181,12 @@ class MessageRefused(RegistryError):
 
     The message is dropped, not redelivered; `reason` says what was wrong.
     """
+
+
+class MessageNotTrusted(MessageRefused):
+    """Raised when signing is on and a task message is unsigned, signed by a certificate the
+    worker does not trust or that expired, changed after signing, or claims a role or an
+    action its signer's entry does not allow. Nothing of it runs; `reason` says which."""
 
 
 class TaskTimeLimitExceeded(RegistryError):

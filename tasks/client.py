@@ -39,6 +39,7 @@ from registry.settings import CelerySettings, Settings
 from .cqrs_client import CqrsClientMethods
 from .names import queue_for
 from .redact import arguments_repr
+from .trust import enable_signing
 from .wire import wire_config
 
 __all__ = ["RegistryClient", "TaskHandle"]
@@ -100,10 +101,12 @@ class RegistryClient(CqrsClientMethods):
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> RegistryClient:
         """A client with its own producer app (`Settings.load()` when none are given)."""
-        celery_settings = (settings or Settings.load()).celery
+        settings = settings or Settings.load()
         app = Celery("dmr-client", set_as_current=False)
-        app.config_from_object(wire_config(celery_settings))
-        return cls(app, celery_settings)
+        app.config_from_object(wire_config(settings.celery))
+        if settings.security.signing:
+            enable_signing(app, settings.security)
+        return cls(app, settings.celery)
 
     def close(self) -> None:
         """Close the broker and result backend connections this client opened."""

@@ -184,8 +184,10 @@ def _check_properties(message: Any) -> MessageRefused | None:
 
 
 def _check_content(message: Any, limits: MessageLimits) -> RegistryError | None:
-    if getattr(message, "content_type", None) != JSON:
-        return refusal(message, f"its content type is not {JSON}")
+    # What the consumer accepts: JSON, or Celery's signed format when signing is on.
+    accepted = sorted(getattr(message, "accept", None) or [JSON])
+    if getattr(message, "content_type", None) not in accepted:
+        return refusal(message, f"its content type is not {' or '.join(accepted)}")
     if (getattr(message, "content_encoding", None) or "utf-8").lower() not in ("utf-8", "utf8"):
         return refusal(message, "its content encoding is not utf-8")
     size = len(getattr(message, "body", b"") or b"")
