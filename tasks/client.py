@@ -131,17 +131,25 @@ class RegistryClient(CqrsClientMethods):
         operation_mode: str = "crud",
         permissions: Mapping[str, Any] | None = None,
         force: bool = False,
+        *,
+        user_id: str | None = None,
+        user_role: str,
     ) -> TaskHandle:
-        """Register a Pydantic class or a JSON Schema under `name`."""
+        """Register a Pydantic class or a JSON Schema under `name`, as a role with the
+        management permission (`models.manager_roles`)."""
         schema = model_to_schema(model, name) if isinstance(model, type) else dict(model)
         return self.send(
             "registry.register_model",
             name=name, schema=schema, operation_mode=operation_mode,
-            permissions=_plain(permissions), force=force,
+            permissions=_plain(permissions), force=force, user_id=user_id, user_role=user_role,
         )
 
-    def set_permissions(self, model: str, permissions: Mapping[str, Any]) -> TaskHandle:
-        return self.send("registry.set_permissions", model=model, permissions=dict(permissions))
+    def set_permissions(
+        self, model: str, permissions: Mapping[str, Any], *, user_id: str | None = None,
+        user_role: str,
+    ) -> TaskHandle:
+        return self.send("registry.set_permissions", model=model, permissions=dict(permissions),
+                         user_id=user_id, user_role=user_role)
 
     def get_ui_schema(self, model: str, user_role: str) -> TaskHandle:
         return self.send("registry.get_ui_schema", model=model, user_role=user_role)

@@ -77,7 +77,9 @@ def embedded_environment(directory: Path) -> dict[str, str]:
 
 def scenario(client: RegistryClient, out: Callable[[str], None]) -> None:
     """Register, create as admin, masked read as user, update, list, audit history."""
-    entry = client.register_model("Product", Product, permissions=PRICE_PERMISSIONS).get()
+    entry = client.register_model(
+        "Product", Product, permissions=PRICE_PERMISSIONS, user_id="demo", user_role="admin"
+    ).get()
     out(f"registry.register_model -> Product v{entry['version']}, fields {entry['fields']}")
     laptop = {"name": "Laptop", "price": 999.99, "description": "High-performance laptop"}
     product = client.create("Product", laptop, user_id="admin", user_role="admin").get()
