@@ -264,10 +264,13 @@ class DynamicModelRegistry:
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> dict[str, Any]:
-        """One page of records: `{"items", "page", "page_size", "total"}`."""
+        """One page of records: `{"items", "page", "page_size", "total", "total_exact",
+        "next_cursor"}`; see registry/query/listing.py for filters, cursors and counts."""
         return self.records.list(
-            model_name, user_id, user_role, filters, order_by, page, page_size
+            model_name, user_id, user_role, filters, order_by, page, page_size, after, count
         )
 
     def history(
@@ -434,6 +437,7 @@ class DynamicModelRegistry:
             )
             saved, _changed = self.catalog.register(conn, entry, force=force, user_id=user_id)
         self._remember(saved)
+        self.catalog.sync_indexes(saved)  # after commit: PostgreSQL builds them concurrently
         return saved
 
     def _permissions_for(

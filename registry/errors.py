@@ -9,6 +9,10 @@
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
     ├── UnknownField            the data names a field the model does not have
+    ├── InvalidFilter           a list filter has an unknown operator or a mistyped operand
+    ├── InvalidCursor           a list cursor was altered or belongs to another query
+    ├── InvalidIndex            a declared index cannot be built (a JSON field, say)
+    ├── DuplicateValue          a write would repeat a value a unique index holds
     ├── PayloadTooLarge         the data is larger than the configured limit
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
@@ -27,7 +31,11 @@ from typing import Any
 __all__ = [
     "AuditIntegrityError",
     "ConfigurationError",
+    "DuplicateValue",
     "IdempotencyConflict",
+    "InvalidCursor",
+    "InvalidFilter",
+    "InvalidIndex",
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
@@ -108,6 +116,24 @@ class ValidationFailed(RegistryError, ValueError):
 
 class UnknownField(ValidationFailed):
     """Raised when data names a field that the model does not have."""
+
+
+class InvalidFilter(ValidationFailed):
+    """Raised when a list filter names an unknown operator or gives an operand the field's
+    type does not accept; `field` names the field."""
+
+
+class InvalidCursor(ValidationFailed):
+    """Raised when a list cursor is malformed, was altered, or was made for another query."""
+
+
+class InvalidIndex(InvalidSchema):
+    """Raised when a model declares an index that cannot be built (an unknown or JSON field)."""
+
+
+class DuplicateValue(RegistryError):
+    """Raised when a write would give a unique field a value another record already has;
+    `fields` names the field(s), never the value."""
 
 
 class PayloadTooLarge(ValidationFailed):

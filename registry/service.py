@@ -8,15 +8,15 @@ validates the merged record, so a failed update changes nothing.
 
 from __future__ import annotations
 
-import builtins
 import datetime
+import functools
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -27,7 +27,6 @@ from .database import Database
 from .errors import (
     IdempotencyConflict,
     PayloadTooLarge,
-    PermissionDenied,
     RecordNotFound,
     RegistryError,
     UnknownField,
@@ -35,9 +34,11 @@ from .errors import (
     VersionConflict,
 )
 from .permissions import Permission
+from .query import CursorCodec, ListLimits, ListRequest, list_page, record_fields, visibility_of
+from .query.cursors import cursor_key
+from .query.indexes import duplicate_value
 from .settings import ModelsSettings
-from .tables import as_utc, idempotency_keys
-from .types import FieldKind
+from .tables import idempotency_keys
 
 __all__ = ["RecordService"]
 
@@ -52,15 +53,29 @@ class ModelSource(Protocol):
         """The cached entry (None if unknown) and the registry version it belongs to, without
         asking the database."""
 
-#: The columns every record has, as filters take them (a JSON producer sends times as text).
-_SYSTEM_FILTERS: dict[str, TypeAdapter[Any]] = {
-    "id": TypeAdapter(str),
-    "version": TypeAdapter(int),
-    "created_by": TypeAdapter(str | None),
-    "updated_by": TypeAdapter(str | None),
-    "created_at": TypeAdapter(datetime.datetime),
-    "updated_at": TypeAdapter(datetime.datetime),
-}
+_Result = TypeVar("_Result")
+
+
+def _naming_duplicates(
+    write: Callable[..., _Result],
+) -> Callable[..., _Result]:
+    """A unique index's violation becomes `DuplicateValue` naming the field, not a database
+    error (the write's transaction has rolled back: nothing of it is kept)."""
+
+    @functools.wraps(write)
+    def checked(service: RecordService, model_name: str, *args: Any, **kwargs: Any) -> _Result:
+        try:
+            return write(service, model_name, *args, **kwargs)
+        except sa.exc.IntegrityError as exc:
+            entry, _ = service.models.peek(model_name)
+            duplicate = None if entry is None else duplicate_value(
+                exc, entry.name, entry.records.table.name, entry.indexes
+            )
+            if duplicate is None:
+                raise
+            raise duplicate from None
+
+    return checked
 
 
 class RecordService:
@@ -77,9 +92,18 @@ class RecordService:
         self.settings = settings
         self.models = models
         self.clock = clock
+        self.list_limits = ListLimits(
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            max_offset=settings.max_offset,
+            max_filter_values=settings.max_filter_values,
+            count_exact_limit=settings.count_exact_limit,
+        )
+        self.cursors = CursorCodec(cursor_key(settings.cursor_secret, database.url))
 
     # -- writes -------------------------------------------------------------------------
 
+    @_naming_duplicates
     def create(
         self,
         model_name: str,
@@ -215,6 +239,7 @@ class RecordService:
             )
         return params
 
+    @_naming_duplicates
     def update(
         self,
         model_name: str,
@@ -326,25 +351,22 @@ class RecordService:
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> dict[str, Any]:
         check_caller(user_id=user_id, user_role=user_role)
-        page, page_size = self._paging(page, page_size)
+        request = ListRequest(filters, order_by, page, page_size, after, count)
         with self.database.read() as conn:
             entry = self.models.resolve(conn, model_name)
             entry.permissions.require(user_role, Permission.LIST)
-            table = entry.records.table
-            conditions = self._filter_conditions(entry, user_role, filters or {})
-            query = sa.select(table).where(*conditions).order_by(
-                *self._ordering(entry, user_role, order_by)
+            rows, answer = list_page(
+                conn, entry.records.table, request, model=entry.name, role=user_role,
+                fields=record_fields(entry.records, conn.dialect.name),
+                visibility=visibility_of(entry.permissions, user_role),
+                limits=self.list_limits, codec=self.cursors,
             )
-            rows = conn.execute(query.limit(page_size).offset((page - 1) * page_size))
-            items = [
-                entry.permissions.view(entry.records.to_record(row), user_role)
-                for row in rows.mappings()
-            ]
-            count = sa.select(sa.func.count()).select_from(table).where(*conditions)
-            total = int(conn.execute(count).scalar_one())
-        return {"items": items, "page": page, "page_size": page_size, "total": total}
+        items = [entry.permissions.view(entry.records.to_record(row), user_role) for row in rows]
+        return {"items": items, **answer}
 
     def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
         """Forget keys created before `older_than`; returns how many were dropped."""
@@ -552,100 +574,6 @@ class RecordService:
             changes=changes,
             metadata={"role": user_role, "version": record["version"]},
         )
-
-    def _paging(self, page: int, page_size: int | None) -> tuple[int, int]:
-        size = self.settings.default_page_size if page_size is None else page_size
-        limit = self.settings.max_page_size
-        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-            raise ValidationFailed(
-                f"Page must be a whole number from 1, not {page!r}.",
-                errors=[{"loc": ["page"], "msg": "must be >= 1", "type": "page"}],
-            )
-        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= limit:
-            raise ValidationFailed(
-                f"Page size must be a whole number from 1 to {limit}, not {size!r}.",
-                errors=[{"loc": ["page_size"], "msg": f"must be 1..{limit}", "type": "page_size"}],
-            )
-        if (page - 1) * size > MAX_OFFSET:
-            raise ValidationFailed(
-                f"Page {page} of {size} records starts past the last row any table can hold.",
-                errors=[{"loc": ["page"], "msg": "too large", "type": "page"}],
-            )
-        return page, size
-
-    def _filter_conditions(
-        self, entry: ModelEntry, user_role: str, filters: Mapping[str, Any]
-    ) -> builtins.list[sa.ColumnElement[bool]]:
-        if not isinstance(filters, Mapping):
-            raise ValidationFailed("Filters must be an object of field: value.", errors=[])
-        table = entry.records.table
-        conditions = []
-        for name, value in filters.items():
-            self._require_queryable(entry, user_role, name, "filter on")
-            conditions.append(table.c[name] == self._filter_value(entry, name, value))
-        return conditions
-
-    def _filter_value(self, entry: ModelEntry, name: str, value: Any) -> Any:
-        if name in _SYSTEM_FILTERS:
-            try:
-                system_value = _SYSTEM_FILTERS[name].validate_python(value)
-            except ValidationError as exc:
-                raise validation_failed(entry.name, exc, prefix=[name]) from None
-            if isinstance(system_value, datetime.datetime):
-                return as_utc(system_value)
-            return system_value
-        ftype = entry.records.field_types[name]
-        if ftype.kind is FieldKind.JSON:
-            raise ValidationFailed(
-                f"Field {name!r} of {entry.name!r} holds JSON and cannot be filtered by equality.",
-                model=entry.name,
-                field=name,
-                errors=[{"loc": [name], "msg": "not filterable", "type": "filter"}],
-            )
-        annotation = entry.model.model_fields[name].annotation
-        try:
-            typed: Any = TypeAdapter(annotation).validate_python(value)
-        except ValidationError as exc:
-            raise validation_failed(entry.name, exc, prefix=[name]) from None
-        return entry.records.to_column_value(name, typed)
-
-    def _ordering(
-        self, entry: ModelEntry, user_role: str, order_by: str | None
-    ) -> builtins.list[sa.UnaryExpression[Any] | sa.Column[Any]]:
-        table = entry.records.table
-        if not order_by:
-            return [table.c.created_at, table.c.id]
-        if not isinstance(order_by, str):
-            raise ValidationFailed(f"order_by must be a field name, not {order_by!r}.", errors=[])
-        name = order_by.removeprefix("-")
-        self._require_queryable(entry, user_role, name, "order by")
-        column: Any = table.c[name]
-        kind = entry.records.field_types.get(name)
-        if kind is not None and kind.kind is FieldKind.DECIMAL and not self.database.is_postgresql:
-            # SQLite keeps decimals as exact text; text order is not number order.
-            column = sa.cast(column, sa.Float)
-        return [column.desc() if order_by.startswith("-") else column.asc(), table.c.id]
-
-    def _require_queryable(
-        self, entry: ModelEntry, user_role: str, name: str, action: str
-    ) -> None:
-        if name in _SYSTEM_FILTERS:
-            return
-        if name not in entry.records.field_types:
-            raise UnknownField(
-                f"Model {entry.name!r} has no field {name!r} to {action}.",
-                model=entry.name,
-                fields=[name],
-                errors=[{"loc": [name], "msg": "Unknown field", "type": "unknown_field"}],
-            )
-        # Filtering or sorting on a value the role may not see would reveal it row by row.
-        if not entry.permissions.plainly_readable(user_role, name):
-            raise PermissionDenied(
-                f"Role {user_role!r} cannot {action} field {name!r} of {entry.name!r}.",
-                model=entry.name,
-                role=user_role,
-                field=name,
-            )
 
 
 _PERMISSION_OF = {

@@ -33,6 +33,7 @@ from registry import (
     VersionConflict,
 )
 from registry.tables import audit_outbox, idempotency_keys
+from tests.scale_contract import RecordsAtScale
 
 
 class Colour(enum.StrEnum):
@@ -110,7 +111,7 @@ class IdempotencyRetention:
         assert kept == ["new"]
 
 
-class StorageContract(IdempotencyRetention):
+class StorageContract(IdempotencyRetention, RecordsAtScale):
     """Subclasses define the `database_url` fixture."""
 
     @pytest.fixture
