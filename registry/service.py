@@ -37,8 +37,9 @@ from .permissions import Permission
 from .query import CursorCodec, ListLimits, ListRequest, list_page, record_fields, visibility_of
 from .query.cursors import cursor_key
 from .query.indexes import duplicate_value
+from .query.listing import Page
 from .settings import ModelsSettings
-from .tables import idempotency_keys
+from .tables import idempotency_keys, registry_state
 
 __all__ = ["RecordService"]
 
@@ -54,6 +55,11 @@ class ModelSource(Protocol):
         asking the database."""
 
 _Result = TypeVar("_Result")
+#: The registry version, read beside a page so that a page listed with a cached model is
+#: trusted only when that model is current (Invariant 2).
+_REGISTRY_VERSION = (
+    sa.select(registry_state.c.version).where(registry_state.c.id == 1).scalar_subquery()
+)
 
 
 def _naming_duplicates(
@@ -356,17 +362,53 @@ class RecordService:
     ) -> dict[str, Any]:
         check_caller(user_id=user_id, user_role=user_role)
         request = ListRequest(filters, order_by, page, page_size, after, count)
+        if self.database.is_postgresql:
+            quick = self._list_in_one_statement(model_name, user_role, request)
+            if quick is not None:
+                return quick
         with self.database.read() as conn:
             entry = self.models.resolve(conn, model_name)
             entry.permissions.require(user_role, Permission.LIST)
-            rows, answer = list_page(
-                conn, entry.records.table, request, model=entry.name, role=user_role,
-                fields=record_fields(entry.records, conn.dialect.name),
-                visibility=visibility_of(entry.permissions, user_role),
-                limits=self.list_limits, codec=self.cursors,
-            )
-        items = [entry.permissions.view(entry.records.to_record(row), user_role) for row in rows]
-        return {"items": items, **answer}
+            found = self._page(conn, entry, user_role, request)
+        return self._listed(entry, user_role, found)
+
+    def _list_in_one_statement(
+        self, model_name: str, user_role: str, request: ListRequest
+    ) -> dict[str, Any] | None:
+        """The page read with the registry version beside it, in one statement and no
+        transaction; None when the cached model may be stale (or refused the request: a
+        refusal counts only once the model is known to be current), for the full path."""
+        entry, seen_version = self.models.peek(model_name)
+        if entry is None or not entry.permissions.can_perform(user_role, Permission.LIST):
+            return None
+        try:
+            with self.database.single_statement() as conn:
+                found = self._page(conn, entry, user_role, request, guard=_REGISTRY_VERSION)
+        except (sa.exc.ProgrammingError, RegistryError):
+            return None
+        if found.guard != seen_version:
+            return None
+        return self._listed(entry, user_role, found)
+
+    def _page(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        user_role: str,
+        request: ListRequest,
+        guard: sa.ScalarSelect[Any] | None = None,
+    ) -> Page:
+        return list_page(
+            conn, entry.records.table, request, model=entry.name, role=user_role,
+            fields=record_fields(entry.records, conn.dialect.name),
+            visibility=visibility_of(entry.permissions, user_role),
+            limits=self.list_limits, codec=self.cursors, guard=guard,
+        )
+
+    @staticmethod
+    def _listed(entry: ModelEntry, user_role: str, found: Page) -> dict[str, Any]:
+        view, to_record = entry.permissions.view, entry.records.to_record
+        return {"items": [view(to_record(row), user_role) for row in found.rows], **found.answer}
 
     def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
         """Forget keys created before `older_than`; returns how many were dropped."""

@@ -27,7 +27,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from ..errors import ValidationFailed
 
-__all__ = ["CountMode", "Total", "count_mode", "count_rows"]
+__all__ = ["CountMode", "CountPlan", "Total", "count_mode", "count_plan", "count_rows"]
 
 
 class CountMode(enum.Enum):
@@ -79,6 +79,79 @@ def count_rows(
     if bounded <= exact_limit:
         return Total(bounded, exact=True)
     return Total(max(planner_estimate(conn, source, conditions), bounded), exact=False)
+
+
+@dataclass(frozen=True)
+class CountPlan:
+    """A count taken inside the page's own statement (PostgreSQL), as scalar subqueries:
+    one round trip for the page and its total."""
+
+    mode: CountMode
+    exact_limit: int
+    #: label -> scalar expression (subqueries) to add to the page's statement.
+    scalars: dict[str, Any]
+
+    def total(
+        self,
+        conn: Connection,
+        source: sa.FromClause,
+        conditions: list[sa.ColumnElement[bool]],
+        values: dict[str, Any],
+    ) -> Total:
+        """The total from the scalars' values, asking the planner when they do not settle it."""
+        if self.mode is CountMode.NONE:
+            return Total(None, exact=False)
+        if self.mode is CountMode.EXACT:
+            return Total(int(values[_COUNTED]), exact=True)
+        counted = values.get(_COUNTED)
+        if counted is not None and int(counted) <= self.exact_limit:
+            return Total(int(counted), exact=True)
+        estimate = values.get(_ESTIMATE)
+        if estimate is None:
+            estimate = planner_estimate(conn, source, conditions)
+        return Total(max(int(round(estimate)), int(counted or 0)), exact=False)
+
+
+_COUNTED = "dmr_counted"
+_ESTIMATE = "dmr_estimate"
+
+
+def count_plan(
+    source: sa.Table, conditions: list[sa.ColumnElement[bool]], mode: CountMode, *,
+    exact_limit: int,
+) -> CountPlan:
+    """What to count inside a PostgreSQL page statement for `mode`: the (bounded) count, and
+    for an unfiltered table its size estimate from the catalog."""
+    scalars: dict[str, Any] = {}
+    estimate = None
+    if mode in (CountMode.AUTO, CountMode.ESTIMATED) and not conditions:
+        estimate = scalars[_ESTIMATE] = _table_size_estimate(source.name)
+    if mode in (CountMode.EXACT, CountMode.AUTO):
+        rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
+        if mode is CountMode.AUTO:
+            rows = rows.limit(exact_limit + 1)
+        counted: Any = sa.select(sa.func.count()).select_from(rows.subquery()).scalar_subquery()
+        if estimate is not None:
+            # A table the statistics call twice the limit or more is not counted at all
+            # (PostgreSQL evaluates a subquery in a CASE branch only when it is taken); one
+            # they undercount is still caught by the bounded count.
+            counted = sa.case(
+                (sa.func.coalesce(estimate, 0) < 2 * (exact_limit + 1), counted), else_=None
+            )
+        scalars[_COUNTED] = counted
+    return CountPlan(mode, exact_limit, scalars)
+
+
+def _table_size_estimate(table_name: str) -> sa.ScalarSelect[Any]:
+    """The planner's own estimate of a table's rows: its statistics (reltuples per page)
+    scaled to the table's current size in pages, as PostgreSQL plans a scan."""
+    estimate = sa.text(
+        "SELECT CASE WHEN c.relpages > 0 THEN c.reltuples / c.relpages * "
+        "(pg_relation_size(c.oid) / current_setting('block_size')::float8) "
+        "ELSE greatest(c.reltuples, 0) END AS estimate "
+        "FROM pg_class c WHERE c.oid = to_regclass(:dmr_relation)"
+    ).bindparams(dmr_relation=table_name).columns(estimate=sa.Float)
+    return sa.select(estimate.subquery().c.estimate).scalar_subquery()
 
 
 def _exact(

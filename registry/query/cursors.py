@@ -9,8 +9,8 @@ sees every row that existed when it began exactly once (rows whose ordered value
 during the walk may move, as in any keyset scheme).
 
 Nulls sort as if larger than every value (last ascending, first descending), PostgreSQL's own
-order, which its indexes serve in either direction. A nullable column is read in two index
-ranges, its values and its nulls, so neither range needs an OR that would defeat the index.
+order, which its indexes serve in either direction. Past a cursor, a nullable column is read in
+two index ranges, its values and its nulls, so neither needs an OR that would defeat the index.
 
 A cursor is opaque to callers: `base64url(JSON) "." base64url(HMAC-SHA256)`. The MAC covers
 the payload and a fingerprint of the query (model, filters, order), so an altered cursor or
@@ -92,16 +92,19 @@ def fetch_page(
     limit: int,
     *,
     offset: int = 0,
+    run: Callable[[sa.Select[Any]], list[Mapping[Any, Any]]] | None = None,
 ) -> tuple[list[Mapping[Any, Any]], bool]:
     """Up to `limit` rows of `query` after `after` (or from the start, skipping `offset`),
-    and whether more follow. `query` selects the rows, with its filters, and no order."""
+    and whether more follow. `query` selects the rows, with its filters, and no order.
+    `run` executes each range's statement (default: on `conn`); a caller may fold more into
+    the first one (see listing.py)."""
     wanted = limit + 1  # one more, to learn whether there is a next page
     rows: list[Mapping[Any, Any]] = []
     for segment in _segments(query, order, after):
         statement = segment.limit(wanted - len(rows))
         if offset:
             statement = statement.offset(offset)
-        found = list(conn.execute(statement).mappings())
+        found = run(statement) if run is not None else list(conn.execute(statement).mappings())
         rows.extend(found)
         if len(rows) >= wanted:
             break
@@ -127,8 +130,9 @@ def _segments(
         values = values.where(column.is_not(None))
     nulls = query.where(column.is_(None)).order_by(by_id)
     if after is None:
-        parts = [values, nulls] if order.nullable else [values]
-        return parts[::-1] if order.descending else parts
+        # From the start the whole order is one range: an index on (column, id) gives nulls
+        # last read forwards and first read backwards, just as the sort clauses ask.
+        return [query.order_by(*order.sort_clauses())]
     beyond_id = ident < after.record_id if order.descending else ident > after.record_id
     if after.value is None:  # the walk is inside the nulls
         rest = nulls.where(beyond_id)
