@@ -4,21 +4,23 @@
     ├── ConfigurationError      a settings value is missing or malformed
     ├── InvalidName             a model or field name cannot become an SQL identifier
     ├── InvalidSchema           a model cannot be stored as JSON Schema or rebuilt from it
+    │   └── InvalidIndex        a declared index cannot be built (a JSON field, say)
     ├── ModelNotFound           no model is registered under the name
     ├── SchemaIncompatible      re-registration would change stored columns incompatibly
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
-    ├── UnknownField            the data names a field the model does not have
-    ├── InvalidFilter           a list filter has an unknown operator or a mistyped operand
-    ├── InvalidCursor           a list cursor was altered or belongs to another query
-    ├── InvalidIndex            a declared index cannot be built (a JSON field, say)
-    ├── DuplicateValue          a write would repeat a value a unique index holds
-    ├── PayloadTooLarge         the data is larger than the configured limit
+    │   ├── UnknownField        the data names a field the model does not have
+    │   ├── PayloadTooLarge     the data is larger than the configured limit
+    │   ├── InvalidFilter       a list filter has an unknown operator or a mistyped operand
+    │   └── InvalidCursor       a list cursor was altered or belongs to another query
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
+    ├── DuplicateValue          a write would repeat a value a unique index holds
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
-    └── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── MessageRefused          a worker refused a task message it cannot safely run
+    └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
 again, with the same class name, in the producer.
@@ -39,12 +41,14 @@ __all__ = [
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
+    "MessageRefused",
     "ModelNotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
+    "TaskTimeLimitExceeded",
     "UnknownField",
     "ValidationFailed",
     "VersionConflict",
@@ -158,6 +162,18 @@ class AuditIntegrityError(RegistryError):
 
 class PermissionDenied(RegistryError, PermissionError):
     """Raised when the role may not perform the operation or write the field."""
+
+
+class MessageRefused(RegistryError):
+    """Raised when a worker refuses a task message it cannot safely run: not JSON, compressed,
+    nested too deep, not Celery's `[args, kwargs, embed]` shape, or with malformed headers.
+
+    The message is dropped, not redelivered; `reason` says what was wrong.
+    """
+
+
+class TaskTimeLimitExceeded(RegistryError):
+    """Raised when a task ran past its time limit and was stopped; its transaction rolled back."""
 
 
 def _all_error_classes() -> dict[str, type[RegistryError]]:
