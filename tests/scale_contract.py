@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import operator
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -281,6 +283,43 @@ class RecordsAtScale:
                 "Item", user_role="admin", order_by="price", page_size=2,
                 after=page["next_cursor"],
             )
+        assert len(seen) == len(set(seen))
+        assert before <= set(seen)
+
+    def test_a_walk_while_another_writer_inserts_sees_every_existing_record_once(
+        self, items: DynamicModelRegistry, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        writer = make_registry()  # another process's registry, on the same database
+        before = {i["id"] for i in items.list("Item", user_role="admin", page_size=100)["items"]}
+        stop = threading.Event()
+        inserted: list[str] = []
+
+        def insert() -> None:
+            while not stop.is_set() and len(inserted) < 400:
+                price = float(len(inserted) % 7)
+                made = writer.create(
+                    "Item", {"name": f"w{len(inserted)}", "price": price}, user_role="admin"
+                )
+                inserted.append(made["id"])
+
+        thread = threading.Thread(target=insert)
+        thread.start()
+        try:
+            seen: list[str] = []
+            page = items.list("Item", user_role="admin", order_by="-price", page_size=2)
+            while True:
+                seen += [item["id"] for item in page["items"]]
+                if page["next_cursor"] is None or len(seen) > 1000:
+                    break
+                time.sleep(0.005)  # let the writer in between pages
+                page = items.list(
+                    "Item", user_role="admin", order_by="-price", page_size=2,
+                    after=page["next_cursor"],
+                )
+        finally:
+            stop.set()
+            thread.join()
+        assert inserted, "the writer wrote nothing during the walk"
         assert len(seen) == len(set(seen))
         assert before <= set(seen)
 
