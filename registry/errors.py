@@ -12,12 +12,17 @@
     │   ├── UnknownField        the data names a field the model does not have
     │   ├── PayloadTooLarge     the data is larger than the configured limit
     │   ├── InvalidFilter       a list filter has an unknown operator or a mistyped operand
-    │   └── InvalidCursor       a list cursor was altered or belongs to another query
+    │   ├── InvalidCursor       a list cursor was altered or belongs to another query
+    │   └── InvalidProjection   a projection definition is malformed or names bad fields
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── DuplicateValue          a write would repeat a value a unique index holds
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
+    ├── OperationNotAllowed     the model's operation mode does not allow this operation
+    ├── CommandRejected         a command handler refused the command (carries its reason)
+    ├── ProjectionNotFound      no projection is defined under the name
+    ├── ProjectionStale         a projection did not reach the wanted position in time
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
@@ -32,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "AuditIntegrityError",
+    "CommandRejected",
     "ConfigurationError",
     "DuplicateValue",
     "IdempotencyConflict",
@@ -40,11 +46,15 @@ __all__ = [
     "InvalidIndex",
     "InvalidName",
     "InvalidPermissions",
+    "InvalidProjection",
     "InvalidSchema",
     "MessageRefused",
     "ModelNotFound",
+    "OperationNotAllowed",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ProjectionNotFound",
+    "ProjectionStale",
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
@@ -158,6 +168,31 @@ class InvalidPermissions(RegistryError, ValueError):
 
 class AuditIntegrityError(RegistryError):
     """Raised when the audit chain does not verify."""
+
+
+class OperationNotAllowed(RegistryError):
+    """Raised when the model's operation mode does not allow the operation (a command on a
+    crud model, a direct write on a cqrs model); the message names the mode and what to use."""
+
+
+class CommandRejected(RegistryError):
+    """Raised when a command handler refuses a command; `reason` says why."""
+
+
+class ProjectionNotFound(RegistryError, LookupError):
+    """Raised when no projection is defined under the name."""
+
+
+class ProjectionStale(RegistryError):
+    """Raised when a projection has not reached `min_position` within `wait_seconds`; the
+    details carry its position and lag."""
+
+    retryable = True
+
+
+class InvalidProjection(ValidationFailed):
+    """Raised when a projection definition is malformed, or names fields that do not exist
+    or cannot be measured."""
 
 
 class PermissionDenied(RegistryError, PermissionError):
