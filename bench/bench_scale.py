@@ -208,12 +208,21 @@ def timed_ms(call: Callable[[], Any], calls: int) -> list[float]:
 
 def in_process(registry: DynamicModelRegistry, calls: int) -> dict[str, list[float]]:
     workloads = {**list_calls(registry), **CONTRAST}
-    return {
+    found = {
         label: timed_ms(
             lambda kw=kwargs: registry.list("Scale", user_role="user", page_size=50, **kw), calls
         )
         for label, kwargs in workloads.items()
     }
+    record_id = registry.list("Scale", user_role="user", page_size=1)["items"][0]["id"]
+    found["read by id (contrast)"] = timed_ms(
+        lambda: registry.read("Scale", record_id, user_role="user"), calls
+    )
+    with registry.database.engine.connect() as conn:
+        found["SELECT 1 on a pooled connection (contrast)"] = timed_ms(
+            lambda: conn.exec_driver_sql("SELECT 1").scalar(), calls
+        )
+    return found
 
 
 @contextmanager

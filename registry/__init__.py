@@ -32,6 +32,17 @@ from .errors import (
     ValidationFailed,
     VersionConflict,
 )
+from .operations import (
+    Command,
+    CreateRecord,
+    DeleteRecord,
+    GetRecord,
+    ListRecords,
+    Query,
+    RecordAsOf,
+    RecordHistory,
+    UpdateRecord,
+)
 from .permissions import FieldPermission, ModelPermissions, Permission, register_mask
 from .schema import model_from_schema, model_to_schema
 from .settings import Settings
@@ -41,10 +52,14 @@ __all__ = [
     "AuditEntry",
     "AuditIntegrityError",
     "AuditLogger",
+    "Command",
     "ConfigurationError",
+    "CreateRecord",
+    "DeleteRecord",
     "DuplicateValue",
     "DynamicModelRegistry",
     "FieldPermission",
+    "GetRecord",
     "IdempotencyConflict",
     "InvalidCursor",
     "InvalidFilter",
@@ -52,6 +67,7 @@ __all__ = [
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
+    "ListRecords",
     "ModelEntry",
     "ModelNotFound",
     "ModelPermissions",
@@ -59,6 +75,9 @@ __all__ = [
     "PayloadTooLarge",
     "Permission",
     "PermissionDenied",
+    "Query",
+    "RecordAsOf",
+    "RecordHistory",
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
@@ -68,6 +87,7 @@ __all__ = [
     "UISchemaGenerator",
     "UIWidgetType",
     "UnknownField",
+    "UpdateRecord",
     "ValidationFailed",
     "VersionConflict",
     "model_from_schema",
