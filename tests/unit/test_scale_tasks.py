@@ -86,3 +86,18 @@ def test_a_producer_gets_typed_errors(registry: DynamicModelRegistry) -> None:
                                              "x-index": True}}}
     with pytest.raises(InvalidIndex, match="tags"):
         run_task("registry.register_model", name="Order", schema=bad)
+
+
+def test_a_cqrs_list_query_pages_by_cursor_too(registry: DynamicModelRegistry) -> None:
+    run_task("registry.register_model", name="Order", schema=ORDER, operation_mode="hybrid")
+    for n in range(5):
+        registry.create("Order", {"number": f"N{n}", "total": float(n), "status": "open"},
+                        user_role="admin")
+    query = {"type": "list", "model": "Order", "order_by": "total", "page_size": 2,
+             "filters": {"total": {"lt": 4}}, "count": "exact"}
+    page = registry.execute_query(query, user_role="user")
+    totals = [item["total"] for item in page["items"]]
+    while page["next_cursor"] is not None:
+        page = registry.execute_query({**query, "after": page["next_cursor"]}, user_role="user")
+        totals += [item["total"] for item in page["items"]]
+    assert totals == [0.0, 1.0, 2.0, 3.0] and page["total"] == 4
