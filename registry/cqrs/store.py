@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from ..database import Database
 from ..errors import VersionConflict
-from ..pg_statements import AUDIT_COLUMNS
+from ..records.pg_statements import AUDIT_COLUMNS
 from ..tables import audit_outbox
 from .events import Event
 from .tables import events as events_table
