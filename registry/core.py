@@ -26,7 +26,7 @@ from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
 from .cqrs.service import CqrsService
 from .database import Database
-from .errors import InvalidPermissions, InvalidSchema, ModelNotFound
+from .errors import InvalidPermissions, InvalidSchema, ModelNotFound, OperationNotAllowed
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
@@ -219,7 +219,17 @@ class DynamicModelRegistry(CqrsApi):
         routed = self._route_by_mode(op)
         if routed is not None:
             return routed
-        written: dict[str, Any] = self.records.handle(op)
+        try:
+            written: dict[str, Any] = self.records.handle(op)
+        except OperationNotAllowed as refused:
+            # This process's cache held the model as crud; the record service has since
+            # seen its current mode. A hybrid model takes the write as a command.
+            if refused.details.get("mode") != "hybrid":
+                raise
+            routed = self._route_by_mode(op)
+            if routed is None:
+                raise
+            return routed
         return written
 
     def _route_by_mode(
@@ -348,6 +358,11 @@ class DynamicModelRegistry(CqrsApi):
         self.model_cache.sync(conn)
         versions: dict[tuple[str, str], int] = {}
         for entry in self.model_cache.entries().values():
+            if entry.operation_mode is OperationMode.CQRS:
+                # Its table is a projection that may lag: the events are what was written.
+                live = self.cqrs.store.live_versions(conn, entry.name)
+                versions.update({(entry.name, record_id): v for record_id, v in live.items()})
+                continue
             table = entry.records.table
             for record_id, version in conn.execute(sa.select(table.c.id, table.c.version)):
                 versions[(entry.name, record_id)] = version

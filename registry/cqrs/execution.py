@@ -43,6 +43,7 @@ from .commands import (
     require_state,
 )
 from .events import Event, EventDraft, EventMetadata
+from .mode_rules import refuse_unless_crud
 from .projections import RecordProjection
 from .store import EventStore
 
@@ -163,6 +164,10 @@ class CommandExecutor:
             entry = self.models.resolve(conn, command.model)
             if check_mode:
                 require_commands(entry)
+            elif entry.operation_mode is not OperationMode.HYBRID:
+                # A direct write routed here by a cached mode that has changed since.
+                refuse_unless_crud(entry, key_operation)
+                raise NowCrud()
             hybrid = entry.operation_mode is OperationMode.HYBRID
             if hybrid:
                 # Before touching the table: a projection rebuild swapping it waits for us.
@@ -391,6 +396,10 @@ class CommandExecutor:
             return {"id": outcome.aggregate.id, "deleted": True,
                     "version": outcome.aggregate.version - 1}
         return dict(outcome.aggregate.state or {})
+
+
+class NowCrud(Exception):
+    """A direct write reached the executor for a model that is now in crud mode."""
 
 
 def _drafts(model: str, name: str, returned: Any) -> list[EventDraft]:

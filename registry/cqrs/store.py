@@ -157,6 +157,25 @@ class EventStore:
         last = self.last_event(conn, model, aggregate_id)
         return last.version if last is not None else 0
 
+    def live_versions(self, conn: Connection, model: str) -> dict[str, int]:
+        """Each aggregate of `model` that is not deleted, at its last version."""
+        last = (
+            sa.select(events_table.c.aggregate_id, sa.func.max(events_table.c.version).label("v"))
+            .where(events_table.c.model == model)
+            .group_by(events_table.c.aggregate_id)
+            .subquery()
+        )
+        query = sa.select(events_table.c.aggregate_id, events_table.c.version,
+                          events_table.c.type, events_table.c.data).join(
+            last, sa.and_(events_table.c.aggregate_id == last.c.aggregate_id,
+                          events_table.c.version == last.c.v),
+        ).where(events_table.c.model == model)
+        return {
+            row.aggregate_id: row.version
+            for row in conn.execute(query)
+            if row.type != "deleted" and not (row.data or {}).get("deleted")
+        }
+
     def stream(self, conn: Connection, model: str, aggregate_id: str) -> list[Event]:
         """Every event of one aggregate, oldest first."""
         query = (
