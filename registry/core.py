@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
+from . import inspections
 from .audit import AuditEntry, AuditLogger, Clock, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
@@ -158,6 +159,22 @@ class DynamicModelRegistry(CqrsApi):
         return self._register(
             name, model, model_to_schema(model, name), operation_mode, permissions, force,
             ui_overrides, provenance or {"source": "json_schema"}, user_id,
+        )
+
+    def register_inspection(
+        self, inspection: Any, model_name: str | None = None, **options: Any
+    ) -> str:
+        """Register an inspector's inspection (its document or `Inspection`); returns the
+        model name. Options as `register_schema`; see `registry.inspections`."""
+        return inspections.register_inspection(self, inspection, model_name, **options)
+
+    async def register_from_resource(
+        self, resource: Any, model_name: str | None = None, **inspect_options: Any
+    ) -> str:
+        """Inspect a resource (file path or `{"kind", "location", "table"?}`) and register
+        the model it proposes; returns the model name."""
+        return await inspections.register_from_resource(
+            self, resource, model_name, **inspect_options
         )
 
     def set_permissions(
