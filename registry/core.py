@@ -367,23 +367,20 @@ class DynamicModelRegistry(CqrsApi):
         ))
 
     def verify_audit(self) -> dict[str, Any]:
-        """Verify the audit trail, and that it accounts for every stored record (each
-        record's last entry at the version its row has): see `AuditTrail.verify`."""
-        return self.audit_logger.verify(self._current_versions)
+        """Verify the audit trail, and that it accounts for every stored record: each row
+        equal, field by field, to what its history folds to (see `AuditTrail.verify`)."""
+        return self.audit_logger.verify(self._stored_records)
 
-    def _current_versions(self, conn: Connection) -> dict[tuple[str, str], int]:
+    def _stored_records(self, conn: Connection) -> Iterator[tuple[str, dict[str, Any]]]:
         self.model_cache.sync(conn)
-        versions: dict[tuple[str, str], int] = {}
-        for entry in self.model_cache.entries().values():
+        for entry in list(self.model_cache.entries().values()):
             if entry.operation_mode is OperationMode.CQRS:
                 # Its table is a projection that may lag: the events are what was written.
-                live = self.cqrs.store.live_versions(conn, entry.name)
-                versions.update({(entry.name, record_id): v for record_id, v in live.items()})
+                for state in self.cqrs.store.live_states(conn, entry.name).values():
+                    yield entry.name, state
                 continue
-            table = entry.records.table
-            for record_id, version in conn.execute(sa.select(table.c.id, table.c.version)):
-                versions[(entry.name, record_id)] = version
-        return versions
+            for row in conn.execute(sa.select(entry.records.table)).mappings():
+                yield entry.name, entry.records.to_record(row)
 
     def purge_idempotency_keys(self, days: int | None = None) -> int:
         """Drop idempotency keys older than `days` (default `models.idempotency_retention_days`);

@@ -157,8 +157,8 @@ class EventStore:
         last = self.last_event(conn, model, aggregate_id)
         return last.version if last is not None else 0
 
-    def live_versions(self, conn: Connection, model: str) -> dict[str, int]:
-        """Each aggregate of `model` that is not deleted, at its last version."""
+    def live_states(self, conn: Connection, model: str) -> dict[str, dict[str, Any]]:
+        """Each aggregate of `model` that is not deleted, as its last event leaves it."""
         last = (
             sa.select(events_table.c.aggregate_id, sa.func.max(events_table.c.version).label("v"))
             .where(events_table.c.model == model)
@@ -171,9 +171,9 @@ class EventStore:
                           events_table.c.version == last.c.v),
         ).where(events_table.c.model == model)
         return {
-            row.aggregate_id: row.version
+            row.aggregate_id: row.data["state"]
             for row in conn.execute(query)
-            if row.type != "deleted" and not (row.data or {}).get("deleted")
+            if row.type != "deleted" and "state" in (row.data or {})
         }
 
     def stream(self, conn: Connection, model: str, aggregate_id: str) -> list[Event]:
