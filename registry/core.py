@@ -27,7 +27,13 @@ from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
 from .cqrs.service import CqrsService
 from .database import Database
-from .errors import InvalidPermissions, InvalidSchema, ModelNotFound, ValidationFailed
+from .errors import (
+    InvalidPermissions,
+    InvalidSchema,
+    ModelNotFound,
+    OperationNotAllowed,
+    ValidationFailed,
+)
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
@@ -259,7 +265,17 @@ class DynamicModelRegistry(CqrsApi):
         routed = self._route_by_mode(op)
         if routed is not None:
             return routed
-        written: dict[str, Any] = self.records.handle(op)
+        try:
+            written: dict[str, Any] = self.records.handle(op)
+        except OperationNotAllowed as refused:
+            # This process's cache held the model as crud; the record service has since
+            # seen its current mode. A hybrid model takes the write as a command.
+            if refused.details.get("mode") != "hybrid":
+                raise
+            routed = self._route_by_mode(op)
+            if routed is None:
+                raise
+            return routed
         return written
 
     def _route_by_mode(
@@ -344,11 +360,14 @@ class DynamicModelRegistry(CqrsApi):
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> dict[str, Any]:
-        """One page of records: `{"items", "page", "page_size", "total"}`."""
+        """One page of records: `{"items", "page", "page_size", "total", "total_exact",
+        "next_cursor"}`; see registry/query/listing.py for filters, cursors and counts."""
         return self.records.list(ListRecords.build(
             model=model_name, user_id=user_id, user_role=user_role, filters=filters,
-            order_by=order_by, page=page, page_size=page_size,
+            order_by=order_by, page=page, page_size=page_size, after=after, count=count,
         ))
 
     def history(
@@ -387,6 +406,11 @@ class DynamicModelRegistry(CqrsApi):
     def _stored_records(self, conn: Connection) -> Iterator[tuple[str, dict[str, Any]]]:
         self.model_cache.sync(conn)
         for entry in list(self.model_cache.entries().values()):
+            if entry.operation_mode is OperationMode.CQRS:
+                # Its table is a projection that may lag: the events are what was written.
+                for state in self.cqrs.store.live_states(conn, entry.name).values():
+                    yield entry.name, state
+                continue
             for row in conn.execute(sa.select(entry.records.table)).mappings():
                 yield entry.name, entry.records.to_record(row)
 
@@ -446,6 +470,7 @@ class DynamicModelRegistry(CqrsApi):
         self.model_cache.remember(saved)
         if backfill:
             self.cqrs.backfill.run(saved.name)
+        self.catalog.sync_indexes(saved)  # after commit: PostgreSQL builds them concurrently
         return saved
 
     def _permissions_for(
