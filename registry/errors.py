@@ -9,12 +9,19 @@
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
     │   ├── UnknownField        the data names a field the model does not have
-    │   └── PayloadTooLarge     the data is larger than the configured limit
+    │   ├── PayloadTooLarge     the data is larger than the configured limit
+    │   └── InvalidProjection   a projection definition is malformed or names bad fields
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
-    └── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── OperationNotAllowed     the model's operation mode does not allow this operation
+    ├── CommandRejected         a command handler refused the command (carries its reason)
+    ├── ProjectionNotFound      no projection is defined under the name
+    ├── ProjectionStale         a projection did not reach the wanted position in time
+    ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── MessageRefused          a worker refused a task message it cannot safely run
+    └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
 again, with the same class name, in the producer.
@@ -26,17 +33,24 @@ from typing import Any
 
 __all__ = [
     "AuditIntegrityError",
+    "CommandRejected",
     "ConfigurationError",
     "IdempotencyConflict",
     "InvalidName",
     "InvalidPermissions",
+    "InvalidProjection",
     "InvalidSchema",
+    "MessageRefused",
     "ModelNotFound",
+    "OperationNotAllowed",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ProjectionNotFound",
+    "ProjectionStale",
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
+    "TaskTimeLimitExceeded",
     "UnknownField",
     "ValidationFailed",
     "VersionConflict",
@@ -130,8 +144,45 @@ class AuditIntegrityError(RegistryError):
     """Raised when the audit chain does not verify."""
 
 
+class OperationNotAllowed(RegistryError):
+    """Raised when the model's operation mode does not allow the operation (a command on a
+    crud model, a direct write on a cqrs model); the message names the mode and what to use."""
+
+
+class CommandRejected(RegistryError):
+    """Raised when a command handler refuses a command; `reason` says why."""
+
+
+class ProjectionNotFound(RegistryError, LookupError):
+    """Raised when no projection is defined under the name."""
+
+
+class ProjectionStale(RegistryError):
+    """Raised when a projection has not reached `min_position` within `wait_seconds`; the
+    details carry its position and lag."""
+
+    retryable = True
+
+
+class InvalidProjection(ValidationFailed):
+    """Raised when a projection definition is malformed, or names fields that do not exist
+    or cannot be measured."""
+
+
 class PermissionDenied(RegistryError, PermissionError):
     """Raised when the role may not perform the operation or write the field."""
+
+
+class MessageRefused(RegistryError):
+    """Raised when a worker refuses a task message it cannot safely run: not JSON, compressed,
+    nested too deep, not Celery's `[args, kwargs, embed]` shape, or with malformed headers.
+
+    The message is dropped, not redelivered; `reason` says what was wrong.
+    """
+
+
+class TaskTimeLimitExceeded(RegistryError):
+    """Raised when a task ran past its time limit and was stopped; its transaction rolled back."""
 
 
 def _all_error_classes() -> dict[str, type[RegistryError]]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import locations
 from .errors import ConfigurationError
@@ -26,6 +26,7 @@ from .errors import ConfigurationError
 __all__ = [
     "AuditSettings",
     "CelerySettings",
+    "CqrsSettings",
     "DatabaseSettings",
     "FlowerSettings",
     "ModelsSettings",
@@ -125,6 +126,22 @@ class CelerySettings(_Section):
     #: Largest task message body accepted, in bytes; checked by the client before sending
     #: and by the worker before running, so that no oversized argument reaches the domain.
     max_message_bytes: int = Field(default=2_097_152, ge=1024)
+    #: Deepest nesting of lists and objects a task message may hold; a worker refuses deeper
+    #: ones before they reach a pool child (handing them over would overflow the stack).
+    max_message_depth: int = Field(default=128, ge=16, le=256)
+    #: Seconds a task may run before `TaskTimeLimitExceeded` is raised inside it (its
+    #: transaction rolls back), and before its pool child is killed if it does not stop.
+    task_soft_time_limit: float = Field(default=120.0, gt=0)
+    task_time_limit: float = Field(default=150.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> CelerySettings:
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError(
+                "task_time_limit must be longer than task_soft_time_limit, so that a task "
+                "can stop cleanly before it is killed"
+            )
+        return self
 
 
 class AuditSettings(_Section):
@@ -151,6 +168,24 @@ class AuditSettings(_Section):
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
 
+class CqrsSettings(_Section):
+    """Commands, the projector and queries of models in cqrs or hybrid mode."""
+
+    #: Modules that workers import at start to register custom command handlers
+    #: (`registry.cqrs.command_handler`), e.g. ["shop.commands"].
+    command_modules: list[str] = []
+    #: Most events a projector applies to one projection in one transaction.
+    projector_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    #: Seconds between scheduled projector runs (beat); commands also trigger one.
+    project_interval_seconds: float = Field(default=1.0, gt=0)
+    #: Longest `wait_seconds` a query may ask for (seconds).
+    max_wait_seconds: float = Field(default=30.0, gt=0)
+    #: Records per transaction when a mode switch appends snapshot events.
+    backfill_chunk: int = Field(default=500, ge=1, le=100_000)
+    #: Attempts of a command without `expected_version` that lost a race for its version.
+    command_attempts: int = Field(default=5, ge=1, le=100)
+
+
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: int = Field(default=5555, ge=1, le=65535)
@@ -165,6 +200,7 @@ class Settings(_Section):
     celery: CelerySettings = CelerySettings()
     audit: AuditSettings = AuditSettings()
     flower: FlowerSettings = FlowerSettings()
+    cqrs: CqrsSettings = CqrsSettings()
 
     @classmethod
     def load(
