@@ -205,6 +205,13 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
         asynchronous=False, exchange_type=frozenset(["direct", "topic", "fanout"])
     )
 
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        # kombu shares one in-memory record of declared bindings per process; two folders in
+        # one process (tests, a tool pointed at two brokers) would then skip writing a
+        # binding to the second folder's control files. The files are the record here.
+        self.state = virtual.BrokerState()
+
 
 def _ephemeral(queue: str) -> bool:
     return queue.startswith(EPHEMERAL_PREFIXES) or queue.endswith(EPHEMERAL_SUFFIXES)
