@@ -260,3 +260,21 @@ def test_a_message_at_the_depth_limit_reaches_its_task(target: Target) -> None:
         AsyncResult(task_id, app=target.client.app).get(timeout=30, interval=0.01)
     assert type(raised.value).__name__ == "ModelNotFound"
     assert target.worker.process is not None and target.worker.process.poll() is None
+
+
+@pytest.mark.parametrize("depth", [60, 100])
+def test_a_deeply_nested_schema_is_an_invalid_schema(target: Target, depth: int) -> None:
+    """Issue 9 item 5: nested 60 or 100 objects deep, a schema is refused by the registry
+    (InvalidSchema naming the limit) or, past the message depth, by the worker; never a
+    RecursionError."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    result = target.client.app.send_task(
+        "registry.register_model", queue=target.queue, kwargs={"name": "Deep", "schema": schema}
+    )
+    with pytest.raises(Exception) as raised:
+        TaskHandle(result, timeout=30, interval=0.01).get()
+    assert type(raised.value).__name__ in ("InvalidSchema", "MessageRefused")
+    assert "limit" in raised.value.details
+    assert _answers_quickly(target) < ANSWER_SECONDS
