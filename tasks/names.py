@@ -19,6 +19,10 @@ TASK_QUEUES = {
     # Reading history is a read like any other: it should not wait behind compaction on the
     # low-priority audit worker.
     "audit.history": "crud",
+    # CQRS reads run beside record reads; defining a projection is a registry change.
+    "cqrs.execute_query": "crud",
+    "cqrs.events": "crud",
+    "cqrs.define_projection": "registry",
     "registry.": "registry",
     "records.": "crud",
     "cqrs.": "cqrs",
