@@ -27,7 +27,7 @@ from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
 from .cqrs.service import CqrsService
 from .database import Database
-from .errors import InvalidPermissions, InvalidSchema, ModelNotFound
+from .errors import InvalidPermissions, InvalidSchema, ModelNotFound, OperationNotAllowed
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
@@ -236,7 +236,17 @@ class DynamicModelRegistry(CqrsApi):
         routed = self._route_by_mode(op)
         if routed is not None:
             return routed
-        written: dict[str, Any] = self.records.handle(op)
+        try:
+            written: dict[str, Any] = self.records.handle(op)
+        except OperationNotAllowed as refused:
+            # This process's cache held the model as crud; the record service has since
+            # seen its current mode. A hybrid model takes the write as a command.
+            if refused.details.get("mode") != "hybrid":
+                raise
+            routed = self._route_by_mode(op)
+            if routed is None:
+                raise
+            return routed
         return written
 
     def _route_by_mode(
@@ -364,6 +374,11 @@ class DynamicModelRegistry(CqrsApi):
     def _stored_records(self, conn: Connection) -> Iterator[tuple[str, dict[str, Any]]]:
         self.model_cache.sync(conn)
         for entry in list(self.model_cache.entries().values()):
+            if entry.operation_mode is OperationMode.CQRS:
+                # Its table is a projection that may lag: the events are what was written.
+                for state in self.cqrs.store.live_states(conn, entry.name).values():
+                    yield entry.name, state
+                continue
             for row in conn.execute(sa.select(entry.records.table)).mappings():
                 yield entry.name, entry.records.to_record(row)
 
