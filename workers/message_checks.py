@@ -58,6 +58,13 @@ _PROPERTY_TYPES: dict[str, type | tuple[type, ...]] = {
     "correlation_id": str,
     "priority": int,
 }
+_SIGNATURE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "args": list,
+    "kwargs": dict,
+    "options": dict,
+    "subtask_type": str,
+    "immutable": bool,
+}
 _EMBED_TYPES: dict[str, type | tuple[type, ...]] = {
     "callbacks": list,
     "errbacks": list,
@@ -227,10 +234,29 @@ def _check_shape(message: Any, body: Any) -> MessageRefused | None:
         return refusal(message, f"its body is not {expected}")
     if embed is not None and not isinstance(embed, dict):
         return refusal(message, f"its body is not {expected}")
-    wrong = _wrongly_typed(embed or {}, _EMBED_TYPES)
+    wrong = _wrongly_typed(embed or {}, _EMBED_TYPES) or _malformed_signature(embed or {})
     if wrong:
         return refusal(message, f"its embedded {wrong!r} has the wrong type")
     return None
+
+
+def _malformed_signature(embed: Mapping[str, Any]) -> str:
+    """The first embed key holding something that is not a task signature (an object naming
+    its task, with list args and object kwargs and options), as Celery runs them after the
+    task; "" when all are."""
+    for key in ("callbacks", "errbacks", "chain"):
+        if not all(_is_signature(item) for item in embed.get(key) or ()):
+            return key
+    chord = embed.get("chord")
+    return "chord" if chord is not None and not _is_signature(chord) else ""
+
+
+def _is_signature(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("task"), str)
+        and _wrongly_typed(value, _SIGNATURE_TYPES) == ""
+    )
 
 
 def _wrongly_typed(values: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]]) -> str:
