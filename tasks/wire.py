@@ -6,6 +6,7 @@ never needs worker code and the two can never disagree about serializers.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from registry.settings import CelerySettings
@@ -13,6 +14,8 @@ from registry.settings import CelerySettings
 from .file_broker import TRANSPORT_PATH as FILE_TRANSPORT
 from .file_broker import is_file_broker
 from .file_broker import transport_options as file_transport_options
+from .redis_broker import TRANSPORT_PATH as REDIS_TRANSPORT
+from .redis_broker import is_redis_broker
 
 __all__ = ["wire_config"]
 
@@ -50,13 +53,21 @@ def _broker_options(settings: CelerySettings) -> dict[str, Any]:
                 settings.broker_url, settings.visibility_timeout, settings.polling_interval
             ),
         }
-    if settings.broker_url.split(":", 1)[0] not in ("redis", "rediss"):
+    if not is_redis_broker(settings.broker_url):
         return {}
     timeout = settings.visibility_timeout
-    return {
+    options: dict[str, Any] = {
+        # Drops queue entries that are not messages instead of stopping: tasks/redis_broker.py.
+        "broker_transport": REDIS_TRANSPORT,
         "broker_transport_options": {
             "visibility_timeout": timeout,
             "unacked_restore_interval": max(1, min(10, round(timeout / 3))),
             "unacked_restore_throttle": 1,
-        }
+        },
     }
+    if settings.broker_url.startswith("rediss:"):
+        # kombu turns TLS on for `rediss://` (without certificate checks unless the URL's
+        # `ssl_*` options, which still win, say otherwise) only when the scheme names the
+        # transport; with the transport named above, keep that behaviour explicitly.
+        options["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+    return options

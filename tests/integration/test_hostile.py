@@ -303,3 +303,42 @@ def test_a_deeply_nested_schema_is_an_invalid_schema(target: Target, depth: int)
     assert type(raised.value).__name__ in ("InvalidSchema", "MessageRefused")
     assert "limit" in raised.value.details
     assert _answers_quickly(target) < ANSWER_SECONDS
+
+
+#: Entries pushed into a queue list with raw Redis commands: none is a kombu message.
+RAW_REDIS_ENTRIES = {
+    "no envelope": b'{"no": "envelope"}',
+    "a list": b"[1, 2]",
+    "not json": b"not json",
+    "no delivery info": json.dumps({"body": "", "properties": {"delivery_tag": "x"}}).encode(),
+}
+DROPPED = "that is not a message"
+
+
+@pytest.mark.parametrize("target", ["redis"], indirect=True)
+@pytest.mark.parametrize("case", sorted(RAW_REDIS_ENTRIES))
+def test_a_raw_redis_entry_is_dropped_and_the_worker_goes_on(target: Target, case: str) -> None:
+    """kombu's Redis channel used to fail decoding such an entry and stop the worker; the
+    project's channel (tasks/redis_broker.py) logs one line naming the queue and drops it."""
+    assert target.worker.process is not None
+    pid = target.worker.process.pid
+    dropped_before = _dropped_lines(target)
+    broker = redis.Redis.from_url(target.broker_url)
+    try:
+        broker.lpush(target.queue, RAW_REDIS_ENTRIES[case])
+    finally:
+        broker.close()
+
+    # Sent after the entry on the same queue: answered means the entry was dealt with.
+    assert _answers_quickly(target) < ANSWER_SECONDS
+    assert target.worker.process.poll() is None and target.worker.process.pid == pid
+    log = target.worker.read_log()
+    assert "Unrecoverable error" not in log
+    lines = _dropped_lines(target)
+    assert len(lines) == len(dropped_before) + 1, lines
+    assert "WARNING" in lines[-1] and repr(target.queue) in lines[-1], lines[-1]
+    assert _settled(target) == 0
+
+
+def _dropped_lines(target: Target) -> list[str]:
+    return [line for line in target.worker.read_log().splitlines() if DROPPED in line]
