@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
+from . import batch_audit
 from .audit_blocks import entry_body, entry_hash, json_text
 from .audit_trail import AuditTrail, CompactionPolicy, CurrentVersions, TrailQuery
 from .codecs import codec_for
@@ -207,7 +209,11 @@ class AuditLogger:
         query = TrailQuery(
             model_name, record_id, _utc_or_none(since), _utc_or_none(until), actor
         )
-        return [AuditEntry.from_row(item) for item in self.trail.read(query)]
+        found = batch_audit.with_batches(  # records written in bulk: see batch_audit
+            self.database, lambda other: self.trail.read(replace(query, record_id=other)),
+            record_id, self.trail.read(query),
+        )
+        return [AuditEntry.from_row(item) for item in found]
 
     # -- the audit worker's operations ---------------------------------------------------
 

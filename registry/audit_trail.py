@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import batch_audit
 from .audit_blocks import (
     GENESIS_HASH,
     KeyFilter,
@@ -282,7 +283,11 @@ class AuditTrail:
             if not pending["ok"]:
                 return pending
             current = current_versions(conn) if current_versions is not None else None
-            versions = _check_versions(self._all_entries(conn, head), current, head)
+            entries = batch_audit.expand(conn, self._all_entries(conn, head))
+            try:
+                versions = _check_versions(entries, current, head)
+            except AuditIntegrityError as exc:  # a batch's payload (see batch_audit)
+                return {"ok": False, **exc.details, "reason": exc.message}
             if not versions["ok"]:
                 return versions
         return {

@@ -32,6 +32,9 @@ from .errors import (
     RecordNotFound,
     RegistryError,
 )
+from .imports import ImportService
+from .imports.create_many import BulkCreator
+from .imports.inprocess import BulkMethods
 from .names import validate_field_name, validate_model_name
 from .permissions import ModelPermissions, Permission, load_masks
 from .records import RecordTable
@@ -53,7 +56,7 @@ IN_MEMORY_URL = "sqlite://"
 V = TypeVar("V")
 
 
-class DynamicModelRegistry:
+class DynamicModelRegistry(BulkMethods):
     """Central registry for dynamic models, backed by SQLite or PostgreSQL."""
 
     def __init__(
@@ -83,6 +86,11 @@ class DynamicModelRegistry:
         )
         self.catalog = Catalog(self.database, self.settings.models, clock, self.audit_logger)
         self.records = RecordService(
+            self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
+        )
+        # Import jobs and create_many (registry/imports/).
+        self.imports = ImportService(self.database, self.audit_logger, _ModelSource(self), clock)
+        self.bulk = BulkCreator(
             self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
         )
         self._entries: dict[str, ModelEntry] = {}

@@ -14,6 +14,8 @@
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
+    ├── SourceUnreadable        an import's source is missing, unreadable or malformed
+    ├── ImportNotFound          no import job has the id
     └── PermissionDenied        the role may not do this (also a builtin PermissionError)
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
@@ -28,6 +30,7 @@ __all__ = [
     "AuditIntegrityError",
     "ConfigurationError",
     "IdempotencyConflict",
+    "ImportNotFound",
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
@@ -37,6 +40,7 @@ __all__ = [
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
+    "SourceUnreadable",
     "UnknownField",
     "ValidationFailed",
     "VersionConflict",
@@ -128,6 +132,15 @@ class InvalidPermissions(RegistryError, ValueError):
 
 class AuditIntegrityError(RegistryError):
     """Raised when the audit chain does not verify."""
+
+
+class SourceUnreadable(RegistryError, ValueError):
+    """Raised when an import's source is missing, cannot be decoded, or is malformed (a
+    ragged row, a field larger than the limit); the message names the row."""
+
+
+class ImportNotFound(RegistryError, LookupError):
+    """Raised when no import job has the id."""
 
 
 class PermissionDenied(RegistryError, PermissionError):
