@@ -35,8 +35,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from registry import DynamicModelRegistry, Settings
-from registry.audit_blocks import split_lines
-from registry.codecs import codec_for
+from registry.audit.blocks import split_lines
+from registry.audit.codecs import codec_for
 from registry.tables import audit_blocks
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

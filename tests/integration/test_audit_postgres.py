@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registry import DynamicModelRegistry, Settings
-from registry.audit_blocks import split_lines
-from registry.codecs import codec_for
+from registry.audit.blocks import split_lines
+from registry.audit.codecs import codec_for
 from registry.tables import audit_blocks, audit_outbox
 
 pytestmark = pytest.mark.postgres
@@ -145,7 +145,7 @@ def test_compaction_waits_for_a_transaction_that_took_its_seq_earlier(
 
 KILLED_COMPACTION = """
 import sys, time
-from registry import audit_trail
+from registry.audit import trail as audit_trail
 from tests.integration.test_audit_postgres import open_registry
 
 def stall(*args):

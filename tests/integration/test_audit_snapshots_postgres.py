@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from registry import DynamicModelRegistry, Settings
-from registry.audit_trail import AuditTrail
+from registry.audit.trail import AuditTrail
 
 pytestmark = pytest.mark.integration
 

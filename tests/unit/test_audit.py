@@ -18,10 +18,10 @@ from registry import (
     PermissionDenied,
     RecordNotFound,
     Settings,
-    audit_trail,
 )
-from registry.audit_blocks import GENESIS_HASH, KeyFilter, record_key, split_lines
-from registry.codecs import codec_for
+from registry.audit import trail as audit_trail
+from registry.audit.blocks import GENESIS_HASH, KeyFilter, record_key, split_lines
+from registry.audit.codecs import codec_for
 from registry.tables import audit_blocks, audit_chain, audit_outbox
 from tests.unit.support import SteppingClock
 

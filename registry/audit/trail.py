@@ -28,8 +28,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import batch_audit
-from .audit_blocks import (
+from .. import batch_audit
+from ..database import Database
+from ..errors import AuditIntegrityError
+from ..tables import audit_blocks, audit_chain, audit_outbox
+from .blocks import (
     GENESIS_HASH,
     KeyFilter,
     PendingLine,
@@ -44,9 +47,6 @@ from .audit_blocks import (
     split_lines,
 )
 from .codecs import Codec, codec_for
-from .database import Database
-from .errors import AuditIntegrityError
-from .tables import audit_blocks, audit_chain, audit_outbox
 
 __all__ = ["AuditTrail", "CompactionPolicy", "CurrentVersions", "TrailQuery"]
 

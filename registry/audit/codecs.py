@@ -14,7 +14,7 @@ from typing import Literal
 
 import zstandard
 
-from .errors import AuditIntegrityError, ConfigurationError
+from ..errors import AuditIntegrityError, ConfigurationError
 
 __all__ = ["CODEC_NAMES", "Codec", "CodecName", "codec_for"]
 

@@ -1,86 +1,31 @@
-"""The audit trail: every change is written to an outbox in the transaction that makes it.
+"""`AuditLogger`, the front of the audit trail: writing entries to the outbox, history,
+compaction, verification, retention and statistics.
 
-Invariant 1: a change and its outbox row commit together or not at all, because `append` takes
-the caller's connection. Each outbox row carries the sha256 of its canonical form, so a pending
-entry changed later is detected. Compaction (a separate, low-priority job, `audit_trail.py`)
-later moves outbox rows into compressed, hash-chained blocks; reading history reads both as one
-stream. `AuditLogger` is the front of all of it: writing, history, compaction, verification,
-retention and statistics.
+Entries are written to an outbox in the transaction that makes the change (`outbox.py`);
+compaction (a separate, low-priority job, `trail.py`) later moves them into compressed,
+hash-chained blocks (`blocks.py`); reading history reads both as one stream.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
-from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
-from . import batch_audit
-from .audit_blocks import entry_body, entry_hash, json_text
-from .audit_trail import AuditTrail, CompactionPolicy, CurrentVersions, TrailQuery
+from .. import batch_audit
+from ..database import Database
+from ..errors import AuditIntegrityError
+from ..settings import AuditSettings
+from ..tables import as_utc, audit_outbox
 from .codecs import codec_for
-from .database import Database
-from .errors import AuditIntegrityError, RecordNotFound
-from .settings import AuditSettings
-from .tables import as_utc, audit_outbox
+from .outbox import AUDIT_NS, AuditEntry, Clock, utc_now, with_hash
+from .trail import AuditTrail, CompactionPolicy, CurrentVersions, TrailQuery
 
-__all__ = ["AUDIT_NS", "AuditEntry", "AuditLogger", "Clock", "record_as_of", "utc_now"]
-
-AUDIT_NS = "audit.entries"
-Clock = Callable[[], datetime.datetime]
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-class AuditEntry(BaseModel):
-    """One change to one record."""
-
-    model_name: str
-    record_id: str
-    operation: str
-    user_id: str | None
-    timestamp: datetime.datetime
-    #: field -> {"old": ..., "new": ...}, values in their JSON form.
-    changes: dict[str, dict[str, Any]]
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    ns: str = AUDIT_NS
-    #: Position in the trail; set once the entry is stored.
-    seq: int | None = None
-
-    def to_row(self) -> dict[str, Any]:
-        row = {
-            "model": self.model_name,
-            "record_id": self.record_id,
-            "operation": self.operation,
-            "user_id": self.user_id,
-            "ts": self.timestamp,
-            "changes": to_jsonable_python(self.changes),
-            "metadata": to_jsonable_python(self.metadata),
-            "ns": self.ns,
-        }
-        return _with_hash(row)
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> AuditEntry:
-        return cls(
-            seq=row["seq"],
-            model_name=row["model"],
-            record_id=row["record_id"],
-            operation=row["operation"],
-            user_id=row["user_id"],
-            timestamp=row["ts"],
-            changes=row["changes"],
-            metadata=row["metadata"],
-            ns=row["ns"],
-        )
-
+__all__ = ["AuditLogger"]
 
 _INSERT_OUTBOX = sa.insert(audit_outbox)
 
@@ -151,7 +96,7 @@ class AuditLogger:
         metadata: dict[str, Any],
     ) -> dict[str, Any]:
         """The outbox columns of one entry, its hash included."""
-        return _with_hash(
+        return with_hash(
             {
                 "model": model_name,
                 "record_id": record_id,
@@ -263,84 +208,6 @@ class AuditLogger:
         with self.database.read() as conn:
             found = conn.execute(sa.select(sa.func.count()).select_from(bounded)).scalar_one()
         return int(found) >= count
-
-
-def record_as_of(
-    entries: Iterable[AuditEntry], at: datetime.datetime
-) -> dict[str, Any] | None:
-    """A record as its history says it was at `at`, shaped as a read returns it; None before
-    its creation or after its deletion. `entries` are the record's, oldest first."""
-    fields: dict[str, Any] | None = None
-    system: dict[str, Any] = {}
-    moment = as_utc(at)
-    for entry in entries:
-        if as_utc(entry.timestamp) > moment:
-            break
-        if entry.operation == "delete":
-            fields = None
-            continue
-        if entry.operation == "migrate":  # a schema change: values only, not a new version
-            if fields is not None:
-                _apply_migration(fields, entry)
-            continue
-        if fields is None and entry.operation != "create":
-            # The record's create went with an audit block that retention purged.
-            raise RecordNotFound(
-                f"Record {entry.record_id!r} of {entry.model_name!r} cannot be rebuilt at that "
-                "time: the start of its history was purged by retention.",
-                model=entry.model_name,
-                record_id=entry.record_id,
-            )
-        if entry.operation == "create" or fields is None:
-            fields, system = {}, _created_stamp(entry)
-        fields.update({name: change.get("new") for name, change in entry.changes.items()})
-        system = {**system, **_updated_stamp(entry, system)}
-    if fields is None:
-        return None
-    return {"id": system["id"], "version": system["version"], **fields,
-            **{key: system[key] for key in _STAMPS}}
-
-
-_STAMPS = ("created_at", "updated_at", "created_by", "updated_by")
-
-
-def _apply_migration(fields: dict[str, Any], entry: AuditEntry) -> None:
-    removed = set(entry.metadata.get("removed", ()))
-    for name, change in entry.changes.items():
-        if name in removed:
-            fields.pop(name, None)
-        else:
-            fields[name] = change.get("new")
-
-
-def _stamp(entry: AuditEntry) -> Any:
-    # The entry's time is the row's created_at / updated_at; spelled as a read spells it.
-    return to_jsonable_python(as_utc(entry.timestamp))
-
-
-def _created_stamp(entry: AuditEntry) -> dict[str, Any]:
-    return {"id": entry.record_id, "created_at": _stamp(entry), "created_by": entry.user_id}
-
-
-def _updated_stamp(entry: AuditEntry, system: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "version": entry.metadata.get("version", system.get("version")),
-        "updated_at": _stamp(entry),
-        "updated_by": entry.user_id,
-    }
-
-
-def _with_hash(row: dict[str, Any]) -> dict[str, Any]:
-    # The JSON text is made once: the hash covers it and the outbox stores it as it is.
-    row["changes"] = json_text(row["changes"])
-    row["metadata"] = json_text(row["metadata"])
-    body = entry_body(
-        model=row["model"], record_id=row["record_id"], operation=row["operation"],
-        user_id=row["user_id"], ts=row["ts"], changes_json=row["changes"],
-        metadata_json=row["metadata"], ns=row["ns"],
-    )
-    row["entry_hash"] = entry_hash(body)
-    return row
 
 
 def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:

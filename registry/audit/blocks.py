@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from ..errors import AuditIntegrityError
+from ..tables import as_utc
 from .codecs import Codec
-from .errors import AuditIntegrityError
-from .tables import as_utc
 
 __all__ = [
     "GENESIS_HASH",
