@@ -19,10 +19,13 @@ TASK_QUEUES = {
     # Reading history is a read like any other: it should not wait behind compaction on the
     # low-priority audit worker.
     "audit.history": "crud",
+    # An import's chunks fill the `imports` queue; starting, sealing, cancelling and asking
+    # after a job must not wait behind them.
+    "imports.chunk": "imports",
+    "imports.": "crud",
     "registry.": "registry",
     "records.": "crud",
     "cqrs.": "cqrs",
-    "imports.": "imports",
     "audit.": "audit",
 }
 

@@ -9,8 +9,8 @@ hash-chained blocks (`blocks.py`); reading history reads both as one stream.
 from __future__ import annotations
 
 import datetime
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa

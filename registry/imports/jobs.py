@@ -263,9 +263,11 @@ class ImportService:
         return self.status(job_id)
 
     def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
-        """Stop the job between chunks: chunks not yet written are skipped."""
+        """Stop the job between chunks: chunks not yet written are skipped. A job that has
+        ended stays as it ended."""
+        if self.status(job_id)["state"] != "running":
+            return self.status(job_id)
         with self.database.write() as conn:
-            self._job(conn, job_id)
             self._end(conn, job_id, "cancelled", reason or "Cancelled.")
         return self.status(job_id)
 
