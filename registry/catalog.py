@@ -383,9 +383,11 @@ def _refuse_rows_the_new_model_rejects(
     if not names:
         return
     fields = new.model.model_fields
-    adapters: dict[str, TypeAdapter[Any]] = {
-        name: TypeAdapter(Annotated[fields[name].annotation, fields[name]]) for name in names
+    # Annotated[...] built at run time is a value, not a type, to mypy: hence Any.
+    constrained: dict[str, Any] = {
+        name: Annotated[fields[name].annotation, fields[name]] for name in names
     }
+    adapters = {name: TypeAdapter[Any](form) for name, form in constrained.items()}
     columns = [old.table.c.id, *(old.table.c[name] for name in names)]
     failures: list[str] = []
     count = 0

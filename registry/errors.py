@@ -8,8 +8,8 @@
     ├── SchemaIncompatible      re-registration would change stored columns incompatibly
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
-    ├── UnknownField            the data names a field the model does not have
-    ├── PayloadTooLarge         the data is larger than the configured limit
+    │   ├── UnknownField        the data names a field the model does not have
+    │   └── PayloadTooLarge     the data is larger than the configured limit
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored

@@ -602,7 +602,8 @@ class RecordService:
                 field=name,
                 errors=[{"loc": [name], "msg": "not filterable", "type": "filter"}],
             )
-        annotation = entry.model.model_fields[name].annotation
+        # Every field of a registered model has an annotation; None only types the attribute.
+        annotation: Any = entry.model.model_fields[name].annotation
         try:
             typed: Any = TypeAdapter(annotation).validate_python(value)
         except ValidationError as exc:

@@ -192,7 +192,13 @@ def test_audit_compact_runs_on_a_real_worker_on_queue_audit(
     registry.register_model("Item", Item)
     for i in range(25):
         registry.create("Item", {"name": f"i{i}"}, "u1", "admin")
-    env = {**service_env, "DMR_DATABASE_URL": postgres_url, "DMR_AUDIT__BATCH_SIZE": "10"}
+    # A long wait: on a loaded machine the 25 entries must not age into a partial block.
+    env = {
+        **service_env,
+        "DMR_DATABASE_URL": postgres_url,
+        "DMR_AUDIT__BATCH_SIZE": "10",
+        "DMR_AUDIT__MAX_WAIT_SECONDS": "3600",
+    }
     worker = WorkerProcess("audit1@dmrtest", "audit", env, tmp_path / "audit.log").start(1)
     producer = Celery(broker=env["DMR_BROKER_URL"], backend=env["DMR_RESULT_BACKEND"])
     try:
