@@ -1,9 +1,9 @@
 """Validating and writing records in bulk: import chunks and `create_many` share this.
 
-Validation runs once per batch with one `TypeAdapter(list[Model])`, which is several times
-faster than a Python loop of `model_validate` calls (bench/bench_import.py measures both);
-when the batch holds invalid items, their errors are taken from that one run and the valid
-rest is validated again. Writing puts every record of the batch, the batch's audit entry (see
+Validation runs on slices of a batch with one `TypeAdapter(list[Model])` (faster than a loop
+of `model_validate` calls, which must build and return every instance from Python); when a
+slice holds invalid items, their errors are taken from that run and the slice's valid rest is
+validated again. Writing puts every record of the batch, the batch's audit entry (see
 `registry.batch_audit`) and whatever the caller adds in the caller's transaction: `COPY` on
 PostgreSQL, one `executemany` on SQLite.
 """
@@ -36,6 +36,9 @@ _DECORATOR_KINDS = (
     "validators", "field_validators", "root_validators", "field_serializers",
     "model_serializers", "model_validators", "computed_fields",
 )
+#: Items validated per call. A slice holding an invalid item is validated again without it,
+#: so a rare bad row costs one slice twice, not the whole batch.
+_SLICE = 250
 _SYSTEM = ("id", "version", "created_at", "updated_at", "created_by", "updated_by")
 
 
@@ -62,32 +65,34 @@ class BulkValidator:
 
     def validate(self, items: Sequence[Mapping[str, Any]]) -> Validated:
         outcome = Validated()
-        positions = list(range(len(items)))
-        while positions:
-            batch = [items[i] for i in positions]
-            try:
-                instances = self.adapter.validate_python(batch)
-            except ValidationError as exc:
-                failed = _errors_by_item(exc)
-                for local, errors in failed.items():
-                    outcome.errors[positions[local]] = errors
-                positions = [p for i, p in enumerate(positions) if i not in failed]
-                continue
-            outcome.positions = positions
-            outcome.rows = self._column_rows(instances)
-            break
+        instances: list[Any] = []
+        for start in range(0, len(items), _SLICE):
+            positions = list(range(start, min(start + _SLICE, len(items))))
+            while positions:
+                try:
+                    instances += self.adapter.validate_python([items[i] for i in positions])
+                except ValidationError as exc:
+                    failed = _errors_by_item(exc)
+                    for local, errors in failed.items():
+                        outcome.errors[positions[local]] = errors
+                    positions = [p for i, p in enumerate(positions) if i not in failed]
+                    continue
+                outcome.positions += positions
+                break
+        outcome.rows = self._column_rows(instances)
         return outcome
 
     def _column_rows(self, instances: list[Any]) -> list[list[Any]]:
+        # Column by column: each converter runs over one list (most fields have none), and
+        # the rows are put together once at the end.
         dumped = self.adapter.dump_python(instances)
-        names, converters = self.fields, self._converters
-        rows = []
-        for values in dumped:
-            rows.append([
-                value if convert is None or value is None else convert(value)
-                for value, convert in zip([values[n] for n in names], converters, strict=True)
-            ])
-        return rows
+        columns = []
+        for name, convert in zip(self.fields, self._converters, strict=True):
+            values = [item[name] for item in dumped]
+            if convert is not None:
+                values = [None if value is None else convert(value) for value in values]
+            columns.append(values)
+        return [list(row) for row in zip(*columns, strict=True)]
 
 
 def bulk_twin(model: type[BaseModel]) -> type[BaseModel]:
@@ -190,20 +195,26 @@ def write_batch(
 def _copy_rows(conn: Connection, records: RecordTable, rows: list[list[Any]]) -> None:
     table = records.table
     columns = [*_SYSTEM, *records.field_names]
-    # Values go through the column types' own bind steps (JSON text, UTC times), as an
-    # INSERT through SQLAlchemy would send them.
-    processors = [table.c[name].type.bind_processor(conn.dialect) for name in columns]
-    steps = [(i, p) for i, p in enumerate(processors) if p is not None]
-    quoted = ", ".join(conn.dialect.identifier_preparer.quote(name) for name in columns)
-    statement = f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({quoted}) FROM STDIN"
+    # JSON values go through their column type's bind step, as an INSERT would send them;
+    # every other value is already what psycopg writes (see `_converter`).
+    steps = [
+        (len(_SYSTEM) + i, processor)
+        for i, name in enumerate(records.field_names)
+        if records.field_types[name].kind in (FieldKind.JSON, FieldKind.CHOICE)
+        and (processor := table.c[name].type.bind_processor(conn.dialect)) is not None
+    ]
+    preparer = conn.dialect.identifier_preparer
+    quoted = ", ".join(preparer.quote(name) for name in columns)
+    statement = f"COPY {preparer.format_table(table)} ({quoted}) FROM STDIN"
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        write = copy.write_row
         for row in rows:
             for i, process in steps:
                 if row[i] is not None:
                     row[i] = process(row[i])
-            copy.write_row(row)
+            write(row)
 
 
 def _audit_batch(
