@@ -16,7 +16,9 @@
     ├── AuditIntegrityError     the audit chain does not verify
     ├── SourceUnreadable        an import's source is missing, unreadable or malformed
     ├── ImportNotFound          no import job has the id
-    └── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
+    ├── MessageRefused          a worker refused a task message it cannot safely run
+    └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
 again, with the same class name, in the producer.
@@ -34,6 +36,7 @@ __all__ = [
     "InvalidName",
     "InvalidPermissions",
     "InvalidSchema",
+    "MessageRefused",
     "ModelNotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -41,6 +44,7 @@ __all__ = [
     "RegistryError",
     "SchemaIncompatible",
     "SourceUnreadable",
+    "TaskTimeLimitExceeded",
     "UnknownField",
     "ValidationFailed",
     "VersionConflict",
@@ -145,6 +149,18 @@ class ImportNotFound(RegistryError, LookupError):
 
 class PermissionDenied(RegistryError, PermissionError):
     """Raised when the role may not perform the operation or write the field."""
+
+
+class MessageRefused(RegistryError):
+    """Raised when a worker refuses a task message it cannot safely run: not JSON, compressed,
+    nested too deep, not Celery's `[args, kwargs, embed]` shape, or with malformed headers.
+
+    The message is dropped, not redelivered; `reason` says what was wrong.
+    """
+
+
+class TaskTimeLimitExceeded(RegistryError):
+    """Raised when a task ran past its time limit and was stopped; its transaction rolled back."""
 
 
 def _all_error_classes() -> dict[str, type[RegistryError]]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigurationError
 
@@ -115,6 +115,22 @@ class CelerySettings(_Section):
     #: Largest task message body accepted, in bytes; checked by the client before sending
     #: and by the worker before running, so that no oversized argument reaches the domain.
     max_message_bytes: int = Field(default=2_097_152, ge=1024)
+    #: Deepest nesting of lists and objects a task message may hold; a worker refuses deeper
+    #: ones before they reach a pool child (handing them over would overflow the stack).
+    max_message_depth: int = Field(default=128, ge=16, le=256)
+    #: Seconds a task may run before `TaskTimeLimitExceeded` is raised inside it (its
+    #: transaction rolls back), and before its pool child is killed if it does not stop.
+    task_soft_time_limit: float = Field(default=120.0, gt=0)
+    task_time_limit: float = Field(default=150.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> CelerySettings:
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError(
+                "task_time_limit must be longer than task_soft_time_limit, so that a task "
+                "can stop cleanly before it is killed"
+            )
+        return self
 
 
 class AuditSettings(_Section):

@@ -6,9 +6,9 @@
 - `PollingInterval`: polling transports (the embedded SQLite broker) poll once a second unless
   told; kombu's SQLAlchemy transport hands every transport option to `create_engine`, so the
   interval cannot travel in `broker_transport_options` and is set on the connection instead.
-- `task_rejected`: a message the worker refuses to decode (pickle, Invariant 6) is answered in
-  the result backend with the refusal, so its producer gets an error instead of waiting out
-  its timeout. Celery already answers unknown task names with `NotRegistered`.
+- `worker_init`: the worker's main process refuses compressed messages before kombu would
+  decompress them (`workers.guarded_consumer`, which also answers every refused message).
+  Celery already answers unknown task names with `NotRegistered`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps, signals
-from kombu.exceptions import ContentDisallowed, DecodeError
+
+from .guarded_consumer import refuse_compressed_messages
 
 if TYPE_CHECKING:
     from .app import RegistryCelery
@@ -44,18 +45,11 @@ def connect(app: RegistryCelery) -> None:
     def close_registry(**_: Any) -> None:
         app.close_registry()
 
-    def answer_refused(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:
-        if isinstance(exc, ContentDisallowed | DecodeError):
-            _store_refusal(app, message, exc)
+    def guard_main_process(**_: Any) -> None:
+        refuse_compressed_messages()
 
     app.steps["consumer"].add(PollingInterval)
     signals.worker_process_init.connect(open_registry, weak=False)
     signals.worker_process_shutdown.connect(close_registry, weak=False)
-    signals.task_rejected.connect(answer_refused, weak=False)
+    signals.worker_init.connect(guard_main_process, weak=False)
 
-
-def _store_refusal(app: RegistryCelery, message: Any, exc: BaseException) -> None:
-    headers = getattr(message, "headers", None) or {}
-    task_id = headers.get("id")
-    if task_id:
-        app.backend.mark_as_failure(task_id, exc, call_errbacks=False)

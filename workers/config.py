@@ -42,6 +42,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_direct": True,
         "beat_schedule": beat_schedule(settings),
         "result_backend_always_retry": True,
+        # No message may stop the worker: see workers.guarded_consumer.
+        "worker_consumer": "workers.guarded_consumer:GuardedConsumer",
+        # Every task stops within these (a producer's own limits may only be shorter).
+        "task_soft_time_limit": settings.celery.task_soft_time_limit,
+        "task_time_limit": settings.celery.task_time_limit,
     }
 
 

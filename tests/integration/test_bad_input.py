@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from celery.exceptions import NotRegistered
-from kombu.exceptions import ContentDisallowed
 
 from registry.errors import (
+    MessageRefused,
     InvalidName,
     ModelNotFound,
     PayloadTooLarge,
@@ -120,7 +120,7 @@ def test_pickle_message_is_refused_and_answered(
         "records.read", queue="crud", serializer="pickle",
         kwargs={"model": model, "record_id": record["id"], "user_id": "t", "user_role": "admin"},
     )
-    with pytest.raises(ContentDisallowed):
+    with pytest.raises(MessageRefused, match="content type"):
         TaskHandle(result, timeout=30, interval=0.01).get()
 
 

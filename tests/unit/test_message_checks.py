@@ -1,0 +1,113 @@
+"""The worker's first look at a task message (workers.message_checks), without a broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kombu.message import Message
+
+from registry.errors import MessageRefused, PayloadTooLarge
+from workers.message_checks import (
+    MessageLimits,
+    check_task_message,
+    clamp_time_limits,
+    nesting_depth,
+)
+
+LIMITS = MessageLimits(max_bytes=4096, max_depth=16, soft_time_limit=10.0, time_limit=15.0)
+
+
+def message(body: Any, raw: bytes | None = None, **headers: Any) -> Message:
+    return Message(
+        body=raw if raw is not None else json.dumps(body).encode(),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"task": "records.read", "id": "t-1", **headers},
+        accept=["application/json"],
+    )
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_depth_is_counted_without_recursion_and_stops_past_the_limit() -> None:
+    assert nesting_depth(5, stop_past=10) == 0
+    assert nesting_depth({"a": [1, {"b": []}]}, stop_past=10) == 4
+    assert nesting_depth(nested(100_000), stop_past=10) == 11
+
+
+def test_a_well_formed_message_passes() -> None:
+    assert check_task_message(message([[], {"model": "M"}, {"callbacks": None}]), LIMITS) is None
+    assert check_task_message(message([[], {"data": nested(13)}, None]), LIMITS) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ([[], {"data": nested(15)}, {}], "more than 16 levels"),
+        ([[], [1, 2], {}], "[args, kwargs, embed]"),
+        ([5, {}, {}], "[args, kwargs, embed]"),
+        ([1, 2, 3], "[args, kwargs, embed]"),
+        ("abc", "[args, kwargs, embed]"),
+        ({}, "[args, kwargs, embed]"),
+        (None, "[args, kwargs, embed]"),
+        (123, "[args, kwargs, embed]"),
+        ([[], {}, {"chord": []}], "'chord'"),
+    ],
+)
+def test_a_body_of_the_wrong_shape_or_depth_is_refused(body: Any, reason: str) -> None:
+    refused = check_task_message(message(body), LIMITS)
+    assert isinstance(refused, MessageRefused)
+    assert reason in refused.details["reason"] and refused.details["task_id"] == "t-1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(b"[[], {", "not valid JSON"), (b"[" * 50_000 + b"]" * 50_000, "deeper than the parser")],
+)
+def test_a_body_that_does_not_decode_is_refused(raw: bytes, reason: str) -> None:
+    limits = MessageLimits(max_bytes=200_000, max_depth=16, soft_time_limit=1, time_limit=2)
+    refused = check_task_message(message(None, raw=raw), limits)
+    assert isinstance(refused, MessageRefused) and reason in refused.details["reason"]
+
+
+def test_a_body_over_the_size_limit_is_refused_before_it_is_decoded() -> None:
+    refused = check_task_message(message(None, raw=b"[" * 5000), LIMITS)
+    assert isinstance(refused, PayloadTooLarge) and refused.details["limit"] == 4096
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"task": ["x"]}, "'task' header"),
+        ({"id": 5}, "'id' header"),
+        ({"id": "x" * 256}, "'id' header"),
+        ({"retries": True}, "'retries'"),
+        ({"eta": 5}, "'eta'"),
+        ({"timelimit": [1, 2, 3]}, "'timelimit'"),
+        ({"timelimit": [-1, None]}, "'timelimit'"),
+        ({"compression": "application/x-bz2"}, "compressed"),
+    ],
+)
+def test_malformed_headers_are_refused(headers: dict[str, Any], reason: str) -> None:
+    refused = check_task_message(message([[], {}, {}], **headers), LIMITS)
+    assert isinstance(refused, MessageRefused) and reason in refused.details["reason"]
+
+
+@pytest.mark.parametrize(
+    ("given", "clamped"),
+    [(None, (15.0, 10.0)), ([None, None], (15.0, 10.0)), ([100, 50], (15.0, 10.0)),
+     ([5, 2], (5, 2))],
+)
+def test_a_producer_may_shorten_time_limits_but_never_lengthen_them(
+    given: Any, clamped: tuple[float, float]
+) -> None:
+    sent = message([[], {}, {}], timelimit=given)
+    clamp_time_limits(sent, LIMITS)
+    assert tuple(sent.headers["timelimit"]) == clamped
