@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection
 
 from .audit import AuditEntry, AuditLogger, Clock, record_as_of, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
+from .cqrs.api import CqrsApi
+from .cqrs.service import CqrsService
 from .database import Database
 from .errors import (
     InvalidPermissions,
@@ -56,7 +58,7 @@ IN_MEMORY_URL = "sqlite://"
 V = TypeVar("V")
 
 
-class DynamicModelRegistry(BulkMethods):
+class DynamicModelRegistry(CqrsApi, BulkMethods):
     """Central registry for dynamic models, backed by SQLite or PostgreSQL."""
 
     def __init__(
@@ -92,6 +94,10 @@ class DynamicModelRegistry(BulkMethods):
         self.imports = ImportService(self.database, self.audit_logger, _ModelSource(self), clock)
         self.bulk = BulkCreator(
             self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
+        )
+        self.cqrs = CqrsService(
+            self.database, self.audit_logger, self.settings, _ModelSource(self),
+            _RecordRules(self.records), clock,
         )
         self._entries: dict[str, ModelEntry] = {}
         self._unusable: dict[str, RegistryError] = {}
@@ -226,6 +232,13 @@ class DynamicModelRegistry(BulkMethods):
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Validate and store a new record; returns it as the role may see it."""
+        check_caller(user_id=user_id, user_role=user_role, idempotency_key=idempotency_key)
+        routed = self.cqrs.writes.route(
+            "create", model_name, data=data, user_id=user_id, user_role=user_role,
+            idempotency_key=idempotency_key,
+        )
+        if routed is not None:
+            return routed
         return self.records.create(model_name, data, user_id, user_role, idempotency_key)
 
     def read(
@@ -244,6 +257,15 @@ class DynamicModelRegistry(BulkMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        check_caller(user_id=user_id, user_role=user_role, record_id=record_id,
+                     idempotency_key=idempotency_key, expected_version=expected_version)
+        routed = self.cqrs.writes.route(
+            "update", model_name, data=updates, record_id=record_id, user_id=user_id,
+            user_role=user_role, expected_version=expected_version,
+            idempotency_key=idempotency_key,
+        )
+        if routed is not None:
+            return routed
         return self.records.update(
             model_name, record_id, updates, user_id, user_role, expected_version, idempotency_key
         )
@@ -258,6 +280,14 @@ class DynamicModelRegistry(BulkMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        check_caller(user_id=user_id, user_role=user_role, record_id=record_id,
+                     idempotency_key=idempotency_key, expected_version=expected_version)
+        routed = self.cqrs.writes.route(
+            "delete", model_name, record_id=record_id, user_id=user_id, user_role=user_role,
+            expected_version=expected_version, idempotency_key=idempotency_key,
+        )
+        if routed is not None:
+            return routed
         return self.records.delete(
             model_name, record_id, user_id, user_role, expected_version, idempotency_key
         )
@@ -441,7 +471,10 @@ class DynamicModelRegistry(BulkMethods):
                 provenance=dict(provenance),
             )
             saved, _changed = self.catalog.register(conn, entry, force=force, user_id=user_id)
+            backfill = self.cqrs.mode_switch_starts(conn, previous, saved)
         self._remember(saved)
+        if backfill:
+            self.cqrs.backfill.run(saved.name)
         return saved
 
     def _permissions_for(
@@ -528,6 +561,19 @@ class _ModelSource:
         registry = self._registry
         with registry._lock:
             return registry._entries.get(name), registry._seen_version
+
+
+class _RecordRules:
+    """The record service's data checks, as commands apply them."""
+
+    def __init__(self, records: RecordService) -> None:
+        self._records = records
+
+    def check_data(self, entry: ModelEntry, data: Mapping[str, Any]) -> None:
+        self._records._check_data(entry, data)
+
+    def validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
+        return self._records._validate(entry, data)
 
 
 class _LiveView(Mapping[str, V]):

@@ -9,13 +9,18 @@
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
     │   ├── UnknownField        the data names a field the model does not have
-    │   └── PayloadTooLarge     the data is larger than the configured limit
+    │   ├── PayloadTooLarge     the data is larger than the configured limit
+    │   └── InvalidProjection   a projection definition is malformed or names bad fields
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
     ├── SourceUnreadable        an import's source is missing, unreadable or malformed
     ├── ImportNotFound          no import job has the id
+    ├── OperationNotAllowed     the model's operation mode does not allow this operation
+    ├── CommandRejected         a command handler refused the command (carries its reason)
+    ├── ProjectionNotFound      no projection is defined under the name
+    ├── ProjectionStale         a projection did not reach the wanted position in time
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
@@ -30,16 +35,21 @@ from typing import Any
 
 __all__ = [
     "AuditIntegrityError",
+    "CommandRejected",
     "ConfigurationError",
     "IdempotencyConflict",
     "ImportNotFound",
     "InvalidName",
     "InvalidPermissions",
+    "InvalidProjection",
     "InvalidSchema",
     "MessageRefused",
     "ModelNotFound",
+    "OperationNotAllowed",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ProjectionNotFound",
+    "ProjectionStale",
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
@@ -145,6 +155,31 @@ class SourceUnreadable(RegistryError, ValueError):
 
 class ImportNotFound(RegistryError, LookupError):
     """Raised when no import job has the id."""
+
+
+class OperationNotAllowed(RegistryError):
+    """Raised when the model's operation mode does not allow the operation (a command on a
+    crud model, a direct write on a cqrs model); the message names the mode and what to use."""
+
+
+class CommandRejected(RegistryError):
+    """Raised when a command handler refuses a command; `reason` says why."""
+
+
+class ProjectionNotFound(RegistryError, LookupError):
+    """Raised when no projection is defined under the name."""
+
+
+class ProjectionStale(RegistryError):
+    """Raised when a projection has not reached `min_position` within `wait_seconds`; the
+    details carry its position and lag."""
+
+    retryable = True
+
+
+class InvalidProjection(ValidationFailed):
+    """Raised when a projection definition is malformed, or names fields that do not exist
+    or cannot be measured."""
 
 
 class PermissionDenied(RegistryError, PermissionError):

@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 __all__ = [
     "AuditSettings",
     "CelerySettings",
+    "CqrsSettings",
     "DatabaseSettings",
     "FlowerSettings",
     "ModelsSettings",
@@ -157,6 +158,24 @@ class AuditSettings(_Section):
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
 
+class CqrsSettings(_Section):
+    """Commands, the projector and queries of models in cqrs or hybrid mode."""
+
+    #: Modules that workers import at start to register custom command handlers
+    #: (`registry.cqrs.command_handler`), e.g. ["shop.commands"].
+    command_modules: list[str] = []
+    #: Most events a projector applies to one projection in one transaction.
+    projector_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    #: Seconds between scheduled projector runs (beat); commands also trigger one.
+    project_interval_seconds: float = Field(default=1.0, gt=0)
+    #: Longest `wait_seconds` a query may ask for (seconds).
+    max_wait_seconds: float = Field(default=30.0, gt=0)
+    #: Records per transaction when a mode switch appends snapshot events.
+    backfill_chunk: int = Field(default=500, ge=1, le=100_000)
+    #: Attempts of a command without `expected_version` that lost a race for its version.
+    command_attempts: int = Field(default=5, ge=1, le=100)
+
+
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: int = Field(default=5555, ge=1, le=65535)
@@ -170,6 +189,7 @@ class Settings(_Section):
     celery: CelerySettings = CelerySettings()
     audit: AuditSettings = AuditSettings()
     flower: FlowerSettings = FlowerSettings()
+    cqrs: CqrsSettings = CqrsSettings()
 
     @classmethod
     def load(

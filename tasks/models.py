@@ -3,6 +3,7 @@
     registry.register_model(name, schema, operation_mode="crud", permissions=None, force=False)
     registry.set_permissions(model, permissions)
     registry.get_ui_schema(model, user_role)
+    registry.export_form(model, user_role)   (JSON Schema + uiSchema for react-jsonschema-form)
     registry.list_models()
     registry.purge_idempotency_keys()   (beat runs it hourly)
 """
@@ -17,6 +18,7 @@ from workers.app import app
 from .base import RegistryTask
 
 __all__ = [
+    "export_form",
     "get_ui_schema",
     "list_models",
     "purge_idempotency_keys",
@@ -53,6 +55,13 @@ def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, A
     check_caller(user_id=None, user_role=user_role)
     schema: dict[str, Any] = self.registry.get_ui_schema(model, user_role).model_dump(mode="json")
     return schema
+
+
+@app.task(name="registry.export_form", base=RegistryTask, bind=True)
+def export_form(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
+    """JSON Schema plus uiSchema for react-jsonschema-form, as the role may see it."""
+    check_caller(user_id=None, user_role=user_role)
+    return self.registry.export_form(model, user_role)
 
 
 @app.task(name="registry.list_models", base=RegistryTask, bind=True)

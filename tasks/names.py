@@ -23,6 +23,10 @@ TASK_QUEUES = {
     # after a job must not wait behind them.
     "imports.chunk": "imports",
     "imports.": "crud",
+    # CQRS reads run beside record reads; defining a projection is a registry change.
+    "cqrs.execute_query": "crud",
+    "cqrs.events": "crud",
+    "cqrs.define_projection": "registry",
     "registry.": "registry",
     "records.": "crud",
     "cqrs.": "cqrs",

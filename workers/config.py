@@ -79,6 +79,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "schedule": audit.purge_interval_seconds,
             "options": {"expires": audit.purge_interval_seconds},
         },
+        "cqrs-project": {
+            "task": "cqrs.project",
+            "schedule": settings.cqrs.project_interval_seconds,
+            "options": {"expires": settings.cqrs.project_interval_seconds},
+        },
         "idempotency-keys-purge": {
             "task": "registry.purge_idempotency_keys",
             "schedule": audit.purge_interval_seconds,

@@ -57,7 +57,7 @@ def test_verify_is_not_fooled_by_a_compaction_committing_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`verify` reads the head and then walks the blocks in separate READ COMMITTED
-    statements; the audit worker compacts every two seconds, so `dmr audit-verify` on a
+    statements; the audit worker compacts every two seconds, so `dmr audit verify` on a
     live system reports 'the newest blocks are missing' for a sound trail."""
     verifier, worker = registries
     for n in range(4):

@@ -27,7 +27,8 @@ def test_demo_runs_the_product_scenario_through_a_worker(tmp_path: Path) -> None
     assert "records.read as user -> price '***'" in out
     assert "records.update as admin -> price 899.99, version 2" in out
     assert "records.history as user -> create" in out and "update" in out
-    median = float(re.search(r"median ([\d.]+) ms", out).group(1))
-    assert median < 100
+    # The figure itself is a benchmark's business (bench/, BENCHMARKS.md): on a loaded
+    # machine it says nothing about the code, so only its presence is checked here.
+    assert re.search(r"median [\d.]+ ms", out)
     assert "Worker stopped cleanly." in out
     assert list(tmp_path.iterdir()) == []  # nothing left behind in the working directory

@@ -161,11 +161,11 @@ def test_the_command_line_verifies_the_trail(
     registry.register_model("Product", Product)
     registry.create("Product", {"name": "a", "price": 2.0}, "u1", "admin")
 
-    assert cli.main(["audit-verify"]) == 0
+    assert cli.main(["audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == 1
 
     with registry.database.write() as conn:
         conn.execute(sa.update(audit_outbox).values(user_id="mallory"))
-    assert cli.main(["audit-verify"]) == 1
+    assert cli.main(["audit", "verify", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["ok"] is False
     registry.close()

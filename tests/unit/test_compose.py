@@ -14,13 +14,13 @@ import pytest
 import yaml
 
 from registry.settings import SHORT_ENV_NAMES, Settings
-from workers.cli import _parser
+from workers.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]
 APP_SERVICES = ["worker", "audit-worker", "beat", "flower"]
-DMR_COMMANDS = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+DMR_COMMANDS = set(cli.commands)
 
 
 def _commands(service: dict[str, Any]) -> list[list[str]]:
@@ -48,12 +48,23 @@ def test_app_commands_are_real_entry_points(name: str) -> None:
     for command in _commands(SERVICES[name]):
         if command[0] == "dmr":
             assert command[1] in DMR_COMMANDS, command
-            options, _ = _parser().parse_known_args(command[1:])
-            assert options.command == command[1]
+            _parses(command[1:])
         elif command[0] == "celery":
             assert command[1:3] == ["-A", "workers.app"], command
         else:
             assert command[0] in {"python", "test"}, command
+
+
+def _parses(argv: list[str]) -> None:
+    """Parse `dmr argv` down to its last subcommand, without running anything."""
+    import click
+
+    group: click.Command = cli
+    context = cli.make_context("dmr", [], resilient_parsing=True)
+    while isinstance(group, click.Group) and argv and argv[0] in group.commands:
+        group, argv = group.commands[argv[0]], argv[1:]
+        context = group.make_context(group.name, list(argv), parent=context)
+        argv = context.protected_args + context.args if isinstance(group, click.Group) else []
 
 
 def test_workers_consume_real_queues() -> None:

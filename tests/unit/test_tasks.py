@@ -31,6 +31,7 @@ PRODUCT = {
 PERMISSIONS = {"fields": {"price": {"read_roles": ["admin", "manager"], "mask": "redact"}}}
 TASK_NAMES = {
     "registry.register_model", "registry.set_permissions", "registry.get_ui_schema",
+    "registry.export_form",
     "registry.list_models", "registry.purge_idempotency_keys", "records.create",
     "records.read", "records.update",
     "records.delete", "records.list", "records.history",

@@ -1,0 +1,218 @@
+"""CQRS on PostgreSQL: commands against a raw insert, writers in parallel, the projector's
+catch-up and rebuild, and projection lag under a steady command rate.
+
+    python -m bench.bench_cqrs [--rows 2000] [--events 20000] [--postgres URL]
+
+Figures (each compared, in the same run, with its baseline or goal):
+  create command / raw insert-and-commit of the same row     goal >= 0.60
+  4 writer processes / 1 writer process (create commands)     goal >= 2.5
+  projector catch-up, default + one declared projection        goal >= 20,000 events/s
+  rebuild of the declared projection                          goal >= 20,000 events/s
+  lag from command commit to visible in a query, p95,
+      at a steady 200 commands/s                              goal <= 250 ms
+`cqrs.execute_command` through Celery is measured by `bench.bench_cqrs_celery`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from registry import DynamicModelRegistry, Settings
+from registry.cqrs.projections import default_projection_name
+
+from .bench_create import run_raw, with_postgres_database
+from .workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
+
+SALES = {"name": "by_activity", "model": "Product", "group_by": ["is_active"],
+         "measures": {"products": ["count"], "total": ["sum", "price"],
+                      "top": ["max", "price"], "mean": ["avg", "price"]}}
+
+
+def open_registry(url: str, **cqrs: Any) -> DynamicModelRegistry:
+    return DynamicModelRegistry(url, settings=Settings().with_overrides(cqrs=cqrs))
+
+
+def run_commands(registry: DynamicModelRegistry, data: list[dict[str, Any]]) -> float:
+    start = time.perf_counter()
+    for row in data:
+        registry.execute_command({"type": "create", "model": "Product", "data": row},
+                                 "bench", "admin")
+    return len(data) / (time.perf_counter() - start)
+
+
+def command_vs_raw(url: str, count: int, rounds: int = 3) -> dict[str, float]:
+    registry = open_registry(url)
+    registry.register_model("Product", Product, "cqrs")
+    RAW_TABLE.create(registry.database.engine, checkfirst=True)
+    data = rows(count)
+    run_raw(registry.database.engine, RAW_TABLE, data[:100])
+    run_commands(registry, data[:100])
+    raw_rates, command_rates = [], []
+    for _ in range(rounds):  # interleaved, so drift on the machine hits both alike
+        raw_rates.append(run_raw(registry.database.engine, RAW_TABLE, data))
+        command_rates.append(run_commands(registry, data))
+    registry.close()
+    raw, command = statistics.median(raw_rates), statistics.median(command_rates)
+    return {"raw": raw, "command": command, "ratio": command / raw}
+
+
+def _writer(url: str, count: int, start: Any, done: Any) -> None:
+    registry = open_registry(url)
+    data = rows(count)
+    run_commands(registry, data[:20])
+    start.wait()
+    begin = time.perf_counter()
+    run_commands(registry, data)
+    done.put((begin, time.perf_counter()))
+    registry.close()
+
+
+def writers_rate(url: str, writers: int, count: int) -> float:
+    """Create commands per second of `writers` processes together (each its own registry)."""
+    context = multiprocessing.get_context("spawn")
+    start, done = context.Event(), context.Queue()
+    processes = [context.Process(target=_writer, args=(url, count, start, done))
+                 for _ in range(writers)]
+    for process in processes:
+        process.start()
+    time.sleep(3)  # every process has opened its registry and warmed up
+    start.set()
+    spans = [done.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    return writers * count / (max(end for _, end in spans) - min(begin for begin, _ in spans))
+
+
+def parallel_writers(url: str, count: int) -> dict[str, float]:
+    registry = open_registry(url)
+    registry.register_model("Product", Product, "cqrs")
+    registry.close()
+    one = statistics.median(writers_rate(url, 1, count) for _ in range(2))
+    four = statistics.median(writers_rate(url, 4, count) for _ in range(2))
+    return {"one": one, "four": four, "ratio": four / one}
+
+
+def catch_up_and_rebuild(url: str, events: int) -> dict[str, float]:
+    registry = open_registry(url, projector_batch_size=5000)
+    registry.register_model("Product", Product, "cqrs")
+    data = rows(events // 2)
+    ids = [registry.execute_command({"type": "create", "model": "Product", "data": row},
+                                    "bench", "admin")["aggregate_id"] for row in data]
+    for n, aggregate_id in enumerate(ids):  # half the events move records between groups
+        registry.execute_command({"type": "update", "model": "Product",
+                                  "aggregate_id": aggregate_id,
+                                  "data": {"is_active": n % 3 == 0, "price": 2.0 + n}},
+                                 "bench", "admin")
+    registry.define_projection(SALES)
+    start = time.perf_counter()
+    applied = registry.project()["events"]
+    catch_up = time.perf_counter() - start
+    start = time.perf_counter()
+    rebuilt = registry.rebuild_projection("by_activity")["events"]
+    rebuild = time.perf_counter() - start
+    start = time.perf_counter()
+    registry.rebuild_projection(default_projection_name("Product"))
+    rebuild_default = time.perf_counter() - start
+    registry.close()
+    return {"events": events, "applied": applied, "catch_up": events / catch_up,
+            "rebuild": rebuilt / rebuild, "rebuild_default": events / rebuild_default}
+
+
+def _project_forever(url: str, stop: Any) -> None:
+    registry = open_registry(url)
+    while not stop.is_set():
+        if registry.project()["events"] == 0:
+            time.sleep(0.005)
+    registry.close()
+
+
+def projection_lag(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Commands at a steady `rate` in this process, the projector looping in another; the lag
+    is from a command's return (its commit) to its position passing the checkpoints of the
+    default and the declared projection."""
+    registry = open_registry(url)
+    registry.register_model("Product", Product, "cqrs")
+    registry.define_projection(SALES)
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    projector = context.Process(target=_project_forever, args=(url, stop))
+    projector.start()
+    time.sleep(3)
+    sent: list[tuple[int, float]] = []
+    seen: dict[int, float] = {}
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set() or len(seen) < len(sent):
+            status = registry.projection_status()
+            reached = min(status.get(name, {}).get("checkpoint", 0)
+                          for name in (default_projection_name("Product"), "by_activity"))
+            now = time.perf_counter()
+            for position, _ in sent[len(seen):]:
+                if position > reached:
+                    break
+                seen[position] = now
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    data = rows(int(rate * seconds))
+    interval = 1 / rate
+    begin = time.perf_counter()
+    for n, row in enumerate(data):
+        delay = begin + n * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        result = registry.execute_command({"type": "create", "model": "Product", "data": row},
+                                          "bench", "admin")
+        sent.append((result["position"], time.perf_counter()))
+    achieved = len(data) / (time.perf_counter() - begin)
+    finished.set()
+    watcher.join(timeout=60)
+    stop.set()
+    projector.join()
+    registry.close()
+    lags = sorted((seen[position] - at) * 1000 for position, at in sent if position in seen)
+    return {"rate": achieved, "p50": lags[len(lags) // 2],
+            "p95": lags[int(len(lags) * 0.95)], "max": lags[-1]}
+
+
+def fresh(admin_url: str, body: Callable[[str], dict[str, float]]) -> dict[str, float]:
+    return with_postgres_database(admin_url, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--lag-seconds", type=float, default=10.0)
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
+    args = parser.parse_args()
+    pg = args.postgres
+    single = fresh(pg, lambda url: command_vs_raw(url, args.rows))
+    print(f"create command  {single['command']:8.0f}/s   raw insert {single['raw']:8.0f}/s"
+          f"   ratio {single['ratio']:.2f}   goal >= 0.60  "
+          f"{'ok' if single['ratio'] >= 0.6 else 'BELOW GOAL'}")
+    writers = fresh(pg, lambda url: parallel_writers(url, args.rows // 2))
+    print(f"4 writers       {writers['four']:8.0f}/s   1 writer   {writers['one']:8.0f}/s"
+          f"   ratio {writers['ratio']:.2f}   goal >= 2.5   "
+          f"{'ok' if writers['ratio'] >= 2.5 else 'BELOW GOAL'}")
+    projector = fresh(pg, lambda url: catch_up_and_rebuild(url, args.events))
+    for label, key in (("catch-up", "catch_up"), ("rebuild", "rebuild")):
+        print(f"{label:<16}{projector[key]:8.0f} events/s ({projector['events']:.0f} events)"
+              f"   goal >= 20000  {'ok' if projector[key] >= 20000 else 'BELOW GOAL'}")
+    print(f"rebuild default {projector['rebuild_default']:8.0f} events/s (the record table)")
+    lag = fresh(pg, lambda url: projection_lag(url, 200.0, args.lag_seconds))
+    print(f"projection lag  p50 {lag['p50']:.0f} ms  p95 {lag['p95']:.0f} ms  max "
+          f"{lag['max']:.0f} ms at {lag['rate']:.0f} commands/s   goal p95 <= 250 ms  "
+          f"{'ok' if lag['p95'] <= 250 else 'BELOW GOAL'}")
+
+
+if __name__ == "__main__":
+    main()

