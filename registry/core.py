@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import datetime
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -22,33 +21,32 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from .audit import AuditEntry, AuditLogger, Clock, record_as_of, utc_now
+from . import inspections
+from .audit import AuditEntry, AuditLogger, Clock, utc_now
 from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
 from .cqrs.service import CqrsService
 from .database import Database
-from .errors import (
-    InvalidPermissions,
-    InvalidSchema,
-    ModelNotFound,
-    RecordNotFound,
-    RegistryError,
-)
+from .errors import InvalidPermissions, InvalidSchema, ModelNotFound
 from .imports import ImportService
 from .imports.create_many import BulkCreator
 from .imports.inprocess import BulkMethods
+from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
-from .permissions import ModelPermissions, Permission, load_masks
-from .records import RecordTable
-from .schema import model_from_schema, model_to_schema
-from .service import (
-    MAX_RECORD_ID,
-    MAX_USER_ID,
-    RecordService,
-    check_caller,
-    check_text,
-    check_time,
+from .operations import (
+    CreateRecord,
+    DeleteRecord,
+    GetRecord,
+    ListRecords,
+    Operation,
+    RecordAsOf,
+    RecordHistory,
+    UpdateRecord,
 )
+from .permissions import ModelPermissions, load_masks
+from .records.service import RecordService
+from .records.table import RecordTable
+from .schema import model_from_schema, model_to_schema
 from .settings import Settings
 from .ui import UISchema, UISchemaGenerator, to_rjsf
 
@@ -87,23 +85,20 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             retention_days=self.settings.models.audit_retention_days,
         )
         self.catalog = Catalog(self.database, self.settings.models, clock, self.audit_logger)
+        self.model_cache = ModelCache(self.catalog)
         self.records = RecordService(
-            self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
+            self.database, self.audit_logger, self.settings.models, self.model_cache, clock
         )
         # Import jobs and create_many (registry/imports/).
-        self.imports = ImportService(self.database, self.audit_logger, _ModelSource(self), clock)
+        self.imports = ImportService(self.database, self.audit_logger, self.model_cache, clock)
         self.bulk = BulkCreator(
-            self.database, self.audit_logger, self.settings.models, _ModelSource(self), clock
+            self.database, self.audit_logger, self.settings.models, self.model_cache, clock
         )
         self.cqrs = CqrsService(
-            self.database, self.audit_logger, self.settings, _ModelSource(self),
-            _RecordRules(self.records), clock,
+            self.database, self.audit_logger, self.settings, self.model_cache, self.records,
+            clock,
         )
-        self._entries: dict[str, ModelEntry] = {}
-        self._unusable: dict[str, RegistryError] = {}
         self._ui_cache: dict[tuple[str, int], UISchema] = {}
-        self._seen_version = -1
-        self._lock = threading.RLock()
         self.refresh()
 
     @classmethod
@@ -174,6 +169,22 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             ui_overrides, provenance or {"source": "json_schema"}, user_id,
         )
 
+    def register_inspection(
+        self, inspection: Any, model_name: str | None = None, **options: Any
+    ) -> str:
+        """Register an inspector's inspection (its document or `Inspection`); returns the
+        model name. Options as `register_schema`; see `registry.inspections`."""
+        return inspections.register_inspection(self, inspection, model_name, **options)
+
+    async def register_from_resource(
+        self, resource: Any, model_name: str | None = None, **inspect_options: Any
+    ) -> str:
+        """Inspect a resource (file path or `{"kind", "location", "table"?}`) and register
+        the model it proposes; returns the model name."""
+        return await inspections.register_from_resource(
+            self, resource, model_name, **inspect_options
+        )
+
     def set_permissions(
         self,
         name: str,
@@ -185,26 +196,26 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         with self.database.write() as conn:
             # Lock first, then read: a registration committing meanwhile is seen, not undone.
             self.catalog.lock_state(conn)
-            entry = self._resolve(conn, name)
+            entry = self.model_cache.resolve(conn, name)
             parsed = self._parse_permissions(entry.name, entry.model, permissions)
             saved = self.catalog.update_permissions(conn, entry, parsed, user_id=user_id)
-        self._remember(saved)
+        self.model_cache.remember(saved)
         return saved
 
     def model_info(self, name: str) -> ModelEntry:
         with self.database.read() as conn:
-            return self._resolve(conn, name)
+            return self.model_cache.resolve(conn, name)
 
     def list_models(self) -> list[dict[str, Any]]:
         """A JSON summary of every registered model, sorted by name."""
         self.refresh()
-        with self._lock:
-            return [self._entries[name].describe() for name in sorted(self._entries)]
+        entries = self.model_cache.entries()
+        return [entries[name].describe() for name in sorted(entries)]
 
     def model_history(self, name: str) -> list[dict[str, Any]]:
         """Every stored version of a model's definition, oldest first."""
         with self.database.read() as conn:
-            self._resolve(conn, name)
+            self.model_cache.resolve(conn, name)
             return self.catalog.history(conn, name)
 
     # -- UI -----------------------------------------------------------------------------
@@ -220,7 +231,39 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         entry = self.model_info(name)
         return to_rjsf(entry.schema, self.get_ui_schema(name, user_role))
 
-    # -- records ------------------------------------------------------------------------
+    # -- records: sugar over the operations (registry/operations.py) --------------------
+
+    def handle(self, operation: Operation) -> Any:
+        """Carry out a record operation built elsewhere (a task, a client, a test). A write
+        to a model in cqrs or hybrid mode goes where its mode sends it (registry/cqrs)."""
+        if isinstance(operation, CreateRecord | UpdateRecord | DeleteRecord):
+            return self._write(operation)
+        return self.records.handle(operation)
+
+    def _write(self, op: CreateRecord | UpdateRecord | DeleteRecord) -> dict[str, Any]:
+        routed = self._route_by_mode(op)
+        if routed is not None:
+            return routed
+        written: dict[str, Any] = self.records.handle(op)
+        return written
+
+    def _route_by_mode(
+        self, op: CreateRecord | UpdateRecord | DeleteRecord
+    ) -> dict[str, Any] | None:
+        """The write's answer when its model's mode takes it over; None for a crud model."""
+        caller: dict[str, Any] = {"user_id": op.user_id, "user_role": op.user_role,
+                  "idempotency_key": op.idempotency_key}
+        if isinstance(op, CreateRecord):
+            return self.cqrs.writes.route("create", op.model, data=op.data, **caller)
+        if isinstance(op, UpdateRecord):
+            return self.cqrs.writes.route(
+                "update", op.model, data=op.updates, record_id=op.record_id,
+                expected_version=op.expected_version, **caller,
+            )
+        return self.cqrs.writes.route(
+            "delete", op.model, record_id=op.record_id, expected_version=op.expected_version,
+            **caller,
+        )
 
     def create(
         self,
@@ -232,19 +275,17 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Validate and store a new record; returns it as the role may see it."""
-        check_caller(user_id=user_id, user_role=user_role, idempotency_key=idempotency_key)
-        routed = self.cqrs.writes.route(
-            "create", model_name, data=data, user_id=user_id, user_role=user_role,
+        return self._write(CreateRecord.build(
+            model=model_name, data=data, user_id=user_id, user_role=user_role,
             idempotency_key=idempotency_key,
-        )
-        if routed is not None:
-            return routed
-        return self.records.create(model_name, data, user_id, user_role, idempotency_key)
+        ))
 
     def read(
         self, model_name: str, record_id: str, user_id: str | None = None, user_role: str = "user"
     ) -> dict[str, Any]:
-        return self.records.read(model_name, record_id, user_id, user_role)
+        return self.records.read(GetRecord.build(
+            model=model_name, record_id=record_id, user_id=user_id, user_role=user_role
+        ))
 
     def update(
         self,
@@ -257,18 +298,11 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        check_caller(user_id=user_id, user_role=user_role, record_id=record_id,
-                     idempotency_key=idempotency_key, expected_version=expected_version)
-        routed = self.cqrs.writes.route(
-            "update", model_name, data=updates, record_id=record_id, user_id=user_id,
+        return self._write(UpdateRecord.build(
+            model=model_name, record_id=record_id, updates=updates, user_id=user_id,
             user_role=user_role, expected_version=expected_version,
             idempotency_key=idempotency_key,
-        )
-        if routed is not None:
-            return routed
-        return self.records.update(
-            model_name, record_id, updates, user_id, user_role, expected_version, idempotency_key
-        )
+        ))
 
     def delete(
         self,
@@ -280,17 +314,10 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        check_caller(user_id=user_id, user_role=user_role, record_id=record_id,
-                     idempotency_key=idempotency_key, expected_version=expected_version)
-        routed = self.cqrs.writes.route(
-            "delete", model_name, record_id=record_id, user_id=user_id, user_role=user_role,
+        return self._write(DeleteRecord.build(
+            model=model_name, record_id=record_id, user_id=user_id, user_role=user_role,
             expected_version=expected_version, idempotency_key=idempotency_key,
-        )
-        if routed is not None:
-            return routed
-        return self.records.delete(
-            model_name, record_id, user_id, user_role, expected_version, idempotency_key
-        )
+        ))
 
     def list(
         self,
@@ -304,9 +331,10 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         page_size: int | None = None,
     ) -> dict[str, Any]:
         """One page of records: `{"items", "page", "page_size", "total"}`."""
-        return self.records.list(
-            model_name, user_id, user_role, filters, order_by, page, page_size
-        )
+        return self.records.list(ListRecords.build(
+            model=model_name, user_id=user_id, user_role=user_role, filters=filters,
+            order_by=order_by, page=page, page_size=page_size,
+        ))
 
     def history(
         self,
@@ -321,27 +349,10 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         """Audit entries of a record (or, without one, of the model), oldest first, with old
         and new values masked for the role. `since` is inclusive, `until` exclusive, `actor`
         keeps one user's changes. Raises `PermissionDenied` for a role that may not read."""
-        check_caller(user_id=None, user_role=user_role)
-        if record_id is not None:
-            check_text("record_id", record_id, MAX_RECORD_ID, required=True)
-        check_text("actor", actor, MAX_USER_ID, required=False)
-        check_time("since", since)
-        check_time("until", until)
-        entry = self.model_info(model_name)
-        entry.permissions.require(user_role, Permission.READ)
-        found = self.audit_logger.history(
-            entry.name, record_id, since=since, until=until, actor=actor
-        )
-        return [
-            audit.model_copy(
-                update={
-                    "changes": entry.permissions.view_changes(
-                        audit.changes, user_role, entry.known_fields
-                    )
-                }
-            )
-            for audit in found
-        ]
+        return self.records.history(RecordHistory.build(
+            model=model_name, record_id=record_id, user_role=user_role, since=since,
+            until=until, actor=actor,
+        ))
 
     def as_of(
         self, model_name: str, record_id: str, at: datetime.datetime, user_role: str = "user"
@@ -349,18 +360,9 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         """The record as it was at `at` (UTC when naive), rebuilt from its audit history, a
         deleted record included, as the role may see it. Raises `RecordNotFound` when the
         record did not exist then, `PermissionDenied` for a role that may not read."""
-        check_caller(user_id=None, user_role=user_role, record_id=record_id)
-        check_time("at", at)
-        entry = self.model_info(model_name)
-        entry.permissions.require(user_role, Permission.READ)
-        record = record_as_of(self.audit_logger.history(entry.name, record_id), at)
-        if record is None:
-            raise RecordNotFound(
-                f"Record {record_id!r} of {entry.name!r} did not exist at {at.isoformat()}.",
-                model=entry.name,
-                record_id=record_id,
-            )
-        return entry.permissions.view(record, user_role, entry.known_fields)
+        return self.records.as_of(RecordAsOf.build(
+            model=model_name, record_id=record_id, at=at, user_id=None, user_role=user_role
+        ))
 
     def verify_audit(self) -> dict[str, Any]:
         """Verify the audit trail, and that it accounts for every stored record (each
@@ -368,11 +370,9 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         return self.audit_logger.verify(self._current_versions)
 
     def _current_versions(self, conn: Connection) -> dict[tuple[str, str], int]:
-        self._sync(conn)
+        self.model_cache.sync(conn)
         versions: dict[tuple[str, str], int] = {}
-        with self._lock:
-            entries = list(self._entries.values())
-        for entry in entries:
+        for entry in self.model_cache.entries().values():
             table = entry.records.table
             for record_id, version in conn.execute(sa.select(table.c.id, table.c.version)):
                 versions[(entry.name, record_id)] = version
@@ -389,51 +389,10 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
     def refresh(self) -> bool:
         """Reload definitions changed since this process last looked; True if any changed."""
         with self.database.read() as conn:
-            return self._sync(conn)
+            return self.model_cache.sync(conn)
 
     def close(self) -> None:
         self.database.dispose()
-
-    def _resolve(self, conn: Connection, name: str) -> ModelEntry:
-        self._sync(conn)
-        with self._lock:
-            entry = self._entries.get(name) if isinstance(name, str) else None
-            unusable = self._unusable.get(name) if isinstance(name, str) else None
-        if unusable is not None:
-            raise unusable
-        if entry is None:
-            raise ModelNotFound(f"Model {name!r} is not registered.", model=name)
-        return entry
-
-    def _sync(self, conn: Connection) -> bool:
-        version = self.catalog.state_version(conn)
-        if version == self._seen_version:
-            return False
-        rows = self.catalog.load_rows(conn)
-        with self._lock:
-            current: dict[str, ModelEntry] = {}
-            unusable: dict[str, RegistryError] = {}
-            for name, row in rows.items():
-                cached = self._entries.get(name)
-                if cached is not None and cached.version == row["version"]:
-                    current[name] = cached
-                    continue
-                try:
-                    current[name] = self.catalog.entry_from_row(row)
-                except RegistryError as exc:
-                    # One model this process cannot load (say, a mask registered only in
-                    # another process) must not take the others down with it.
-                    unusable[name] = type(exc)(
-                        f"Model {name!r} cannot be used in this process: {exc.message}",
-                        exc.details,
-                    )
-            self._entries, self._unusable = current, unusable
-            self._seen_version = version
-        return True
-
-    def _remember(self, entry: ModelEntry) -> None:
-        with self._lock:
-            self._entries[entry.name] = entry
 
     def _register(
         self,
@@ -457,8 +416,8 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             # Lock first, then read what is stored: what this registration keeps (stored
             # permissions and UI overrides) is then what the last one committed.
             self.catalog.lock_state(conn)
-            self._sync(conn)
-            previous = self._entries.get(name)
+            self.model_cache.sync(conn)
+            previous = self.model_cache.cached(name)
             entry = ModelEntry(
                 name=name,
                 version=0,
@@ -472,7 +431,7 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             )
             saved, _changed = self.catalog.register(conn, entry, force=force, user_id=user_id)
             backfill = self.cqrs.mode_switch_starts(conn, previous, saved)
-        self._remember(saved)
+        self.model_cache.remember(saved)
         if backfill:
             self.cqrs.backfill.run(saved.name)
         return saved
@@ -548,34 +507,6 @@ def _operation_mode(name: str, value: OperationMode | str) -> OperationMode:
         ) from None
 
 
-class _ModelSource:
-    """The registry's cache as the record service sees it."""
-
-    def __init__(self, registry: DynamicModelRegistry) -> None:
-        self._registry = registry
-
-    def resolve(self, conn: Connection, name: str) -> ModelEntry:
-        return self._registry._resolve(conn, name)
-
-    def peek(self, name: str) -> tuple[ModelEntry | None, int]:
-        registry = self._registry
-        with registry._lock:
-            return registry._entries.get(name), registry._seen_version
-
-
-class _RecordRules:
-    """The record service's data checks, as commands apply them."""
-
-    def __init__(self, records: RecordService) -> None:
-        self._records = records
-
-    def check_data(self, entry: ModelEntry, data: Mapping[str, Any]) -> None:
-        self._records._check_data(entry, data)
-
-    def validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
-        return self._records._validate(entry, data)
-
-
 class _LiveView(Mapping[str, V]):
     """A read-only mapping over the registry that is refreshed from the database on use."""
 
@@ -585,7 +516,7 @@ class _LiveView(Mapping[str, V]):
 
     def _entries(self) -> dict[str, ModelEntry]:
         self._registry.refresh()
-        return self._registry._entries
+        return self._registry.model_cache.entries()
 
     def __getitem__(self, name: str) -> V:
         entry = self._entries().get(name)

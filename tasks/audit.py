@@ -5,7 +5,7 @@
     audit.verify()               -> {"ok": true, ...} or {"ok": false, "block_id" | "pending_seq",
                                     "reason"}
     audit.stats(model=None)      -> {"entries", "blocks", "pending", "raw_bytes", "stored_bytes"}
-    audit.history(model, record_id=None, user_id=None, user_role="user", since=None,
+    audit.history(model, record_id=None, user_id=None, *, user_role, since=None,
                   until=None, actor=None)          -> {"entries": [...]}, masked for the role
     records.as_of(model, record_id, at, user_id, user_role)  -> the record as it was at `at`
 
@@ -24,7 +24,6 @@ finds too little to do returns at once.
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +32,12 @@ from typing import Any
 from celery import signals
 
 from registry.errors import ValidationFailed
+from registry.operations import RecordAsOf, RecordHistory
 from workers.app import app
 
 from .base import RegistryTask
+from .operations import operation_task
+from .records import entries_as_json
 
 __all__ = ["CompactionTrigger", "as_of", "compact", "history", "purge", "stats", "verify"]
 
@@ -68,54 +70,12 @@ def stats(self: RegistryTask, model: str | None = None) -> dict[str, int]:
     return self.registry.audit_logger.stats(model)
 
 
-@app.task(name="audit.history", base=RegistryTask, bind=True)
-def history(
-    self: RegistryTask,
-    model: str,
-    record_id: str | None = None,
-    user_id: str | None = None,
-    user_role: str = "user",
-    since: str | None = None,
-    until: str | None = None,
-    actor: str | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    entries = self.registry.history(
-        model, record_id, user_role,
-        since=parse_time("since", since), until=parse_time("until", until), actor=actor,
-    )
-    return {"entries": [entry.model_dump(mode="json") for entry in entries]}
-
-
-@app.task(name="records.as_of", base=RegistryTask, bind=True)
-def as_of(
-    self: RegistryTask, model: str, record_id: str, at: str, user_id: str | None, user_role: str
-) -> dict[str, Any]:
-    moment = parse_time("at", at)
-    assert moment is not None
-    return self.registry.as_of(model, record_id, moment, user_role)
-
-
-def parse_time(name: str, value: Any) -> datetime.datetime | None:
-    """An ISO 8601 argument as a UTC datetime; raises `ValidationFailed` naming the argument."""
-    if value is None and name != "at":
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(
-            f"Argument {name!r} must be an ISO 8601 time such as '2026-11-26T10:30:00Z', "
-            f"not {value!r}.",
-            errors=[{"loc": [name], "msg": "not an ISO 8601 time", "type": "datetime"}],
-        ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=datetime.UTC)
-    try:
-        return parsed.astimezone(datetime.UTC)
-    except OverflowError:
-        raise ValidationFailed(
-            f"Argument {name!r} is {value!r}, which falls outside the years 1 to 9999 in UTC.",
-            errors=[{"loc": [name], "msg": "out of range in UTC", "type": "datetime"}],
-        ) from None
+#: Audit entries of a model or one record, masked for the role: `{"entries": [...]}`.
+history = operation_task(
+    "audit.history", RecordHistory, answer=lambda found: {"entries": entries_as_json(found)}
+)
+#: The record as it was at `at`, rebuilt from its audit history.
+as_of = operation_task("records.as_of", RecordAsOf)
 
 
 class CompactionTrigger:

@@ -24,6 +24,15 @@ from kombu.utils.json import dumps
 from pydantic import BaseModel
 
 from registry.errors import PayloadTooLarge
+from registry.operations import (
+    CreateRecord,
+    DeleteRecord,
+    GetRecord,
+    ListRecords,
+    Operation,
+    RecordHistory,
+    UpdateRecord,
+)
 from registry.schema import model_to_schema
 from registry.settings import CelerySettings, Settings
 
@@ -138,7 +147,7 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
     def list_models(self) -> TaskHandle:
         return self.send("registry.list_models")
 
-    # -- records ------------------------------------------------------------------------
+    # -- records: each builds its operation (registry/operations.py) and sends it ------------
 
     def create(
         self,
@@ -148,16 +157,15 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         user_role: str,
         idempotency_key: str | None = None,
     ) -> TaskHandle:
-        return self.send(
-            "records.create", model=model, data=dict(data), user_id=user_id,
-            user_role=user_role, idempotency_key=idempotency_key or _new_key(),
-        )
+        return self.send_operation("records.create", CreateRecord.build(
+            model=model, data=data, user_id=user_id, user_role=user_role,
+            idempotency_key=idempotency_key or _new_key(),
+        ))
 
     def read(self, model: str, record_id: str, user_id: str | None, user_role: str) -> TaskHandle:
-        return self.send(
-            "records.read", model=model, record_id=record_id, user_id=user_id,
-            user_role=user_role,
-        )
+        return self.send_operation("records.read", GetRecord.build(
+            model=model, record_id=record_id, user_id=user_id, user_role=user_role,
+        ))
 
     def update(
         self,
@@ -169,11 +177,11 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> TaskHandle:
-        return self.send(
-            "records.update", model=model, record_id=record_id, updates=dict(updates),
-            user_id=user_id, user_role=user_role, expected_version=expected_version,
+        return self.send_operation("records.update", UpdateRecord.build(
+            model=model, record_id=record_id, updates=updates, user_id=user_id,
+            user_role=user_role, expected_version=expected_version,
             idempotency_key=idempotency_key or _new_key(),
-        )
+        ))
 
     def delete(
         self,
@@ -184,11 +192,10 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> TaskHandle:
-        return self.send(
-            "records.delete", model=model, record_id=record_id, user_id=user_id,
-            user_role=user_role, expected_version=expected_version,
-            idempotency_key=idempotency_key or _new_key(),
-        )
+        return self.send_operation("records.delete", DeleteRecord.build(
+            model=model, record_id=record_id, user_id=user_id, user_role=user_role,
+            expected_version=expected_version, idempotency_key=idempotency_key or _new_key(),
+        ))
 
     def list(
         self,
@@ -200,18 +207,22 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         page: int = 1,
         page_size: int | None = None,
     ) -> TaskHandle:
-        return self.send(
-            "records.list", model=model, user_id=user_id, user_role=user_role,
-            filters=_plain(filters), order_by=order_by, page=page, page_size=page_size,
-        )
+        return self.send_operation("records.list", ListRecords.build(
+            model=model, user_id=user_id, user_role=user_role, filters=filters,
+            order_by=order_by, page=page, page_size=page_size,
+        ))
 
     def history(
         self, model: str, record_id: str, user_id: str | None, user_role: str
     ) -> TaskHandle:
-        return self.send(
-            "records.history", model=model, record_id=record_id, user_id=user_id,
-            user_role=user_role,
-        )
+        return self.send_operation("records.history", RecordHistory.build(
+            model=model, record_id=record_id, user_id=user_id, user_role=user_role,
+        ))
+
+    def send_operation(self, name: str, operation: Operation) -> TaskHandle:
+        """Send an operation as task `name`'s JSON arguments. The operation checked its
+        arguments when it was made, so a malformed call fails here, before anything is sent."""
+        return self.send(name, **operation.wire_arguments())
 
     # -- sending ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.service import check_caller
+from registry.operations import check_role
 from workers.app import app
 
 from .base import RegistryTask
@@ -52,7 +52,7 @@ def set_permissions(self: RegistryTask, model: str, permissions: dict[str, Any])
 def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
     """The model's UI schema as the role may see it."""
     # In-process, no role means the whole schema; over the wire a role is always required.
-    check_caller(user_id=None, user_role=user_role)
+    check_role(user_role)
     schema: dict[str, Any] = self.registry.get_ui_schema(model, user_role).model_dump(mode="json")
     return schema
 
@@ -60,7 +60,7 @@ def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, A
 @app.task(name="registry.export_form", base=RegistryTask, bind=True)
 def export_form(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
     """JSON Schema plus uiSchema for react-jsonschema-form, as the role may see it."""
-    check_caller(user_id=None, user_role=user_role)
+    check_role(user_role)
     return self.registry.export_form(model, user_role)
 
 

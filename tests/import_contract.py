@@ -269,6 +269,26 @@ class ImportContract:
         finally:
             registry.close()
 
+    def test_an_inspected_model_imports_its_source_with_nothing_more(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        import inspector
+
+        source = tmp_path / "cars.csv"
+        source.write_text("Miles per Gallon,Model Year,Code,Sold On\n"
+                          + "".join(f"{20 + i % 9}.5,{1990 + i % 20},0{i % 7}M,01/{1 + i % 28:02d}/2012\n"
+                                    for i in range(60)))
+        registry = DynamicModelRegistry(database_url)
+        try:
+            name = registry.register_inspection(inspector.inspect(str(source), name="Car"))
+            status = registry.import_records(name, source, user_id="u", user_role="admin")
+            assert (status["done"], status["rejected"]) == (60, 0), status
+            first = registry.list(name, "u", "admin", page_size=1, order_by="created_at")
+            values = set(first["items"][0].values())
+            assert "00M" in values and "2012-01-01" in values
+        finally:
+            registry.close()
+
     # -- refusals -----------------------------------------------------------------------
 
     def test_a_role_without_create_is_refused_before_anything_is_written(

@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection
 from .. import batch_audit
 from ..audit import AuditLogger
 from ..catalog import ModelEntry
-from ..records import RecordTable, canonical_decimal
+from ..records import RecordTable
+from ..records.table import canonical_decimal
 from ..tables import as_utc
 from ..types import FieldKind
 from .fast_email import swap_email

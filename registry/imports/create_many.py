@@ -22,9 +22,9 @@ from ..audit import AuditLogger, Clock
 from ..database import Database
 from ..errors import IdempotencyConflict, UnknownField, ValidationFailed
 from ..permissions import Permission
-from ..service import check_caller
 from ..settings import ModelsSettings
 from ..tables import idempotency_keys
+from .arguments import check_caller
 from .bulk import BulkValidator, Stamp, write_batch
 from .jobs import ModelSource
 

@@ -26,8 +26,10 @@ from ..audit import AuditLogger, Clock
 from ..catalog import ModelEntry
 from ..database import Database
 from ..errors import ImportNotFound, RegistryError, UnknownField, ValidationFailed
+from ..inspections import stored_field_map, stored_inspection
 from ..permissions import Permission
-from ..service import check_caller, validation_failed
+from ..records.service import validation_failed
+from .arguments import check_caller
 from .bulk import BulkValidator, Stamp, Validated, write_batch
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
@@ -103,6 +105,8 @@ class ImportService:
         chosen = _parse(ImportOptions, options or {}, "options")
         with self.database.write() as conn:
             entry = self.models.resolve(conn, model)
+            if not described.formats:
+                described = described.model_copy(update={"formats": _inspected_formats(entry)})
             fmap = self._field_map(entry, described, field_map)
             _check_options(entry, chosen, fmap)
             _check_permissions(entry, user_role, fmap.values(), chosen)
@@ -119,7 +123,7 @@ class ImportService:
         self, entry: ModelEntry, source: SourceDescription, given: Mapping[str, str] | None
     ) -> dict[str, str]:
         if given is None:
-            stored = entry.provenance.get("field_map") if entry.provenance else None
+            stored = stored_field_map(entry) or entry.provenance.get("field_map")
             if isinstance(stored, Mapping):
                 given = {c: f for c, f in stored.items() if c in source.columns}
             else:
@@ -325,6 +329,17 @@ class ImportService:
             .where(import_jobs.c.id == job_id, import_jobs.c.state == "running")
             .values(state=state, reason=reason, ended_at=self.clock())
         )
+
+
+def _inspected_formats(entry: ModelEntry) -> dict[str, str]:
+    """The `strptime` formats the model's inspection found for its date and time fields."""
+    inspection = stored_inspection(entry) or {}
+    provenance = inspection.get("provenance") or {}
+    return {
+        field: facts["format"] for field, facts in provenance.items()
+        if isinstance(facts, Mapping) and isinstance(facts.get("format"), str)
+        and "%" in facts["format"] and field in entry.records.field_types
+    }
 
 
 def job_id_for(

@@ -9,8 +9,8 @@ import pytest
 from celery.exceptions import NotRegistered
 
 from registry.errors import (
-    MessageRefused,
     InvalidName,
+    MessageRefused,
     ModelNotFound,
     PayloadTooLarge,
     PermissionDenied,

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registry import DynamicModelRegistry, RecordNotFound, Settings, ValidationFailed
+from registry.operations import RecordAsOf, RecordHistory
 from registry.tables import audit_outbox
-from tasks.audit import CompactionTrigger, parse_time
+from tasks.audit import CompactionTrigger
 from tests.unit.support import run_task
 from workers import cli
 from workers.app import app
@@ -90,12 +91,19 @@ def test_records_as_of_task(registry: DynamicModelRegistry) -> None:
             at="2000-01-01T00:00:00", user_id="u2", user_role="admin")
 
 
-def test_parse_time_takes_iso_8601_and_naive_means_utc() -> None:
-    assert parse_time("since", None) is None
-    assert parse_time("at", "2026-01-01T10:00:00").isoformat() == "2026-01-01T10:00:00+00:00"
-    assert parse_time("at", "2026-01-01T12:00:00+02:00").hour == 10
+def _as_of(at: object) -> RecordAsOf:
+    return RecordAsOf.decode(
+        {"model": "P", "record_id": "r", "at": at, "user_id": None, "user_role": "admin"}
+    )
+
+
+def test_time_arguments_take_iso_8601_and_naive_means_utc() -> None:
+    history = RecordHistory.decode({"model": "P", "since": None, "user_role": "admin"})
+    assert history.since is None
+    assert _as_of("2026-01-01T10:00:00").at.isoformat() == "2026-01-01T10:00:00+00:00"
+    assert _as_of("2026-01-01T12:00:00+02:00").at.hour == 10
     with pytest.raises(ValidationFailed, match="'at'"):
-        parse_time("at", None)
+        _as_of(None)
 
 
 class FakeTask:

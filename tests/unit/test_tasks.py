@@ -155,7 +155,7 @@ def test_database_errors_hide_the_statement_and_its_values(registry: DynamicMode
         raise sqlalchemy.exc.IntegrityError("INSERT ... 'secret-value'", {"p": "secret-value"},
                                             Exception("constraint"))
 
-    registry.create = broken  # type: ignore[method-assign]
+    registry.handle = broken  # type: ignore[method-assign]
     result = app.tasks["records.create"].apply(
         kwargs={"model": "P", "data": {"p": "secret-value"}, "user_id": "u", "user_role": "admin"}
     )
@@ -174,7 +174,7 @@ def test_database_outages_are_retried_then_reported_cleanly(
         calls.append(1)
         raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
 
-    registry.read = down  # type: ignore[method-assign]
+    registry.handle = down  # type: ignore[method-assign]
     task = app.tasks["records.read"]
     result = task.apply(kwargs={"model": "P", "record_id": "1", "user_id": "u",
                                 "user_role": "admin"})

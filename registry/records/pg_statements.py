@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .records import RecordTable
-from .tables import audit_outbox, idempotency_keys, registry_state
+from ..tables import audit_outbox, idempotency_keys, registry_state
+from .table import RecordTable
 
 __all__ = ["AUDIT_COLUMNS", "KEY_COLUMNS", "create_statement", "read_statement"]
 

@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from .names import table_name_for
-from .tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
-from .types import FieldKind, FieldType, classify
+from ..names import table_name_for
+from ..tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
+from ..types import FieldKind, FieldType, classify
+from .driver_insert import DriverInsert
 
 __all__ = ["RecordTable", "column_type_for"]
 
@@ -107,6 +108,11 @@ class RecordTable:
     @functools.cached_property
     def insert(self) -> sa.Insert:
         return sa.insert(self.table)
+
+    @functools.cached_property
+    def insert_row(self) -> DriverInsert:
+        """Insert one row (every column given) in a connection's transaction."""
+        return DriverInsert(self.table)
 
     @functools.cached_property
     def pg_read(self) -> sa.Select[Any]:

@@ -1,0 +1,64 @@
+"""`DriverInsert`: one-row INSERTs on SQLite that skip SQLAlchemy's execution machinery.
+
+A create on SQLite inserts its record row with the same statement every time, and
+SQLAlchemy's per-execution work (compiled-cache lookup, parameter processing, result setup)
+costs more than SQLite's insert itself. The statement is compiled once per column list, with
+each column type's own bind conversion, and runs on the driver connection inside the
+caller's transaction, as `Catalog.state_version` reads. Errors are raised as SQLAlchemy would
+raise them. Other databases take the ordinary path. (SQLAlchemy's execute events do not see
+this insert; the audit entry written in the same transaction still goes through them.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+__all__ = ["DriverInsert"]
+
+_Prepared = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+
+
+class DriverInsert:
+    """Insert one row into `table` in the caller's transaction."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        self.statement = sa.insert(table)
+        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared] = {}
+
+    def __call__(self, conn: Connection, row: Mapping[str, Any]) -> None:
+        if conn.dialect.name != "sqlite":
+            conn.execute(self.statement, dict(row))
+            return
+        sql, columns = self._prepare(conn.dialect, tuple(row))
+        params = tuple(
+            row[name] if convert is None or row[name] is None else convert(row[name])
+            for name, convert in columns
+        )
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        dbapi_error: Any = conn.dialect.loaded_dbapi.Error
+        try:
+            driver.execute(sql, params)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error) from exc
+
+    def _prepare(self, dialect: Dialect, names: tuple[str, ...]) -> _Prepared:
+        key = (dialect.name, names)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            quote = dialect.identifier_preparer.quote
+            sql = (
+                f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))}) "
+                f"VALUES ({', '.join('?' for _ in names)})"
+            )
+            columns = tuple(
+                (name, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in names
+            )
+            prepared = self._prepared[key] = (sql, columns)
+        return prepared

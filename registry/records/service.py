@@ -1,0 +1,605 @@
+"""`RecordService`: handles the record operations (registry/operations.py).
+
+Each write is one transaction holding the row, its audit outbox entry and, when the caller
+gave one, its idempotency key (Invariants 1 and 3). The operation has checked its own
+arguments when it was made; here the data is checked against the model before anything is
+written: size, unknown fields, field write permissions, then the Pydantic model. An update
+validates the merged record, so a failed update changes nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_json, to_jsonable_python
+from sqlalchemy.engine import Connection
+
+from ..audit import AuditEntry, AuditLogger, Clock, record_as_of
+from ..catalog import ModelEntry
+from ..database import Database
+from ..errors import (
+    PayloadTooLarge,
+    PermissionDenied,
+    RecordNotFound,
+    RegistryError,
+    UnknownField,
+    ValidationFailed,
+    VersionConflict,
+)
+from ..model_cache import ModelCache
+from ..operations import (
+    MAX_OFFSET,
+    CreateRecord,
+    DeleteRecord,
+    GetRecord,
+    ListRecords,
+    Operation,
+    RecordAsOf,
+    RecordHistory,
+    UpdateRecord,
+    check_field_values,
+)
+from ..permissions import Permission
+from ..settings import ModelsSettings
+from ..tables import as_utc
+from ..types import FieldKind
+from .idempotency import IdempotencyKeys
+
+__all__ = ["RecordService", "validation_failed"]
+
+#: The columns every record has, as filters take them (a JSON producer sends times as text).
+_SYSTEM_FILTERS: dict[str, TypeAdapter[Any]] = {
+    "id": TypeAdapter(str),
+    "version": TypeAdapter(int),
+    "created_by": TypeAdapter(str | None),
+    "updated_by": TypeAdapter(str | None),
+    "created_at": TypeAdapter(datetime.datetime),
+    "updated_at": TypeAdapter(datetime.datetime),
+}
+
+
+class RecordService:
+    """Create, read, update, delete and list records; their history and past states."""
+
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditLogger,
+        settings: ModelsSettings,
+        models: ModelCache,
+        clock: Clock,
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.settings = settings
+        self.models = models
+        self.clock = clock
+        self.keys = IdempotencyKeys(database, clock)
+        self._handlers: dict[type[Operation], Callable[[Any], Any]] = {
+            CreateRecord: self.create,
+            UpdateRecord: self.update,
+            DeleteRecord: self.delete,
+            GetRecord: self.read,
+            ListRecords: self.list,
+            RecordHistory: self.history,
+            RecordAsOf: self.as_of,
+        }
+
+    def handle(self, operation: Operation) -> Any:
+        """Carry out any record operation; see the handler of its type."""
+        handler = self._handlers.get(type(operation))
+        if handler is None:
+            raise TypeError(f"The record service does not handle {type(operation).__name__}.")
+        return handler(operation)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def create(self, op: CreateRecord) -> dict[str, Any]:
+        if self.database.is_postgresql:
+            try:
+                return self._create_in_one_statement(op, trust_cache=True)
+            except sa.exc.ProgrammingError:
+                # The cached statement names a column another process has since dropped, so
+                # it failed before its version check could: go again from the database.
+                return self._create_in_one_statement(op, trust_cache=False)
+        with self._write(op.model, "create", op.idempotency_key, op.user_role) as (
+            conn, entry, done,
+        ):
+            if done is not None:
+                return done
+            row, record = self._new_row(entry, op)
+            entry.records.insert_row(conn, row)
+            self._audit(conn, entry, record, "create", op, _created(entry, record),
+                        at=row["created_at"])
+            return self._finish(conn, op.idempotency_key, entry, record, op.user_role)
+
+    def _new_row(
+        self, entry: ModelEntry, op: CreateRecord
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check and validate a new record; returns its row and the record it will read as."""
+        entry.permissions.require(op.user_role, Permission.CREATE)
+        self._check_data(entry, op.data)
+        entry.permissions.require_writable(op.user_role, op.data.keys())
+        instance = self._validate(entry, op.data)
+        now = self.clock()
+        row = {
+            "id": str(uuid.uuid4()),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": op.user_id,
+            "updated_by": op.user_id,
+            **entry.records.column_values(instance),
+        }
+        # Column values are already what the database gives back (UTC datetimes, exact
+        # decimals, JSON in order), so the record is built here, not read back.
+        return row, entry.records.to_record(row)
+
+    def _create_in_one_statement(self, op: CreateRecord, *, trust_cache: bool) -> dict[str, Any]:
+        try:
+            with self.database.write() as conn:
+                # Start from the cached model without asking the database; the statement
+                # itself checks that the cache was current. A refusal made with a model that
+                # might be stale is only final once the model is known to be current.
+                entry, seen_version = self.models.peek(op.model)
+                if not trust_cache:
+                    entry = None
+                verified = False
+                while True:
+                    if entry is None:
+                        self.models.resolve(conn, op.model)
+                        entry, seen_version = self.models.peek(op.model)
+                        verified = True
+                    assert entry is not None
+                    try:
+                        row, record = self._new_row(entry, op)
+                    except RegistryError:
+                        if not verified:
+                            entry = None
+                            continue
+                        # A redelivery of a create that committed answers as it did, even
+                        # when the model has changed since.
+                        done = self.keys.replay(
+                            conn, entry, "create", op.idempotency_key, op.user_role
+                        )
+                        if done is None:
+                            raise
+                        return done
+                    params = self._one_statement_params(entry, row, record, op)
+                    params["seen_version"] = seen_version
+                    statement = entry.records.pg_create(with_key=op.idempotency_key is not None)
+                    if conn.execute(statement, params).one().inserted:
+                        return entry.permissions.view(record, op.user_role)
+                    entry = None  # the registry changed since this process looked
+        except sa.exc.IntegrityError as exc:
+            if op.idempotency_key is None or not IdempotencyKeys.is_key_violation(exc):
+                raise
+        # Another delivery of the same request committed first: answer as it did.
+        with self.database.write() as conn:
+            entry = self.models.resolve(conn, op.model)
+            done = self.keys.claim(conn, entry, "create", op.idempotency_key, op.user_role)
+            assert done is not None
+            return done
+
+    def _one_statement_params(
+        self,
+        entry: ModelEntry,
+        row: Mapping[str, Any],
+        record: Mapping[str, Any],
+        op: CreateRecord,
+    ) -> dict[str, Any]:
+        params = {f"r_{name}": value for name, value in row.items()}
+        audit = self.audit.entry_values(
+            at=row["created_at"],
+            model_name=entry.name,
+            record_id=record["id"],
+            operation="create",
+            user_id=op.user_id,
+            changes=_created(entry, record),
+            metadata={"role": op.user_role, "version": record["version"]},
+        )
+        params.update({f"a_{name}": value for name, value in audit.items()})
+        if op.idempotency_key is not None:
+            params.update(
+                k_key=op.idempotency_key, k_model=entry.name, k_operation="create",
+                k_result=record, k_created_at=row["created_at"],
+            )
+        return params
+
+    def update(self, op: UpdateRecord) -> dict[str, Any]:
+        with self._write(op.model, "update", op.idempotency_key, op.user_role) as (
+            conn, entry, done,
+        ):
+            if done is not None:
+                return done
+            entry.permissions.require(op.user_role, Permission.UPDATE)
+            self._check_data(entry, op.updates)
+            entry.permissions.require_writable(op.user_role, op.updates.keys())
+            current = self._locked_row(conn, entry, op.record_id, op.expected_version)
+            merged = {**entry.records.field_values(current), **op.updates}
+            instance = self._validate(entry, merged)
+            values = entry.records.column_values(instance)
+            old = entry.records.to_record(current)
+            record = entry.records.to_record({**current, **values})
+            changes = {
+                f: {"old": old[f], "new": record[f]}
+                for f in entry.records.field_names
+                if old[f] != record[f]
+            }
+            if not changes:  # nothing changes, so nothing is written or audited
+                return self._finish(conn, op.idempotency_key, entry, old, op.user_role)
+            now = self.clock()
+            record = self._write_update(conn, entry, current, values, op.user_id, now)
+            self._audit(conn, entry, record, "update", op, changes, at=now)
+            return self._finish(conn, op.idempotency_key, entry, record, op.user_role)
+
+    def delete(self, op: DeleteRecord) -> dict[str, Any]:
+        with self._write(op.model, "delete", op.idempotency_key, op.user_role) as (
+            conn, entry, done,
+        ):
+            if done is not None:
+                return done
+            entry.permissions.require(op.user_role, Permission.DELETE)
+            current = self._locked_row(conn, entry, op.record_id, op.expected_version)
+            conn.execute(entry.records.delete_by_id, {"record_id": op.record_id})
+            old = entry.records.to_record(current)
+            changes = {f: {"old": old[f], "new": None} for f in entry.records.field_names}
+            self._audit(conn, entry, old, "delete", op, changes, at=self.clock())
+            result = {"id": op.record_id, "deleted": True, "version": current["version"]}
+            return self._finish(conn, op.idempotency_key, entry, result, op.user_role)
+
+    def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
+        """Forget keys created before `older_than`; returns how many were dropped."""
+        return self.keys.purge(older_than)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def read(self, op: GetRecord) -> dict[str, Any]:
+        if self.database.is_postgresql:
+            quick = self._read_in_one_statement(op)
+            if quick is not None:
+                return quick
+        with self.database.read() as conn:
+            entry = self.models.resolve(conn, op.model)
+            entry.permissions.require(op.user_role, Permission.READ)
+            row = conn.execute(entry.records.select_by_id, {"record_id": op.record_id})
+            found = row.mappings().first()
+            if found is None:
+                raise _not_found(entry, op.record_id)
+            return entry.permissions.view(entry.records.to_record(found), op.user_role)
+
+    def _read_in_one_statement(self, op: GetRecord) -> dict[str, Any] | None:
+        """The record read together with the registry version, in one round trip and no
+        transaction; None when the cached model may be stale or the record is missing, for
+        the full path to decide (see `pg_statements`)."""
+        entry, seen_version = self.models.peek(op.model)
+        if entry is None:
+            return None
+        try:
+            with self.database.single_statement() as conn:
+                row = conn.execute(entry.records.pg_read, {"record_id": op.record_id})
+                found = row.mappings().first()
+        except sa.exc.ProgrammingError:  # the table changed under a stale cache
+            return None
+        if found is None or found["dmr_registry_version"] != seen_version:
+            return None
+        entry.permissions.require(op.user_role, Permission.READ)
+        return entry.permissions.view(entry.records.to_record(found), op.user_role)
+
+    def list(self, op: ListRecords) -> dict[str, Any]:
+        page_size = self._page_size(op)
+        with self.database.read() as conn:
+            entry = self.models.resolve(conn, op.model)
+            entry.permissions.require(op.user_role, Permission.LIST)
+            table = entry.records.table
+            conditions = self._filter_conditions(entry, op.user_role, op.filters or {})
+            query = sa.select(table).where(*conditions).order_by(
+                *self._ordering(entry, op.user_role, op.order_by)
+            )
+            rows = conn.execute(query.limit(page_size).offset(op.offset(page_size)))
+            items = [
+                entry.permissions.view(entry.records.to_record(row), op.user_role)
+                for row in rows.mappings()
+            ]
+            count = sa.select(sa.func.count()).select_from(table).where(*conditions)
+            total = int(conn.execute(count).scalar_one())
+        return {"items": items, "page": op.page, "page_size": page_size, "total": total}
+
+    def history(self, op: RecordHistory) -> builtins.list[AuditEntry]:
+        """Audit entries, oldest first, old and new values masked for the role; raises
+        `PermissionDenied` for a role that may not read."""
+        entry = self._readable_entry(op.model, op.user_role)
+        found = self.audit.history(
+            entry.name, op.record_id, since=op.since, until=op.until, actor=op.actor
+        )
+        return [
+            audit.model_copy(
+                update={
+                    "changes": entry.permissions.view_changes(
+                        audit.changes, op.user_role, entry.known_fields
+                    )
+                }
+            )
+            for audit in found
+        ]
+
+    def as_of(self, op: RecordAsOf) -> dict[str, Any]:
+        """The record as it was at `op.at`, a deleted record included, as the role may see
+        it. Raises `RecordNotFound` when the record did not exist then."""
+        entry = self._readable_entry(op.model, op.user_role)
+        record = record_as_of(self.audit.history(entry.name, op.record_id), op.at)
+        if record is None:
+            raise RecordNotFound(
+                f"Record {op.record_id!r} of {entry.name!r} did not exist at "
+                f"{op.at.isoformat()}.",
+                model=entry.name,
+                record_id=op.record_id,
+            )
+        return entry.permissions.view(record, op.user_role, entry.known_fields)
+
+    def _readable_entry(self, model: str, user_role: str) -> ModelEntry:
+        with self.database.read() as conn:
+            entry = self.models.resolve(conn, model)
+        entry.permissions.require(user_role, Permission.READ)
+        return entry
+
+    # -- steps --------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(
+        self, model_name: str, operation: str, idempotency_key: str | None, user_role: str
+    ) -> Iterator[tuple[Connection, ModelEntry, dict[str, Any] | None]]:
+        """A write transaction with the model resolved and the idempotency key claimed.
+
+        Yields the stored result instead of None when the key was already used: the caller
+        returns it without writing again.
+        """
+        with self.database.write() as conn:
+            entry = self.models.resolve(conn, model_name)
+            done = None
+            if idempotency_key is not None:
+                done = self.keys.claim(conn, entry, operation, idempotency_key, user_role)
+            yield conn, entry, done
+
+    def _finish(
+        self,
+        conn: Connection,
+        idempotency_key: str | None,
+        entry: ModelEntry,
+        record: dict[str, Any],
+        user_role: str,
+    ) -> dict[str, Any]:
+        if idempotency_key is not None:
+            self.keys.store_result(conn, idempotency_key, record)
+        if "deleted" in record:
+            return record
+        return entry.permissions.view(record, user_role)
+
+    # -- the data rules, for writers that do not come through an operation (commands) ----
+
+    def check_data(self, entry: ModelEntry, data: Any) -> None:
+        """Every check of field values short of the model's validation: an object, valid
+        Unicode, no NUL, within the payload limit, only the model's fields. Raises
+        `ValidationFailed`, `PayloadTooLarge` or `UnknownField`."""
+        check_field_values("data", data)
+        self._check_data(entry, data)
+
+    def validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
+        """The model's validation; raises `ValidationFailed` naming each field."""
+        return self._validate(entry, data)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _check_data(self, entry: ModelEntry, data: Mapping[str, Any]) -> None:
+        """What the operation could not check alone: size against settings, fields of the
+        model. (Types, NUL characters and valid Unicode were checked when it was made.)"""
+        limit = self.settings.max_payload_bytes
+        size = len(to_json(data, fallback=str))
+        if size > limit:
+            raise PayloadTooLarge(
+                f"Data for {entry.name!r} is {size} bytes; the limit is {limit} bytes.",
+                model=entry.name,
+                size=size,
+                limit=limit,
+                errors=[],
+            )
+        unknown = sorted(str(name) for name in data if name not in entry.records.field_types)
+        if unknown:
+            raise UnknownField(
+                f"Model {entry.name!r} has no field {', '.join(map(repr, unknown))}.",
+                model=entry.name,
+                fields=unknown,
+                errors=[{"loc": [name], "msg": "Unknown field", "type": "unknown_field"}
+                        for name in unknown],
+            )
+
+    def _validate(self, entry: ModelEntry, data: Mapping[str, Any]) -> BaseModel:
+        try:
+            return entry.model.model_validate(data)
+        except ValidationError as exc:
+            raise validation_failed(entry.name, exc) from None
+
+    def _locked_row(
+        self, conn: Connection, entry: ModelEntry, record_id: str, expected_version: int | None
+    ) -> Mapping[Any, Any]:
+        query = self.database.for_update(entry.records.select_by_id)
+        row = conn.execute(query, {"record_id": record_id}).mappings().first()
+        if row is None:
+            raise _not_found(entry, record_id)
+        if expected_version is not None and row["version"] != expected_version:
+            raise VersionConflict(
+                f"Record {record_id!r} of {entry.name!r} is at version {row['version']}, "
+                f"not the expected {expected_version}.",
+                model=entry.name,
+                record_id=record_id,
+                expected_version=expected_version,
+                actual_version=row["version"],
+            )
+        return row
+
+    def _write_update(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        current: Mapping[Any, Any],
+        values: dict[str, Any],
+        user_id: str | None,
+        now: datetime.datetime,
+    ) -> dict[str, Any]:
+        table = entry.records.table
+        statement = (
+            sa.update(table)
+            .where(table.c.id == current["id"], table.c.version == current["version"])
+            .values(version=current["version"] + 1, updated_at=now, updated_by=user_id,
+                    **values)
+            .returning(*table.c)
+        )
+        return entry.records.to_record(conn.execute(statement).mappings().one())
+
+    def _audit(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        record: Mapping[str, Any],
+        operation: str,
+        op: CreateRecord | UpdateRecord | DeleteRecord,
+        changes: dict[str, dict[str, Any]],
+        *,
+        at: datetime.datetime,
+    ) -> None:
+        """Write the change's audit entry, timed as the row says the change was made."""
+        self.audit.append_row(
+            conn,
+            at=at,
+            model_name=entry.name,
+            record_id=record["id"],
+            operation=operation,
+            user_id=op.user_id,
+            changes=changes,
+            metadata={"role": op.user_role, "version": record["version"]},
+        )
+
+    def _page_size(self, op: ListRecords) -> int:
+        size = self.settings.default_page_size if op.page_size is None else op.page_size
+        limit = self.settings.max_page_size
+        if not 1 <= size <= limit:
+            raise ValidationFailed(
+                f"Page size must be a whole number from 1 to {limit}, not {size!r}.",
+                errors=[{"loc": ["page_size"], "msg": f"must be 1..{limit}", "type": "page_size"}],
+            )
+        if op.offset(size) > MAX_OFFSET:
+            raise ValidationFailed(
+                f"Page {op.page} of {size} records starts past the last row any table can hold.",
+                errors=[{"loc": ["page"], "msg": "too large", "type": "page"}],
+            )
+        return size
+
+    def _filter_conditions(
+        self, entry: ModelEntry, user_role: str, filters: Mapping[str, Any]
+    ) -> builtins.list[sa.ColumnElement[bool]]:
+        table = entry.records.table
+        conditions = []
+        for name, value in filters.items():
+            self._require_queryable(entry, user_role, name, "filter on")
+            conditions.append(table.c[name] == self._filter_value(entry, name, value))
+        return conditions
+
+    def _filter_value(self, entry: ModelEntry, name: str, value: Any) -> Any:
+        if name in _SYSTEM_FILTERS:
+            try:
+                system_value = _SYSTEM_FILTERS[name].validate_python(value)
+            except ValidationError as exc:
+                raise validation_failed(entry.name, exc, prefix=[name]) from None
+            if isinstance(system_value, datetime.datetime):
+                return as_utc(system_value)
+            return system_value
+        ftype = entry.records.field_types[name]
+        if ftype.kind is FieldKind.JSON:
+            raise ValidationFailed(
+                f"Field {name!r} of {entry.name!r} holds JSON and cannot be filtered by equality.",
+                model=entry.name,
+                field=name,
+                errors=[{"loc": [name], "msg": "not filterable", "type": "filter"}],
+            )
+        # Every field of a registered model has an annotation; None only types the attribute.
+        annotation: Any = entry.model.model_fields[name].annotation
+        try:
+            typed: Any = TypeAdapter(annotation).validate_python(value)
+        except ValidationError as exc:
+            raise validation_failed(entry.name, exc, prefix=[name]) from None
+        return entry.records.to_column_value(name, typed)
+
+    def _ordering(
+        self, entry: ModelEntry, user_role: str, order_by: str | None
+    ) -> builtins.list[sa.UnaryExpression[Any] | sa.Column[Any]]:
+        table = entry.records.table
+        if not order_by:
+            return [table.c.created_at, table.c.id]
+        name = order_by.removeprefix("-")
+        self._require_queryable(entry, user_role, name, "order by")
+        column: Any = table.c[name]
+        kind = entry.records.field_types.get(name)
+        if kind is not None and kind.kind is FieldKind.DECIMAL and not self.database.is_postgresql:
+            # SQLite keeps decimals as exact text; text order is not number order.
+            column = sa.cast(column, sa.Float)
+        return [column.desc() if order_by.startswith("-") else column.asc(), table.c.id]
+
+    def _require_queryable(
+        self, entry: ModelEntry, user_role: str, name: str, action: str
+    ) -> None:
+        if name in _SYSTEM_FILTERS:
+            return
+        if name not in entry.records.field_types:
+            raise UnknownField(
+                f"Model {entry.name!r} has no field {name!r} to {action}.",
+                model=entry.name,
+                fields=[name],
+                errors=[{"loc": [name], "msg": "Unknown field", "type": "unknown_field"}],
+            )
+        # Filtering or sorting on a value the role may not see would reveal it row by row.
+        if not entry.permissions.plainly_readable(user_role, name):
+            raise PermissionDenied(
+                f"Role {user_role!r} cannot {action} field {name!r} of {entry.name!r}.",
+                model=entry.name,
+                role=user_role,
+                field=name,
+            )
+
+
+def _created(entry: ModelEntry, record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: {"old": None, "new": record[name]} for name in entry.records.field_names}
+
+
+def _not_found(entry: ModelEntry, record_id: Any) -> RecordNotFound:
+    return RecordNotFound(
+        f"Model {entry.name!r} has no record {record_id!r}.", model=entry.name, record_id=record_id
+    )
+
+
+def validation_failed(
+    model_name: str, exc: ValidationError, prefix: builtins.list[str] | None = None
+) -> ValidationFailed:
+    """Pydantic's errors without the input values, which may be secrets (Invariant 4)."""
+    errors = [
+        {
+            "loc": [*(prefix or []), *error["loc"]],
+            "msg": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in errors
+    )
+    return ValidationFailed(
+        f"Record for {model_name!r} is invalid: {summary}.",
+        model=model_name,
+        errors=to_jsonable_python(errors),
+    )

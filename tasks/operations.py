@@ -1,0 +1,59 @@
+"""Tasks made from operations: the task's signature, decoding and checks come from the
+operation class (registry/operations.py), so an argument is declared once.
+
+    records_create = operation_task("records.create", CreateRecord)
+
+The task binds its JSON arguments (positional or keyword) to the operation's fields, decodes
+them into the operation (`ValidationFailed` naming each wrong argument), hands it to the
+registry and returns the JSON answer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from registry.operations import Operation
+from workers.app import app
+
+from .base import RegistryTask
+
+__all__ = ["operation_task", "task_idempotency_key"]
+
+Answer = Callable[[Any], Any]
+
+
+def operation_task(
+    name: str,
+    operation: type[Operation],
+    *,
+    answer: Answer | None = None,
+    defaults: Callable[[RegistryTask, dict[str, Any]], dict[str, Any]] | None = None,
+) -> Any:
+    """Register task `name` for `operation`. `answer` turns the domain's result into JSON
+    (the result itself when None); `defaults` fills arguments from the task's request."""
+    wire = operation.wire_signature()
+
+    def run(self: RegistryTask, *args: Any, **kwargs: Any) -> Any:
+        arguments = dict(wire.bind(*args, **kwargs).arguments)
+        if defaults is not None:
+            arguments = defaults(self, arguments)
+        result = self.registry.handle(operation.decode(arguments, task=name))
+        return result if answer is None else answer(result)
+
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    run.__signature__ = wire.replace(  # type: ignore[attr-defined]
+        parameters=[self_parameter, *wire.parameters.values()]
+    )
+    run.__name__ = run.__qualname__ = name.replace(".", "_")
+    run.__doc__ = operation.__doc__
+    return app.task(name=name, base=RegistryTask, bind=True)(run)
+
+
+def task_idempotency_key(task: RegistryTask, arguments: dict[str, Any]) -> dict[str, Any]:
+    # A producer that sends no key still gets one write per message: the task id stays the
+    # same across redelivery and retries.
+    if arguments.get("idempotency_key") is None:
+        arguments["idempotency_key"] = f"task:{task.request.id}"
+    return arguments
