@@ -275,9 +275,9 @@ class ImportContract:
         import inspector
 
         source = tmp_path / "cars.csv"
-        source.write_text("Miles per Gallon,Model Year,Code,Sold On\n"
-                          + "".join(f"{20 + i % 9}.5,{1990 + i % 20},0{i % 7}M,01/{1 + i % 28:02d}/2012\n"
-                                    for i in range(60)))
+        lines = [f"{20 + i % 9}.5,{1990 + i % 20},0{i % 7}M,01/{1 + i % 28:02d}/2012\n"
+                 for i in range(60)]
+        source.write_text("Miles per Gallon,Model Year,Code,Sold On\n" + "".join(lines))
         registry = DynamicModelRegistry(database_url)
         try:
             name = registry.register_inspection(inspector.inspect(str(source), name="Car"))
