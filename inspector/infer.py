@@ -210,6 +210,8 @@ def _infer_native(
             {"inferred_type": "any", "confidence": 1.0},
             [f"Field {name!r} holds {kind} values, which no field type stores; it accepts any."],
         )
+    if kind == "integer" and any(not -_INT64 <= value < _INT64 for value in present):
+        kind = "decimal"  # wider than the 64-bit column an integer field gets
     facts: dict[str, Any] = {"inferred_type": kind, "confidence": 1.0}
     if kind in ("integer", "number", "decimal", "date", "datetime", "datetime_tz", "time"):
         facts.update(_range(present))

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .documents import document_fields, read_document
-from .errors import InvalidInspection
+from .errors import InvalidInspection, MalformedSource
 from .formats import NULL_VALUES
 from .infer import ColumnResult, Examples, InferenceOptions, infer_column
 from .inspection import FieldProvenance, Inspection, SourceInfo
@@ -191,6 +191,10 @@ def _assemble(
 ) -> Inspection:
     warnings = [warning for result in results.values() for warning in result.warnings]
     kept = {column: result for column, result in results.items() if not result.facts.get("skipped")}
+    if not kept:
+        raise MalformedSource(
+            f"{source.location!r} holds no columns to make fields of.", location=source.location
+        )
     field_map = safe_field_names(kept)
     specs: dict[str, FieldSpec] = {}
     provenance: dict[str, FieldProvenance] = {}

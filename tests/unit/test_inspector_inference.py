@@ -251,7 +251,8 @@ def test_json_values_keep_their_types_and_nest(tmp_path: Path) -> None:
         {"id": 1, "total": 9.5, "paid": True, "customer": {"name": "a", "vip": False},
          "tags": ["x", "y"], "meta": {"Odd Key": 1}, "note": None},
         {"id": 2, "total": 10, "paid": False, "customer": {"name": "b", "vip": True},
-         "tags": [], "meta": {"Odd Key": 2}, "note": "hi"},
+         "tags": [], "meta": {"Odd Key": 2}, "note": "hi", "big": 2**70,
+         "lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": None}]},
     ]  # fmt: skip
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     found = inspector.inspect(path)
@@ -263,6 +264,10 @@ def test_json_values_keep_their_types_and_nest(tmp_path: Path) -> None:
     assert properties["tags"] == {"type": "array", "items": {"type": "string"}}
     assert properties["meta"] == {"type": "object"}
     assert found.provenance["note"].null_fraction == 0.5
+    assert found.provenance["big"].inferred_type == "decimal"  # beyond a 64-bit column
+    assert properties["lines"]["anyOf"][0]["items"]["properties"]["qty"]["anyOf"][0] == {
+        "type": "integer"
+    }
     model = registers(found)
     record = model(
         source_id=3, total=1.0, paid=True, customer={"name": "c", "vip": True},

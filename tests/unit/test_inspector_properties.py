@@ -4,6 +4,7 @@ takes, and a sampled value that an import would reject is always counted in a wa
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import inspector
+from inspector.formats import DATE_FORMATS, DATETIME_FORMATS
 from registry import DynamicModelRegistry
 from registry.names import validate_field_name
 
@@ -68,3 +70,25 @@ def test_every_refused_sampled_value_is_named_in_a_warning(
         named = [w for w in found.warnings if w.startswith(f"Field {source!r}: ")]
         assert named, (field, count, found.warnings)
         assert re.search(rf"\b{count} of \d+ sampled values do not read", named[0])
+
+
+@given(
+    st.datetimes(min_value=datetime.datetime(1970, 1, 1), max_value=datetime.datetime(2060, 1, 1)),
+    st.sampled_from([*DATE_FORMATS, *DATETIME_FORMATS[1:]]),
+)
+def test_compiled_date_formats_read_as_strptime_does(moment: datetime.datetime, fmt: str) -> None:
+    text = moment.strftime(fmt)
+    expected = datetime.datetime.strptime(text, fmt)
+    kind = "date" if fmt in DATE_FORMATS else "datetime"
+    found = inspector.parse_text(kind, fmt, text)
+    assert found == (expected.date() if kind == "date" else expected)
+    for broken in (text + "0", "x" + text, text.replace("1", "7", 1)):
+        try:
+            reference = datetime.datetime.strptime(broken, fmt)
+        except ValueError:
+            reference = None
+        try:
+            ours = inspector.parse_text(kind, fmt, broken)
+        except ValueError:
+            ours = None
+        assert ours == (reference.date() if kind == "date" and reference else reference)

@@ -150,6 +150,10 @@ def test_bad_resources_give_typed_errors(tmp_path: Path) -> None:
         inspector.inspect("sqlite:///x.db")
     with pytest.raises(UnsupportedResource):
         inspector.inspect(42)  # type: ignore[arg-type]
+    for name, text in (("empty.csv", ""), ("none.json", "[{}, {}]")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(MalformedSource, match="no columns"):
+            inspector.inspect(tmp_path / name)
     bad = tmp_path / "bad.json"
     bad.write_text('[{"a": 1}, {"a": ')
     with pytest.raises(MalformedSource):
