@@ -1,6 +1,8 @@
 """Typed settings: environment first, then `settings.toml`, then the defaults written here.
 
-The file is found at `$DMR_SETTINGS`, else `./settings.toml`; a missing file means defaults.
+The file is found at `$DMR_SETTINGS`, else `./settings.toml`, else `settings.toml` in the
+per-user config directory (registry/locations.py); none found means defaults. The database,
+broker and result URLs default to files in one absolute per-user data directory.
 Any key can be overridden as `DMR_<SECTION>__<KEY>` (`DMR_AUDIT__BATCH_SIZE=500`), and the
 common three have short names: `DMR_DATABASE_URL`, `DMR_BROKER_URL`, `DMR_RESULT_BACKEND`.
 `Settings.load()` validates everything once; a bad value raises `ConfigurationError` naming
@@ -18,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from . import locations
 from .errors import ConfigurationError
 
 __all__ = [
@@ -74,6 +77,15 @@ class ModelsSettings(_Section):
     idempotency_retention_days: int = Field(default=7, ge=1)
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
+    #: Deepest row an offset page (`page=`) may start at; past it, lists walk with cursors.
+    max_offset: int = Field(default=10_000, ge=0)
+    #: Most values one `in` filter may hold.
+    max_filter_values: int = Field(default=1000, ge=1, le=100_000)
+    #: A list's default count is exact up to this many matching rows, else estimated.
+    count_exact_limit: int = Field(default=10_000, ge=0)
+    #: Key that signs list cursors; every worker must share it. Empty derives one from the
+    #: database URL (password included), which every worker of a deployment already shares.
+    cursor_secret: str = ""
     #: Largest accepted record payload, in bytes of its JSON encoding.
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: Roles that see field values unmasked.
@@ -84,8 +96,13 @@ class ModelsSettings(_Section):
     ui: UISettings = UISettings()
 
 
+def _embedded(kind: str) -> str:
+    return locations.embedded_urls(locations.data_dir(os.environ))[kind]
+
+
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///dmr.sqlite3"
+    #: Default: SQLite in the per-user data directory (`Settings.load` fills it in).
+    url: str = Field(default_factory=lambda: _embedded("database"))
     pool_size: int = Field(default=5, ge=1)
     echo: bool = False
     #: SQLite's PRAGMA synchronous: "full" survives power loss; "normal" only process crashes.
@@ -93,8 +110,10 @@ class DatabaseSettings(_Section):
 
 
 class CelerySettings(_Section):
-    broker_url: str = "sqla+sqlite:///dmr-broker.sqlite3"
-    result_backend: str = "db+sqlite:///dmr-results.sqlite3"
+    #: Default: kombu's filesystem transport in the per-user data directory.
+    broker_url: str = Field(default_factory=lambda: _embedded("broker"))
+    #: Default: SQLite in the per-user data directory.
+    result_backend: str = Field(default_factory=lambda: _embedded("results"))
     #: Seconds a task result is kept by the result backend.
     result_expires: int = Field(default=3600, ge=1)
     #: Seconds between polls for polling transports (the embedded SQLAlchemy broker).
@@ -188,8 +207,9 @@ class CqrsSettings(_Section):
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: int = Field(default=5555, ge=1, le=65535)
-    #: `user:password` pairs separated by commas; empty turns authentication off.
-    basic_auth: str = "admin:change-me"
+    #: `user:password` pairs separated by commas; empty: `dmr flower` makes a random password
+    #: and prints it (no password ships with the project).
+    basic_auth: str = ""
 
 
 class Settings(_Section):
@@ -208,6 +228,7 @@ class Settings(_Section):
         environ = os.environ if environ is None else environ
         data = _read_file(_settings_path(path, environ))
         _apply_environment(data, environ)
+        _apply_embedded_defaults(data, environ)
         return cls.from_mapping(data)
 
     @classmethod
@@ -232,10 +253,36 @@ class Settings(_Section):
 def _settings_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     if path is not None:
         return Path(path)
-    if environ.get("DMR_SETTINGS"):
-        return Path(environ["DMR_SETTINGS"])
-    default = Path("settings.toml")
-    return default if default.exists() else None
+    return locations.find_settings_file(environ)
+
+
+#: Settings whose default is a file in the data directory, and that file's kind.
+_EMBEDDED_KEYS = {
+    ("database", "url"): "database",
+    ("celery", "broker_url"): "broker",
+    ("celery", "result_backend"): "results",
+}
+
+
+def _apply_embedded_defaults(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Fill the URLs nobody set with the data directory's files, creating the directory."""
+    missing = [
+        (section, key) for section, key in _EMBEDDED_KEYS
+        if not isinstance(data.get(section), dict) or key not in data[section]
+    ]
+    if not missing:
+        return
+    directory = locations.data_dir(environ)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Data directory {str(directory)!r} cannot be created: {exc.strerror}; set "
+            "DMR_DATA_DIR or the URLs.", key="DMR_DATA_DIR"
+        ) from None
+    urls = locations.embedded_urls(directory)
+    for section, key in missing:
+        _set_nested(data, (section, key), urls[_EMBEDDED_KEYS[section, key]])
 
 
 def _read_file(path: Path | None) -> dict[str, Any]:

@@ -14,11 +14,13 @@ values. The client needs no worker code and no database.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
 from kombu.utils.json import dumps
 from pydantic import BaseModel
@@ -79,11 +81,19 @@ class TaskHandle:
         return bool(self.result.ready())
 
     def get(self, timeout: float | None = None) -> Any:
-        """The task's JSON result (seconds to wait); raises the task's error."""
+        """The task's JSON result; raises the task's error, or Celery's `TimeoutError` when
+        none came within `timeout` seconds of wall-clock time."""
+        limit = self.timeout if timeout is None else timeout
+        if not getattr(self.result.backend, "is_async", False):
+            # A polling backend (SQLite, PostgreSQL results) counts only its sleeps toward
+            # the timeout, not the queries between them: wait by the clock here instead.
+            deadline = time.monotonic() + limit
+            while not self.result.ready():
+                if time.monotonic() >= deadline:
+                    raise ResultTimeout(f"No result within {limit:g} s.")
+                time.sleep(self.interval)
         return self.result.get(
-            timeout=self.timeout if timeout is None else timeout,
-            interval=self.interval,
-            disable_sync_subtasks=False,
+            timeout=limit, interval=self.interval, disable_sync_subtasks=False
         )
 
     def __repr__(self) -> str:
@@ -206,10 +216,14 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> TaskHandle:
+        """One page; `filters`, `after` (a page's `next_cursor`) and `count` as README's
+        "Listing at scale" says."""
         return self.send_operation("records.list", ListRecords.build(
             model=model, user_id=user_id, user_role=user_role, filters=filters,
-            order_by=order_by, page=page, page_size=page_size,
+            order_by=order_by, page=page, page_size=page_size, after=after, count=count,
         ))
 
     def history(
