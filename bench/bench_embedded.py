@@ -71,7 +71,8 @@ def measure(name: str, env: dict[str, str], directory: Path, calls: int) -> floa
     worker = _start_worker(env, directory / "worker.log")
     try:
         _wait_until_serving(client, worker, directory / "worker.log")
-        client.register_model("Product", Product, permissions=PRICE_PERMISSIONS).get()
+        client.register_model("Product", Product, permissions=PRICE_PERMISSIONS,
+                              user_id="bench", user_role="admin").get()
         record = client.create("Product", {"name": "Lamp", "price": 20.0}, "u", "admin").get()
         _timings(10, lambda: client.read("Product", record["id"], "u", "user").get())  # warm
         reads = _timings(calls, lambda: client.read("Product", record["id"], "u", "user").get())

@@ -197,7 +197,7 @@ def run_backend(
         stack.callback(workers.stop)
         workers.start()
         model = f"Order{os.getpid()}"
-        client.register_model(model, Order).get(timeout=120)
+        client.register_model(model, Order, user_role="admin").get(timeout=120)
         status, elapsed = import_through_workers(client, model, path, args.chunk_size)
         figures = {"status": status, "seconds": elapsed,
                    "rate": (status["done"] + status["rejected"]) / elapsed,

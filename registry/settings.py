@@ -31,6 +31,8 @@ __all__ = [
     "FlowerSettings",
     "ModelsSettings",
     "PermissionDefaults",
+    "ProducerTrust",
+    "SecuritySettings",
     "Settings",
     "UISettings",
 ]
@@ -90,6 +92,8 @@ class ModelsSettings(_Section):
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
+    #: Roles that may register models and change permissions (the management permission).
+    manager_roles: list[str] = Field(default_factory=lambda: ["admin"], min_length=1)
     #: Custom masks by name: {"last2": "package.module:function"}, loaded in every process.
     masks: dict[str, str] = {}
     permissions: PermissionDefaults = PermissionDefaults()
@@ -204,6 +208,47 @@ class CqrsSettings(_Section):
     command_attempts: int = Field(default=5, ge=1, le=100)
 
 
+class ProducerTrust(_Section):
+    """What one signed producer may claim, named by its certificate's common name."""
+
+    #: Roles its messages may claim as `user_role`; `["*"]` is any role (workers and beat,
+    #: which re-send messages they accepted: retries, schedules).
+    roles: list[str] = []
+    #: Whether it may send tasks that change models and permissions (`registry.register_model`,
+    #: `registry.set_permissions`, `cqrs.define_projection`); the claimed role must still be
+    #: one of `models.manager_roles`.
+    manage_models: bool = False
+
+    def may_claim(self, role: str) -> bool:
+        return "*" in self.roles or role in self.roles
+
+
+class SecuritySettings(_Section):
+    """Message signing: Celery's `auth` serializer over JSON, and what each signer may claim."""
+
+    #: Sign every task message this process sends, and (workers) accept only messages signed
+    #: by a certificate in `cert_store` whose producer entry allows the role and the task.
+    signing: bool = False
+    #: This process's RSA private key and its certificate, PEM files.
+    key: str | None = None
+    key_password: SecretStr | None = None
+    certificate: str | None = None
+    #: The certificates workers trust: a directory of PEM files, or a glob.
+    cert_store: str | None = None
+    #: Digest of the signatures.
+    digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+    #: Role ceiling and management right per producer, by certificate common name (CN).
+    producers: dict[str, ProducerTrust] = {}
+
+    @model_validator(mode="after")
+    def _files_when_signing(self) -> SecuritySettings:
+        missing = [name for name in ("key", "certificate", "cert_store")
+                   if self.signing and not getattr(self, name)]
+        if missing:
+            raise ValueError(f"signing needs {', '.join(missing)} (PEM files) to be set")
+        return self
+
+
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: int = Field(default=5555, ge=1, le=65535)
@@ -219,6 +264,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     flower: FlowerSettings = FlowerSettings()
     cqrs: CqrsSettings = CqrsSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @classmethod
     def load(

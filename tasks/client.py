@@ -42,6 +42,7 @@ from .cqrs_client import CqrsClientMethods
 from .import_client import ImportMethods
 from .names import queue_for
 from .redact import arguments_repr
+from .trust import enable_signing
 from .wire import wire_config
 
 __all__ = ["RegistryClient", "TaskHandle"]
@@ -111,10 +112,12 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> RegistryClient:
         """A client with its own producer app (`Settings.load()` when none are given)."""
-        celery_settings = (settings or Settings.load()).celery
+        settings = settings or Settings.load()
         app = Celery("dmr-client", set_as_current=False)
-        app.config_from_object(wire_config(celery_settings))
-        return cls(app, celery_settings)
+        app.config_from_object(wire_config(settings.celery))
+        if settings.security.signing:
+            enable_signing(app, settings.security)
+        return cls(app, settings.celery)
 
     def close(self) -> None:
         """Close the broker and result backend connections this client opened."""
@@ -139,17 +142,25 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         operation_mode: str = "crud",
         permissions: Mapping[str, Any] | None = None,
         force: bool = False,
+        *,
+        user_id: str | None = None,
+        user_role: str,
     ) -> TaskHandle:
-        """Register a Pydantic class or a JSON Schema under `name`."""
+        """Register a Pydantic class or a JSON Schema under `name`, as a role with the
+        management permission (`models.manager_roles`)."""
         schema = model_to_schema(model, name) if isinstance(model, type) else dict(model)
         return self.send(
             "registry.register_model",
             name=name, schema=schema, operation_mode=operation_mode,
-            permissions=_plain(permissions), force=force,
+            permissions=_plain(permissions), force=force, user_id=user_id, user_role=user_role,
         )
 
-    def set_permissions(self, model: str, permissions: Mapping[str, Any]) -> TaskHandle:
-        return self.send("registry.set_permissions", model=model, permissions=dict(permissions))
+    def set_permissions(
+        self, model: str, permissions: Mapping[str, Any], *, user_id: str | None = None,
+        user_role: str,
+    ) -> TaskHandle:
+        return self.send("registry.set_permissions", model=model, permissions=dict(permissions),
+                         user_id=user_id, user_role=user_role)
 
     def get_ui_schema(self, model: str, user_role: str) -> TaskHandle:
         return self.send("registry.get_ui_schema", model=model, user_role=user_role)

@@ -98,7 +98,9 @@ def embedded_environment(directory: Path) -> dict[str, str]:
 def scenario(client: RegistryClient, out: Callable[[str], None]) -> str:
     """Register, create as admin, masked read as user, update, a refused create, list,
     audit history; returns the record's id."""
-    entry = client.register_model("Product", Product, permissions=PRICE_PERMISSIONS).get()
+    entry = client.register_model(
+        "Product", Product, permissions=PRICE_PERMISSIONS, user_id="demo", user_role="admin"
+    ).get()
     out(f"registry.register_model -> Product v{entry['version']}, fields "
         f"{', '.join(entry['fields'])}")
     laptop = {"name": "Laptop", "price": 999.99, "description": "High-performance laptop"}

@@ -61,7 +61,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture
 def model(client: RegistryClient) -> str:
     name = unique("Person")
-    client.register_model(name, Person, permissions=PERMISSIONS).get()
+    client.register_model(name, Person, permissions=PERMISSIONS, user_role="admin").get()
     return name
 
 

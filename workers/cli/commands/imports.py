@@ -74,7 +74,7 @@ def import_command(
         raise CliError(f"The source file {source!r} does not exist.", EXIT_USAGE)
     mapping = read_json(field_map, "the field map") if field_map else None
     if register:
-        mapping = _register(cli, resource, model) if mapping is None else mapping
+        mapping = _register(cli, resource, model, user, role) if mapping is None else mapping
     status = _run(cli, resource, model, mapping, chunk_size, on_error, timeout, user, role)
     if cli.as_json:
         cli.emit(status)
@@ -88,14 +88,15 @@ def import_command(
                        EXIT_REFUSED)
 
 
-def _register(cli: CliContext, resource: Any, model: str) -> dict[str, str]:
+def _register(cli: CliContext, resource: Any, model: str, user: str, role: str) -> dict[str, str]:
     """Inspect the source and register its model; returns the inspection's field map."""
     try:
         import inspector
     except ImportError:
         raise CliError("--register needs the inspector package.", EXIT_USAGE) from None
     inspection = inspector.inspect(resource, name=model).model_dump(mode="json")
-    cli.call("registry", lambda client: client.register_model(model, inspection["json_schema"]))
+    cli.call("registry", lambda client: client.register_model(
+        model, inspection["json_schema"], user_id=user, user_role=role))
     return dict(inspection["field_map"])
 
 
