@@ -165,7 +165,9 @@ class Projector:
             position = self._lock_checkpoint(conn, projection.name, wait=False)
             if position is None or position >= head:
                 return None
-            events = self.store.read_for_projection(conn, position, head, self.batch_size, projection.model)
+            events = self.store.read_for_projection(
+                conn, position, head, self.batch_size, projection.model
+            )
             projection.apply(conn, events)
             full = len(events) == self.batch_size
             last = events[-1].position if full else head
