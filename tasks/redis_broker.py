@@ -138,5 +138,5 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             return None
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel
