@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import datetime
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,7 @@ from ..settings import ModelsSettings
 from ..tables import as_utc
 from ..types import FieldKind
 from .idempotency import IdempotencyKeys
+from .table import MAX_INTEGER, MIN_INTEGER
 
 __all__ = ["RecordService", "validation_failed"]
 
@@ -231,10 +232,15 @@ class RecordService:
             changes = {
                 f: {"old": old[f], "new": record[f]}
                 for f in entry.records.field_names
-                if old[f] != record[f]
+                if old[f] != record[f] or f in op.updates
             }
-            if not changes:  # nothing changes, so nothing is written or audited
+            unchanged = all(old[f] == record[f] for f in changes)
+            if unchanged and self._sees_all(entry, op.user_role, op.updates):
+                # Nothing changes, and the role can see so: nothing is written or audited.
                 return self._finish(conn, op.idempotency_key, entry, old, op.user_role)
+            # A role that wrote a field it may not read must not learn from the answer whether
+            # its value equalled the stored one: such an update is always written and audited
+            # (a new version), the fields it wrote among the changes even when equal.
             now = self.clock()
             record = self._write_update(conn, entry, current, values, op.user_id, now)
             self._audit(conn, entry, record, "update", op, changes, at=now)
@@ -254,6 +260,10 @@ class RecordService:
             self._audit(conn, entry, old, "delete", op, changes, at=self.clock())
             result = {"id": op.record_id, "deleted": True, "version": current["version"]}
             return self._finish(conn, op.idempotency_key, entry, result, op.user_role)
+
+    @staticmethod
+    def _sees_all(entry: ModelEntry, user_role: str, fields: Iterable[str]) -> bool:
+        return all(entry.permissions.plainly_readable(user_role, name) for name in fields)
 
     def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
         """Forget keys created before `older_than`; returns how many were dropped."""
@@ -513,13 +523,7 @@ class RecordService:
 
     def _filter_value(self, entry: ModelEntry, name: str, value: Any) -> Any:
         if name in _SYSTEM_FILTERS:
-            try:
-                system_value = _SYSTEM_FILTERS[name].validate_python(value)
-            except ValidationError as exc:
-                raise validation_failed(entry.name, exc, prefix=[name]) from None
-            if isinstance(system_value, datetime.datetime):
-                return as_utc(system_value)
-            return system_value
+            return _system_filter_value(entry, name, value)
         ftype = entry.records.field_types[name]
         if ftype.kind is FieldKind.JSON:
             raise ValidationFailed(
@@ -571,6 +575,31 @@ class RecordService:
                 role=user_role,
                 field=name,
             )
+
+
+def _system_filter_value(entry: ModelEntry, name: str, value: Any) -> Any:
+    """A filter value for one of the columns every record has, checked as its column holds
+    it; raises `ValidationFailed` naming the column."""
+    try:
+        typed = _SYSTEM_FILTERS[name].validate_python(value)
+    except ValidationError as exc:
+        raise validation_failed(entry.name, exc, prefix=[name]) from None
+    why = None
+    if isinstance(typed, int) and not MIN_INTEGER <= typed <= MAX_INTEGER:
+        why = "is outside the 64-bit integer range"
+    elif isinstance(typed, datetime.datetime):
+        try:
+            return as_utc(typed)
+        except OverflowError:
+            why = "falls outside the years 1 to 9999 in UTC"
+    if why is not None:
+        raise ValidationFailed(
+            f"Filter {name!r} of {entry.name!r} {why}.",
+            model=entry.name,
+            field=name,
+            errors=[{"loc": [name], "msg": why, "type": "out_of_range"}],
+        )
+    return typed
 
 
 def _created(entry: ModelEntry, record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
