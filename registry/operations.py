@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
@@ -131,25 +132,38 @@ def _counting_number(value: Any) -> Any:
     return value
 
 
-def _time(value: Any) -> Any:
+def _time(value: Any, info: ValidationInfo) -> Any:
     """A datetime, or ISO 8601 text as JSON producers send it; UTC when naive."""
+    # Time arguments have always been named "Argument 'since'" in messages.
+    label = {"label": f"Argument {info.field_name!r}"}
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise _argument_error(
-                "must be an ISO 8601 time such as '2026-11-26T10:30:00Z'"
-            ) from None
+            raise PydanticCustomError("argument", _ISO_TIME, label) from None
     if value is None:
         return None
     if not isinstance(value, datetime.datetime):
-        raise _argument_error("must be an ISO 8601 time such as '2026-11-26T10:30:00Z'")
+        raise PydanticCustomError("argument", _ISO_TIME, label)
     if value.tzinfo is None:
         return value.replace(tzinfo=datetime.UTC)
     try:
         return value.astimezone(datetime.UTC)
     except OverflowError:
-        raise _argument_error("falls outside the years 1 to 9999 in UTC") from None
+        raise PydanticCustomError(
+            "argument", "falls outside the years 1 to 9999 in UTC", label
+        ) from None
+
+
+def _required_time(value: Any, info: ValidationInfo) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "argument", _ISO_TIME, {"label": f"Argument {info.field_name!r}"}
+        )
+    return _time(value, info)
+
+
+_ISO_TIME = "must be an ISO 8601 time such as '2026-11-26T10:30:00Z'"
 
 
 def check_field_values(name: str, value: Any) -> dict[str, Any]:
@@ -160,7 +174,7 @@ def check_field_values(name: str, value: Any) -> dict[str, Any]:
     except PydanticCustomError as exc:
         path = (exc.context or {}).get("path", [])
         raise ValidationFailed(
-            f"Invalid call: {name!r} {exc.message()}.",
+            f"Invalid call: {name} {exc.message()}.",
             errors=[{"loc": [name, *path], "msg": exc.message(), "type": "argument"}],
         ) from None
     return checked
@@ -186,7 +200,7 @@ def _json_object(value: Any) -> Any:
         if where is not None:
             raise PydanticCustomError(
                 "argument",
-                "holds a NUL character in field '{field}', which no text column can store",
+                "holds a NUL character in '{field}', which no text column can store",
                 {"field": ".".join(where), "path": list(where)},
             )
     if b"NaN" in encoded or b"Infinity" in encoded:  # numbers, or merely text that says so
@@ -194,7 +208,7 @@ def _json_object(value: Any) -> Any:
         if where is not None:
             raise PydanticCustomError(
                 "argument",
-                "holds NaN or an infinity in field '{field}', which JSON cannot carry and "
+                "holds NaN or an infinity in '{field}', which JSON cannot carry and "
                 "the registry does not store",
                 {"field": ".".join(where), "path": list(where)},
             )
@@ -210,7 +224,7 @@ IdempotencyKey = Annotated[str | None, _text(MAX_IDEMPOTENCY_KEY, required=False
 #: "" orders as None does (by creation), as it always has.
 FieldName = Annotated[str | None, _text(MAX_FIELD_NAME, required=False, allow_empty=True)]
 Version = Annotated[int | None, BeforeValidator(_whole_number)]
-Time = Annotated[datetime.datetime, BeforeValidator(_time)]
+Time = Annotated[datetime.datetime, BeforeValidator(_required_time)]
 OptionalTime = Annotated[datetime.datetime | None, BeforeValidator(_time)]
 FieldValues = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 OptionalFieldValues = Annotated[dict[str, Any] | None, BeforeValidator(_json_object)]
@@ -406,12 +420,12 @@ def invalid_arguments(exc: ValidationError, where: str) -> ValidationFailed:
             why = error["msg"]
         else:
             why = _PLAIN_REASONS.get(error["type"], f"is invalid ({error['msg']})")
-        problems.append((name, why))
+        problems.append((context.get("label") or _LABELS.get(name, name), why))
         # A problem inside data names the field too (loc ["data", "name"]), as forms show it.
         errors.append({"loc": [name, *context.get("path", [])], "msg": why, "type": "argument"})
     return ValidationFailed(
         f"Invalid call to {where}: "
-        + "; ".join(f"{_LABELS.get(name, repr(name))} {why}" for name, why in problems)
+        + "; ".join(f"{label} {why}" for label, why in problems)
         + ".",
         errors=errors,
     )
@@ -422,7 +436,7 @@ def check_text(name: str, value: Any, *, required: bool, limit: int = MAX_MODEL_
     problem = text_problem(value, limit, required=required)
     if problem is not None:
         raise ValidationFailed(
-            f"Invalid call: {name!r} {problem}.",
+            f"Invalid call: {name} {problem}.",
             errors=[{"loc": [name], "msg": problem, "type": "argument"}],
         )
 
@@ -441,7 +455,7 @@ def check_whole_number(name: str, value: Any, *, required: bool = False) -> None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         why = "must be a whole number from 0 below 2**63"
         raise ValidationFailed(
-            f"Invalid call: {name!r} {why}.",
+            f"Invalid call: {name} {why}.",
             errors=[{"loc": [name], "msg": why, "type": "argument"}],
         )
 
@@ -454,7 +468,7 @@ def check_seconds(name: str, value: Any) -> None:
             or not math.isfinite(value) or value < 0):
         why = "must be a finite number of seconds from 0"
         raise ValidationFailed(
-            f"Invalid call: {name!r} {why}.",
+            f"Invalid call: {name} {why}.",
             errors=[{"loc": [name], "msg": why, "type": "argument"}],
         )
 
