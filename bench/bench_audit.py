@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import multiprocessing
 import statistics
 import threading
@@ -137,6 +138,47 @@ def sizes(registry: DynamicModelRegistry) -> dict[str, float]:
     }
 
 
+def hash_costs(registry: DynamicModelRegistry, limit: int = 20_000) -> dict[str, float]:
+    """Microseconds per entry body: the keyed hash that create signs and compaction checks,
+    against the plain sha256 it replaced, over the run's own entries, best of three."""
+    with registry.database.read() as conn:
+        rows = conn.execute(sa.select(audit_blocks.c.codec, audit_blocks.c.payload)).all()
+    bodies = [line for row in rows
+              for line in split_lines(codec_for(row.codec).decompress(row.payload))][:limit]
+    keys = registry.audit_logger.keys
+    signed = [keys.sign(body) for body in bodies]
+
+    def per_entry(work: Callable[[], object]) -> float:
+        best = min(_timed(work) for _ in range(3))
+        return best / len(bodies) * 1e6
+
+    return {
+        "sha256": per_entry(lambda: [hashlib.sha256(b).hexdigest() for b in bodies]),
+        "sign": per_entry(lambda: [keys.sign(b) for b in bodies]),
+        "check": per_entry(
+            lambda: [keys.matches(b, h) for b, h in zip(bodies, signed, strict=True)]
+        ),
+    }
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def verify_costs(registry: DynamicModelRegistry) -> dict[str, Any]:
+    """Seconds of `verify` over the chain and the histories alone, and of `verify_audit`,
+    which also folds each history and compares it with every stored row."""
+    started = time.perf_counter()
+    chain = registry.audit_logger.verify()
+    chain_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    rows = registry.verify_audit()
+    return {"chain": chain, "chain_seconds": chain_seconds, "rows": rows,
+            "rows_seconds": time.perf_counter() - started}
+
+
 # -- 4. create throughput with and without compaction --------------------------------------
 
 
@@ -241,14 +283,22 @@ def run(url: str, args: argparse.Namespace) -> None:
     print(f"same batches with zstd {size['zstd']:,.0f} B: {size['raw_json'] / size['zstd']:.2f}x "
           f"raw JSON (compress only: {size['entries'] / size['zstd_seconds']:,.0f} entries/s)")
 
+    costs = hash_costs(registry)
+    print(f"entry hash per entry: keyed sign {costs['sign']:.2f} us, keyed check "
+          f"{costs['check']:.2f} us; plain sha256 (before keys) {costs['sha256']:.2f} us")
+
     rates = throughput_phases(url, args.threads, args.phase_seconds, args.interval)
     for mode in ("scheduled", "eager"):
         cost = 1 - rates[mode] / rates["paused"]
         print(f"create/s paused {rates['paused']:.0f}, compaction {mode} {rates[mode]:.0f}: "
               f"cost {cost:+.1%}  goal <= {GOALS['cost']:.0%}  {verdict(cost <= GOALS['cost'])}")
-    report = registry.audit_logger.verify()
+    checked = verify_costs(registry)
+    report = checked["chain"]
     print(f"verify after the run: ok={report['ok']}, {report['blocks']} blocks, "
-          f"{report['entries']} entries, {report['pending']} pending")
+          f"{report['entries']} entries, {report['pending']} pending, "
+          f"{checked['chain_seconds']:.2f} s; with every row compared to its folded history: "
+          f"ok={checked['rows']['ok']}, {checked['rows']['records']} records, "
+          f"{checked['rows_seconds']:.2f} s")
     registry.close()
 
 

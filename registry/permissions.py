@@ -5,6 +5,11 @@ How a field value reaches a role (DESIGN.md, "Masks"):
 - a role in the field's `read_roles` sees the masked value if a mask is set, else the value;
 - any other role sees the masked value if a mask is set, else the field is absent.
 
+One rule decides: `ModelPermissions.field_visibility`. Every path that gives a role values
+(`view`, `view_changes`, `readable_fields`, `plainly_readable`, UI schemas) asks it; a field
+rule alone has no masking method, because it cannot know its model's unmasked roles (the
+seed's `FieldPermission.apply_mask` was a second rule that ignored them and `read_roles`).
+
 A mask travels between processes by name. Built-ins: `redact`, `partial`, `email`, `hash`;
 `register_mask` adds more. A callable assigned to `mask_function` works in this process only,
 and storing such permissions raises `InvalidPermissions`.
@@ -141,13 +146,6 @@ class FieldPermission:
 
     def can_write(self, user_role: str) -> bool:
         return user_role in self.write_roles
-
-    def apply_mask(
-        self, value: Any, user_role: str, unmasked_roles: Iterable[str] = ("admin",)
-    ) -> Any:
-        if self.mask_function is not None and user_role not in set(unmasked_roles):
-            return self.mask_function(value)
-        return value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; raises `InvalidPermissions` for a mask that has no registered name."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .errors import ConfigurationError
 
@@ -156,6 +156,15 @@ class AuditSettings(_Section):
     compression_level: int | None = Field(default=None, ge=0, le=22)
     #: Seconds between purges of blocks older than `models.audit_retention_days`.
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    #: Secrets of the keyed audit hashes by key id, each at least 32 characters:
+    #: `{"k2": "...", "k1": "..."}`; never stored in the database. Empty: `key_file` holds them.
+    keys: dict[str, SecretStr] = {}
+    #: The key new entries and blocks are signed with; may be left out when there is one.
+    key_id: str | None = None
+    #: Used when `keys` is empty: `{"current": id, "keys": {id: secret}}`, created once with
+    #: a fresh key when missing. None: beside a SQLite database file, else
+    #: `dmr-audit-keys.json`. Every process writing one database must share its keys.
+    key_file: str | None = None
 
 
 class CqrsSettings(_Section):

@@ -169,7 +169,7 @@ audit_outbox = sa.Table(
     sa.Column("changes", JSONText, nullable=False),
     sa.Column("metadata", JSONText, nullable=False),
     sa.Column("ns", sa.String(64), nullable=False),
-    # sha256 of the entry's canonical JSON (registry/audit_blocks.py), written with the entry:
+    # Keyed hash of the entry's canonical JSON (registry/audit/keys.py), written with it:
     # a pending entry changed afterwards no longer matches it, which verification reports and
     # compaction refuses to seal into a block.
     sa.Column("entry_hash", sa.String(64), nullable=False),
@@ -189,7 +189,7 @@ sa.event.listen(
 )
 
 # Compacted audit entries: each block holds one batch in commit order, compressed with the
-# codec it names, and chained to the block before it by `prev_hash` (registry/audit_blocks.py
+# codec it names, and chained to the block before it by `prev_hash` (registry/audit/blocks.py
 # says what the hash covers). The index columns let history skip blocks without opening them.
 audit_blocks = sa.Table(
     "dmr_audit_blocks",

@@ -2,8 +2,8 @@
 
     audit.compact(force=False)   -> {"blocks", "entries"} written
     audit.purge()                -> {"blocks", "entries", "anchor_hash"} dropped by retention
-    audit.verify()               -> {"ok": true, ...} or {"ok": false, "block_id" | "pending_seq",
-                                    "reason"}
+    audit.verify()               -> {"ok": true, "signers", ...} or {"ok": false, "block_id" |
+                                    "pending_seq" | "seq" | "record" (+ "field"), "reason"}
     audit.stats(model=None)      -> {"entries", "blocks", "pending", "raw_bytes", "stored_bytes"}
     audit.history(model, record_id=None, user_id=None, *, user_role, since=None,
                   until=None, actor=None)          -> {"entries": [...]}, masked for the role

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import hashlib
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, EmailStr, Field
 
 from registry import (
+    AuditIntegrityError,
     DynamicModelRegistry,
     IdempotencyConflict,
     InvalidName,
@@ -32,6 +35,8 @@ from registry import (
     ValidationFailed,
     VersionConflict,
 )
+from registry.audit.blocks import entry_body, json_text
+from registry.audit.keys import AuditKeys
 from registry.tables import audit_outbox, idempotency_keys
 
 
@@ -90,6 +95,15 @@ def everything_data(**overrides: Any) -> dict[str, Any]:
     return data
 
 
+def _body(entry: dict[str, Any]) -> bytes:
+    """The bytes an outbox entry's hash covers, as a forger would rebuild them."""
+    return entry_body(
+        model=entry["model"], record_id=entry["record_id"], operation=entry["operation"],
+        user_id=entry["user_id"], ts=entry["ts"], changes_json=json_text(entry["changes"]),
+        metadata_json=json_text(entry["metadata"]), ns=entry["ns"],
+    )
+
+
 class IdempotencyRetention:
     """Mixed into the contract: old idempotency keys are purged, recent ones kept."""
 
@@ -146,6 +160,20 @@ class StorageContract(IdempotencyRetention):
     ) -> None:
         assert self.count(registry, model) == 0
         assert self.count(registry, audit_outbox) == 0
+
+    @staticmethod
+    def compaction_refusal(registry: DynamicModelRegistry) -> AuditIntegrityError:
+        """Compact until compaction refuses a pending entry. PostgreSQL takes entries only
+        once every transaction older than theirs has ended, and the server is shared, so
+        that can take a moment."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                registry.audit_logger.compact(force=True)
+            except AuditIntegrityError as refused:
+                return refused
+            time.sleep(0.05)
+        pytest.fail("Compaction never refused the forged entry.")
 
     # -- CRUD ---------------------------------------------------------------------------
 
@@ -370,6 +398,57 @@ class StorageContract(IdempotencyRetention):
             conn.execute(sa.delete(table).where(table.c.id == kept["id"]))
         report = registry.verify_audit()
         assert report["ok"] is False and report["record"] == ["Product", kept["id"]]
+
+    def test_verify_folds_each_history_and_finds_a_value_changed_behind_its_back(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        registry = make_registry()
+        registry.register_model("Everything", Everything)
+        kept = registry.create("Everything", everything_data(), user_id="u1", user_role="admin")
+        registry.update("Everything", kept["id"], {"count": 4, "labels": ["y", "x"]},
+                        user_id="u2", user_role="admin")
+        registry.audit_logger.compact(force=True)
+        registry.update("Everything", kept["id"], {"amount": "7.25"}, user_role="admin")
+        report = registry.verify_audit()  # blocks and pending entries fold to the stored row
+        assert report["ok"] is True and report["records"] == 1
+
+        table = registry.model_info("Everything").records.table
+        with registry.database.write() as conn:  # the version stays: only the value differs
+            conn.execute(sa.update(table).where(table.c.id == kept["id"]).values(count=999))
+        report = registry.verify_audit()
+        assert report["ok"] is False
+        assert report["record"] == ["Everything", kept["id"]] and report["field"] == "count"
+        assert "999" in report["reason"] and "4" in report["reason"]
+
+        with registry.database.write() as conn:  # put back; now blame someone else
+            conn.execute(sa.update(table).where(table.c.id == kept["id"])
+                         .values(count=4, updated_by="mallory"))
+        report = registry.verify_audit()
+        assert report["ok"] is False and report["field"] == "updated_by"
+
+    def test_verify_refuses_a_pending_entry_rewritten_with_its_hash_made_again(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        created = registry.create("Product", {"name": "A", "price": 1.0}, user_role="admin")
+        registry.update("Product", created["id"], {"price": 2.0}, user_role="admin")
+        with registry.database.read() as conn:
+            entry = conn.execute(
+                sa.select(audit_outbox).where(audit_outbox.c.operation == "update")
+            ).mappings().one()
+        forged = {**entry, "changes": {"price": {"old": 1.0, "new": 3.0}}}
+        # What a writer with database access can compute: the body's plain sha256, or an HMAC
+        # under a key of their own with the current key's id.
+        for attempt in (
+            hashlib.sha256(_body(forged)).hexdigest(),
+            AuditKeys.generate(registry.audit_logger.keys.current_id).sign(_body(forged)),
+        ):
+            with registry.database.write() as conn:
+                conn.execute(sa.update(audit_outbox).where(audit_outbox.c.seq == entry["seq"])
+                             .values(changes=forged["changes"], entry_hash=attempt))
+            report = registry.audit_logger.verify()
+            assert report["ok"] is False and report["pending_seq"] == entry["seq"]
+            refused = self.compaction_refusal(registry)
+            assert refused.details["seq"] == entry["seq"]
 
     def test_log_operation_keeps_the_specification_signature(
         self, registry: DynamicModelRegistry

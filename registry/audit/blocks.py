@@ -2,16 +2,18 @@
 
 An entry's body is one JSON object: its fields in a fixed order, with `changes` and `metadata`
 as the exact JSON text the outbox's JSON columns hold (SQLAlchemy's default serializer,
-`json.dumps`; PostgreSQL's `json` type and SQLite keep text as written). Its sha256 is stored
-with the pending entry. Compaction and verification read that text back and rebuild the body
-without decoding any JSON, which is most of what makes compaction fast; a database that
-rewrote the text (a JSONB column, another serializer) would fail every check at once, loudly.
+`json.dumps`; PostgreSQL's `json` type and SQLite keep text as written). Its keyed hash
+(`keys.py`) is stored with the pending entry. Compaction and verification read that text back
+and rebuild the body without decoding any JSON, which is most of what makes compaction fast;
+a database that rewrote the text (a JSONB column, another serializer) would fail every check
+at once, loudly.
 
 A block is a batch of entry bodies as JSON lines (`{"seq":N,...body...}`, each ending in a
-newline), run through the codec it names. Its hash is the sha256 of a canonical header
-holding the previous block's hash, the codec, the seq range, the entry count, the index (time
-range, models, key filter) and the sha256 of the payload: changing any of them, or removing a
-block, breaks the chain. The key filter is a Bloom filter over the block's `(model, record
+newline), run through the codec it names. Its hash is the keyed hash (`keys.py`) of a
+canonical header holding the previous block's hash, the codec, the seq range, the entry count,
+the index (time range, models, key filter) and the sha256 of the payload: changing any of
+them, or removing a block, breaks the chain, and without the key no one can make a block or
+entry hash that verifies. The key filter is a Bloom filter over the block's `(model, record
 id)` pairs and actors, so a history query opens only the blocks that may hold what it asks
 for.
 """
@@ -29,6 +31,7 @@ from typing import Any
 from ..errors import AuditIntegrityError
 from ..tables import as_utc
 from .codecs import Codec
+from .keys import AuditKeys
 
 __all__ = [
     "GENESIS_HASH",
@@ -37,10 +40,9 @@ __all__ = [
     "PendingLine",
     "SealedBlock",
     "actor_key",
-    "block_hash",
+    "block_header",
     "decode_lines",
     "entry_body",
-    "entry_hash",
     "index_from_row",
     "json_text",
     "record_key",
@@ -88,10 +90,6 @@ def entry_body(
         f'"ts":"{ts.isoformat()}","changes":{changes_json},'
         f'"metadata":{metadata_json},"ns":{_string(ns)}}}'
     ).encode()
-
-
-def entry_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 def record_key(model: str, record_id: str) -> str:
@@ -199,12 +197,15 @@ class PendingLine:
         return cls(seq, model, record_id, user_id, ts, b'{"seq":%d,' % seq + body[1:])
 
 
-def seal_block(lines: Sequence[PendingLine], codec: Codec, prev_hash: str) -> SealedBlock:
-    """Compress lines (in trail order) into a block chained to `prev_hash`."""
+def seal_block(
+    lines: Sequence[PendingLine], codec: Codec, prev_hash: str, keys: AuditKeys
+) -> SealedBlock:
+    """Compress lines (in trail order) into a block chained to `prev_hash`, signed with the
+    current key."""
     raw = b"".join([item.line + b"\n" for item in lines])
     index = _index_of(lines, len(raw))
     payload = codec.compress(raw)
-    digest = block_hash(prev_hash, codec.name, payload, index)
+    digest = keys.sign(block_header(prev_hash, codec.name, payload, index))
     return SealedBlock(index, codec.name, payload, prev_hash, digest)
 
 
@@ -231,8 +232,8 @@ def _index_of(lines: Sequence[PendingLine], raw_bytes: int) -> BlockIndex:
     )
 
 
-def block_hash(prev_hash: str, codec: str, payload: bytes, index: BlockIndex) -> str:
-    """The chain hash of a block: covers its predecessor, codec, payload and whole index."""
+def block_header(prev_hash: str, codec: str, payload: bytes, index: BlockIndex) -> bytes:
+    """What a block's chain hash covers: its predecessor, codec, payload and whole index."""
     header = {
         "prev_hash": prev_hash,
         "codec": codec,
@@ -246,7 +247,7 @@ def block_hash(prev_hash: str, codec: str, payload: bytes, index: BlockIndex) ->
         "model_counts": index.model_counts,
         "key_filter_sha256": hashlib.sha256(index.key_filter).hexdigest(),
     }
-    return hashlib.sha256(_dumps(header)).hexdigest()
+    return _dumps(header)
 
 
 def index_from_row(row: Mapping[Any, Any]) -> BlockIndex:

@@ -20,8 +20,9 @@ from ..errors import AuditIntegrityError
 from ..settings import AuditSettings
 from ..tables import as_utc, audit_outbox
 from .codecs import codec_for
+from .keys import AuditKeys, default_key_file, load_audit_keys
 from .outbox import AUDIT_NS, AuditEntry, Clock, utc_now, with_hash
-from .trail import AuditTrail, CompactionPolicy, CurrentVersions, TrailQuery
+from .trail import AuditTrail, CompactionPolicy, StoredRecords, TrailQuery
 
 __all__ = ["AuditLogger"]
 
@@ -39,6 +40,7 @@ class AuditLogger:
         compression_enabled: bool = True,
         settings: AuditSettings | None = None,
         retention_days: float = 90,
+        keys: AuditKeys | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -47,11 +49,15 @@ class AuditLogger:
         self.settings = settings or AuditSettings()
         #: Blocks whose entries are all older than this many days are purged.
         self.retention_days = retention_days
-        self.trail = AuditTrail(database, clock)
+        #: The keys entry and block hashes are made and checked with (`keys.py`).
+        self.keys = keys or load_audit_keys(
+            self.settings, default_key_file(str(database.url))
+        )
+        self.trail = AuditTrail(database, clock, self.keys)
 
     def append(self, conn: Connection, entries: Iterable[AuditEntry]) -> None:
         """Write entries inside the caller's transaction, so they commit with the change."""
-        rows = [entry.to_row() for entry in entries]
+        rows = [entry.to_row(self.keys) for entry in entries]
         if rows:
             conn.execute(_INSERT_OUTBOX, rows)
 
@@ -104,7 +110,8 @@ class AuditLogger:
                 "changes": changes,
                 "metadata": metadata,
                 "ns": AUDIT_NS,
-            }
+            },
+            self.keys,
         )
 
     def log_operation(
@@ -179,14 +186,14 @@ class AuditLogger:
         days = self.retention_days if retention_days is None else retention_days
         return self.trail.purge(datetime.timedelta(days=days))
 
-    def verify(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
+    def verify(self, stored_records: StoredRecords | None = None) -> dict[str, Any]:
         """`{"ok": True, ...}` or `{"ok": False, "block_id" | "pending_seq" | "seq" |
         "record", "reason"}`; see `AuditTrail.verify`."""
-        return self.trail.verify(current_versions)
+        return self.trail.verify(stored_records)
 
-    def require_intact(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
+    def require_intact(self, stored_records: StoredRecords | None = None) -> dict[str, Any]:
         """`verify`, raising `AuditIntegrityError` with its reason when the trail is broken."""
-        report = self.verify(current_versions)
+        report = self.verify(stored_records)
         if not report["ok"]:
             details = {key: value for key, value in report.items() if key != "reason"}
             raise AuditIntegrityError(report["reason"], **details)
@@ -206,3 +213,4 @@ class AuditLogger:
 
 def _utc_or_none(value: datetime.datetime | None) -> datetime.datetime | None:
     return as_utc(value) if value is not None else None
+

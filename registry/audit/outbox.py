@@ -1,8 +1,9 @@
 """What an audit entry is and the row it is written to the outbox as.
 
 Invariant 1: a change and its outbox row commit together or not at all, because the logger
-writes entries on the caller's connection. Each outbox row carries the hash of its canonical
-form (`blocks.entry_body`), so a pending entry changed later is detected.
+writes entries on the caller's connection. Each outbox row carries the keyed hash (`keys.py`)
+of its canonical form (`blocks.entry_body`), so a pending entry changed later is detected, and
+one rewritten with a hash made again is too, unless its writer holds the key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from .blocks import entry_body, entry_hash, json_text
+from .blocks import entry_body, json_text
+from .keys import AuditKeys
 
 __all__ = ["AUDIT_NS", "AuditEntry", "Clock", "utc_now", "with_hash"]
 
@@ -41,7 +43,8 @@ class AuditEntry(BaseModel):
     #: Position in the trail; set once the entry is stored.
     seq: int | None = None
 
-    def to_row(self) -> dict[str, Any]:
+    def to_row(self, keys: AuditKeys) -> dict[str, Any]:
+        """The entry's outbox columns, its hash signed with the current key."""
         row = {
             "model": self.model_name,
             "record_id": self.record_id,
@@ -52,7 +55,7 @@ class AuditEntry(BaseModel):
             "metadata": to_jsonable_python(self.metadata),
             "ns": self.ns,
         }
-        return with_hash(row)
+        return with_hash(row, keys)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> AuditEntry:
@@ -69,7 +72,7 @@ class AuditEntry(BaseModel):
         )
 
 
-def with_hash(row: dict[str, Any]) -> dict[str, Any]:
+def with_hash(row: dict[str, Any], keys: AuditKeys) -> dict[str, Any]:
     # The JSON text is made once: the hash covers it and the outbox stores it as it is.
     row["changes"] = json_text(row["changes"])
     row["metadata"] = json_text(row["metadata"])
@@ -78,7 +81,7 @@ def with_hash(row: dict[str, Any]) -> dict[str, Any]:
         user_id=row["user_id"], ts=row["ts"], changes_json=row["changes"],
         metadata_json=row["metadata"], ns=row["ns"],
     )
-    row["entry_hash"] = entry_hash(body)
+    row["entry_hash"] = keys.sign(body)
     return row
 
 

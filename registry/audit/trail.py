@@ -36,24 +36,23 @@ from .blocks import (
     KeyFilter,
     PendingLine,
     actor_key,
-    block_hash,
+    block_header,
     decode_lines,
     entry_body,
-    entry_hash,
     index_from_row,
     record_key,
     seal_block,
     split_lines,
 )
 from .codecs import Codec, codec_for
+from .keys import AuditKeys, key_id_of
+from .replay import RecordFolds, StoredRecord
 
-__all__ = ["AuditTrail", "CompactionPolicy", "CurrentVersions", "TrailQuery"]
+__all__ = ["AuditTrail", "CompactionPolicy", "StoredRecords", "TrailQuery"]
 
-#: Reads, in the verifying snapshot, the version of every stored record:
-#: {(model, record id): version}.
-CurrentVersions = Callable[[Connection], Mapping[tuple[str, str], int]]
-#: Operations whose entries carry the record's version and form its sequence.
-_SEQUENCED = frozenset({"create", "update", "delete"})
+#: Reads, in the verifying snapshot, every stored record: (model name, record as a read
+#: returns it, unmasked), one at a time.
+StoredRecords = Callable[[Connection], Iterable[StoredRecord]]
 
 #: pg_advisory_xact_lock key of the chain (database.py's catalog lock is 727301).
 CHAIN_LOCK = 727302
@@ -137,9 +136,13 @@ _GENESIS = _Head(GENESIS_HASH, None, GENESIS_HASH, None, 0, 0)
 class AuditTrail:
     """The audit trail of one database; see the module docstring."""
 
-    def __init__(self, database: Database, clock: Callable[[], datetime.datetime]) -> None:
+    def __init__(
+        self, database: Database, clock: Callable[[], datetime.datetime], keys: AuditKeys
+    ) -> None:
         self.database = database
         self.clock = clock
+        #: Signs new blocks, and checks every entry and block hash (`keys.py`).
+        self.keys = keys
 
     # -- compaction ---------------------------------------------------------------------
 
@@ -168,8 +171,8 @@ class AuditTrail:
             rows = self._take_settled(conn, policy.batch_size)
             if not rows:
                 return 0
-            lines = [_checked_line(row) for row in rows]
-            block = seal_block(lines, policy.codec, head.head_hash)
+            lines = [_checked_line(row, self.keys) for row in rows]
+            block = seal_block(lines, policy.codec, head.head_hash, self.keys)
             block_id = self._insert_block(conn, block.to_row(self.clock()))
             _advance_head(conn, block.hash, block_id)
             return len(lines)
@@ -263,15 +266,17 @@ class AuditTrail:
 
     # -- verification -------------------------------------------------------------------
 
-    def verify(self, current_versions: CurrentVersions | None = None) -> dict[str, Any]:
-        """Walk the chain from its anchor, every pending entry, and each record's versions.
+    def verify(self, stored_records: StoredRecords | None = None) -> dict[str, Any]:
+        """Walk the chain from its anchor, every pending entry, and each record's history.
 
         All in one snapshot, so a compaction or purge committing meanwhile is not mistaken
-        for damage. Each record's entries must run create v1, updates v2, v3, ... and a
-        delete at the last version, in trail order: a removed or reordered entry breaks
-        that. With `current_versions` (what the record tables hold now), each record's last
-        entry must also match its row. Returns `{"ok": True, ...counts}` or `{"ok": False,
-        "block_id" | "pending_seq" | "seq" | "record", "reason"}` naming the first problem.
+        for damage. Every block and pending entry must match its keyed hash, made with a key
+        configured here; the report names the key that signed each run of blocks
+        (`signers`) and how many pending entries each key signed (`pending_signers`). Each
+        record's entries are folded in trail order (`RecordFolds`); with `stored_records`
+        (what the record tables hold now), each stored row must equal its fold, field by
+        field. Returns `{"ok": True, ...counts}` or `{"ok": False, "block_id" |
+        "pending_seq" | "seq" | "record" (and "field"), "reason"}` naming the first problem.
         """
         with self.database.snapshot() as conn:
             head = self._read_head(conn)
@@ -281,20 +286,35 @@ class AuditTrail:
             pending = self._check_pending(conn)
             if not pending["ok"]:
                 return pending
-            current = current_versions(conn) if current_versions is not None else None
-            versions = _check_versions(self._all_entries(conn, head), current, head)
-            if not versions["ok"]:
-                return versions
+            records = self._check_records(conn, head, stored_records)
+            if not records["ok"]:
+                return records
         return {
             "ok": True,
             "blocks": walked["blocks"],
             "entries": walked["entries"],
             "pending": pending["pending"],
+            "records": records.get("records"),
             "head_hash": head.head_hash,
             "anchor_hash": head.anchor_hash,
             "purged_blocks": head.purged_blocks,
             "purged_entries": head.purged_entries,
+            "signers": walked["signers"],
+            "pending_signers": pending["signers"],
+            "current_key_id": self.keys.current_id,
         }
+
+    def _check_records(
+        self, conn: Connection, head: _Head, stored_records: StoredRecords | None
+    ) -> dict[str, Any]:
+        folds = RecordFolds(purged=head.purged_blocks > 0)
+        for entry in self._all_entries(conn, head):
+            problem = folds.add(entry)
+            if problem is not None:
+                return problem
+        if stored_records is None:
+            return {"ok": True}
+        return folds.compare(stored_records(conn))
 
     def _read_head(self, conn: Connection) -> _Head:
         row = conn.execute(sa.select(audit_chain).where(audit_chain.c.id == 1)).mappings().first()
@@ -318,6 +338,7 @@ class AuditTrail:
 
     def _walk_blocks(self, conn: Connection, head: _Head) -> dict[str, Any]:
         expected, last_id, blocks, entries = head.anchor_hash, head.anchor_block_id or 0, 0, 0
+        signers: list[dict[str, Any]] = []
         stray = conn.execute(
             sa.select(sa.func.min(audit_blocks.c.id)).where(audit_blocks.c.id <= last_id)
         ).scalar()
@@ -334,10 +355,12 @@ class AuditTrail:
                 .order_by(audit_blocks.c.id).limit(_PAGE)
             ).mappings().all()
             for row in page:
-                reason = _block_problem(row, expected)
+                reason = _block_problem(row, expected, self.keys)
                 if reason is not None:
-                    return {"ok": False, "block_id": row["id"], "reason": reason}
+                    return {"ok": False, "block_id": row["id"], "reason": reason,
+                            "key_id": key_id_of(row["hash"])}
                 expected, blocks, entries = row["hash"], blocks + 1, entries + row["entry_count"]
+                _count_signer(signers, row["id"], row["hash"])
             if len(page) < _PAGE:
                 break
             last_id = page[-1]["id"]
@@ -349,21 +372,26 @@ class AuditTrail:
                 f"{head.head_block_id} with hash {head.head_hash[:16]}…: the newest blocks "
                 "are missing.",
             }
-        return {"ok": True, "blocks": blocks, "entries": entries}
+        return {"ok": True, "blocks": blocks, "entries": entries, "signers": signers}
 
     def _check_pending(self, conn: Connection) -> dict[str, Any]:
         count = 0
+        signers: dict[str, int] = {}
         query = sa.select(*_OUTBOX_TEXT_COLUMNS).order_by(audit_outbox.c.seq)
         for row in conn.execute(query):
             count += 1
-            if entry_hash(_body_of(row)) != row.entry_hash:
+            problem = self.keys.problem(_body_of(row), row.entry_hash)
+            if problem is not None:
                 return {
                     "ok": False,
                     "pending_seq": row.seq,
-                    "reason": f"Pending entry {row.seq} does not match the hash written with "
-                    "it: it was changed after it was written.",
+                    "key_id": key_id_of(row.entry_hash),
+                    "reason": f"Pending entry {row.seq} does not verify: {problem}; it was "
+                    "changed or written after the change it records.",
                 }
-        return {"ok": True, "pending": count}
+            signer = str(key_id_of(row.entry_hash))
+            signers[signer] = signers.get(signer, 0) + 1
+        return {"ok": True, "pending": count, "signers": signers}
 
     # -- retention ----------------------------------------------------------------------
 
@@ -484,16 +512,28 @@ def _body_of(row: Any) -> bytes:
     )
 
 
-def _checked_line(row: Any) -> PendingLine:
+def _checked_line(row: Any, keys: AuditKeys) -> PendingLine:
     body = _body_of(row)
     seq, model, record_id, _operation, user_id, ts, *_, stored_hash = row
-    if entry_hash(body) != stored_hash:
+    if not keys.matches(body, stored_hash):
         raise AuditIntegrityError(
-            f"Pending audit entry {seq} does not match the hash written with it; it "
-            "was changed after it was written, so it is not sealed into a block.",
+            f"Pending audit entry {seq} does not verify: {keys.problem(body, stored_hash)}; "
+            "it was changed after it was written, so it is not sealed into a block.",
             seq=seq,
+            key_id=key_id_of(stored_hash),
         )
     return PendingLine.of(seq, model, record_id, user_id, ts, body)
+
+
+def _count_signer(signers: list[dict[str, Any]], block_id: int, stored_hash: str) -> None:
+    """Extend the last run of blocks signed with the same key, or start a new run."""
+    key_id = key_id_of(stored_hash)
+    if signers and signers[-1]["key_id"] == key_id:
+        signers[-1]["last_block"] = block_id
+        signers[-1]["blocks"] += 1
+    else:
+        signers.append({"key_id": key_id, "first_block": block_id, "last_block": block_id,
+                        "blocks": 1})
 
 
 def _holds_model(model: str) -> sa.ColumnElement[bool]:
@@ -536,7 +576,7 @@ def _record_needle(record_id: str | None) -> bytes | None:
     return b'"record_id":' + json.dumps(record_id, ensure_ascii=False).encode()
 
 
-def _block_problem(row: Mapping[Any, Any], expected_prev: str) -> str | None:
+def _block_problem(row: Mapping[Any, Any], expected_prev: str, keys: AuditKeys) -> str | None:
     """Why a stored block does not verify, or None."""
     if row["prev_hash"] != expected_prev:
         return (
@@ -545,8 +585,10 @@ def _block_problem(row: Mapping[Any, Any], expected_prev: str) -> str | None:
             "is missing or was changed."
         )
     index = index_from_row(row)
-    if block_hash(row["prev_hash"], row["codec"], bytes(row["payload"]), index) != row["hash"]:
-        return f"Block {row['id']} does not match its hash: its payload or index was changed."
+    header = block_header(row["prev_hash"], row["codec"], bytes(row["payload"]), index)
+    problem = keys.problem(header, row["hash"])
+    if problem is not None:
+        return f"Block {row['id']} does not verify: {problem}; its payload or index was changed."
     if row["model_names"] != index.model_names:  # derived from the hashed model_counts
         return f"Block {row['id']} lists other models than it holds: its index was changed."
     return _payload_problem(row)
@@ -563,73 +605,3 @@ def _payload_problem(row: Mapping[Any, Any]) -> str | None:
     ):
         return f"Block {row['id']} holds other entries than its index says."
     return None
-
-
-def _check_versions(
-    entries: Iterable[Mapping[str, Any]],
-    current: Mapping[tuple[str, str], int] | None,
-    head: _Head,
-) -> dict[str, Any]:
-    """Each record's entries in trail order must run create v1, update v+1, ..., delete at
-    the last version; with `current`, the last entry must also match the stored row."""
-    purged = head.purged_blocks > 0
-    last: dict[tuple[str, str], tuple[str, int]] = {}
-    for entry in entries:
-        version = (entry["metadata"] or {}).get("version")
-        if entry["operation"] not in _SEQUENCED or not isinstance(version, int):
-            continue  # log_operation's own entries and migrations carry no record version
-        key = (entry["model"], entry["record_id"])
-        problem = _sequence_problem(last.get(key), entry["operation"], version, purged)
-        if problem is not None:
-            return {"ok": False, "seq": entry["seq"], "record": list(key),
-                    "reason": f"Record {key[1]!r} of {key[0]!r}: {problem}"}
-        last[key] = (entry["operation"], version)
-    if current is not None:
-        return _check_tails(last, current, purged)
-    return {"ok": True}
-
-
-def _sequence_problem(
-    before: tuple[str, int] | None, operation: str, version: int, purged: bool
-) -> str | None:
-    if before is None:
-        if operation == "create":
-            return None if version == 1 else f"it was created at version {version}, not 1."
-        if purged:  # its older history went with retention
-            return None
-        return f"its first entry is {operation} at version {version}: earlier ones are missing."
-    previous_operation, previous = before
-    if previous_operation == "delete":
-        return f"an entry ({operation}) follows its delete."
-    expected = {"create": None, "update": previous + 1, "delete": previous}[operation]
-    if version != expected:
-        return (f"{operation} at version {version} follows version {previous}: entries are "
-                "missing or out of order.")
-    return None
-
-
-def _check_tails(
-    last: Mapping[tuple[str, str], tuple[str, int]],
-    current: Mapping[tuple[str, str], int],
-    purged: bool,
-) -> dict[str, Any]:
-    for key, (operation, version) in last.items():
-        stored = current.get(key)
-        if operation == "delete" and stored is None:
-            continue
-        if stored is None:
-            problem = f"its history ends at {operation} v{version}, but the record is gone."
-        elif operation == "delete":
-            problem = "its history ends in a delete, but the record is still stored."
-        elif stored != version:
-            problem = f"it is stored at version {stored}, its last entry is version {version}."
-        else:
-            continue
-        return {"ok": False, "record": list(key), "reason": f"Record {key[1]!r} of {key[0]!r}: "
-                + problem + " Entries are missing."}
-    if not purged:
-        for key in current.keys() - last.keys():
-            return {"ok": False, "record": list(key),
-                    "reason": f"Record {key[1]!r} of {key[0]!r} is stored but has no audit "
-                    "entries."}
-    return {"ok": True}

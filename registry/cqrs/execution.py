@@ -43,6 +43,7 @@ from .commands import (
     require_state,
 )
 from .events import Event, EventDraft, EventMetadata
+from .mode_rules import refuse_unless_crud
 from .projections import RecordProjection
 from .store import EventStore
 
@@ -163,6 +164,10 @@ class CommandExecutor:
             entry = self.models.resolve(conn, command.model)
             if check_mode:
                 require_commands(entry)
+            elif entry.operation_mode is not OperationMode.HYBRID:
+                # A direct write routed here by a cached mode that has changed since.
+                refuse_unless_crud(entry, key_operation)
+                raise NowCrud()
             hybrid = entry.operation_mode is OperationMode.HYBRID
             if hybrid:
                 # Before touching the table: a projection rebuild swapping it waits for us.
@@ -181,8 +186,8 @@ class CommandExecutor:
                                  correlation_id=command.correlation_id)
             decided = self._decide(entry, command, aggregate, meta, now)
             pending = ([aggregate.snapshot] if aggregate.snapshot else []) + decided
-            appended = self.store.append(conn, pending)
-            self._audit(conn, entry, appended, user_id, user_role)
+            audit = [self._audit_row(entry, event, user_id, user_role) for event in pending]
+            appended = self.store.append(conn, pending, audit)
             if hybrid:
                 RecordProjection(entry).apply(conn, appended)
             outcome = Outcome(self._after(aggregate, appended), appended)
@@ -338,29 +343,24 @@ class CommandExecutor:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _audit(
-        self,
-        conn: Connection,
-        entry: ModelEntry,
-        events: list[Event],
-        user_id: str | None,
-        user_role: str,
-    ) -> None:
-        for event in events:
-            if event.type == "snapshot":
-                continue  # not a change: the record already has its history
-            if event.type == "created":
-                operation, version = "create", event.version
-            elif event.is_deletion:
-                operation, version = "delete", event.version - 1  # as a CRUD delete records it
-            else:
-                operation, version = "update", event.version
-            self.audit.append_row(
-                conn, at=event.timestamp, model_name=entry.name, record_id=event.aggregate_id,
-                operation=operation, user_id=user_id, changes=event.changes,
-                metadata={"role": user_role, "version": version, "event": event.type,
-                          "position": event.position, "command_id": event.metadata.command_id},
-            )
+    def _audit_row(
+        self, entry: ModelEntry, event: Event, user_id: str | None, user_role: str
+    ) -> dict[str, Any] | None:
+        """The outbox row of an event's audit entry; None for a snapshot (not a change)."""
+        if event.type == "snapshot":
+            return None
+        if event.type == "created":
+            operation, version = "create", event.version
+        elif event.is_deletion:
+            operation, version = "delete", event.version - 1  # as a CRUD delete records it
+        else:
+            operation, version = "update", event.version
+        return self.audit.entry_values(
+            at=event.timestamp, model_name=entry.name, record_id=event.aggregate_id,
+            operation=operation, user_id=user_id, changes=event.changes,
+            metadata={"role": user_role, "version": version, "event": event.type,
+                      "command_id": event.metadata.command_id},
+        )
 
     def _claim_key(
         self, conn: Connection, entry: ModelEntry, key: str, operation: str
@@ -396,6 +396,10 @@ class CommandExecutor:
             return {"id": outcome.aggregate.id, "deleted": True,
                     "version": outcome.aggregate.version - 1}
         return dict(outcome.aggregate.state or {})
+
+
+class NowCrud(Exception):
+    """A direct write reached the executor for a model that is now in crud mode."""
 
 
 def _drafts(model: str, name: str, returned: Any) -> list[EventDraft]:

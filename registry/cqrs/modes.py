@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 
 from ..catalog import ModelEntry, OperationMode
 from ..database import Database
-from ..errors import OperationNotAllowed, RegistryError
+from ..errors import RegistryError
 from .commands import CommandRequest
-from .execution import CommandExecutor
+from .execution import CommandExecutor, NowCrud
+from .mode_rules import refuse_unless_crud
 
 __all__ = ["WriteRouter"]
 
@@ -42,19 +43,22 @@ class WriteRouter:
         self.models = models
         self.executor = executor
 
+    def _fresh(self, model: str) -> ModelEntry | None:
+        try:
+            with self.database.read() as conn:
+                return self.models.resolve(conn, model)
+        except RegistryError:
+            return None
+
     def _entry(self, model: Any) -> ModelEntry | None:
         """The cached model; one this process has not loaded yet is loaded now (its mode
         cannot be assumed)."""
         if not isinstance(model, str):
             return None
         entry, _version = self.models.peek(model)
-        if entry is not None:
-            return entry
-        try:
-            with self.database.read() as conn:
-                return self.models.resolve(conn, model)
-        except RegistryError:
-            return None  # the record service reports it as it always has
+        # One this process has not loaded yet is loaded now (an unknown model the record
+        # service reports as it always has).
+        return entry if entry is not None else self._fresh(model)
 
     def route(
         self,
@@ -70,23 +74,23 @@ class WriteRouter:
     ) -> dict[str, Any] | None:
         """The write's answer when the mode takes it over; None for a crud model."""
         entry = self._entry(model)
+        if entry is not None and entry.operation_mode is OperationMode.CQRS:
+            entry = self._fresh(model)  # a refusal is only final on the current mode
         if entry is None or entry.operation_mode is OperationMode.CRUD:
             return None
         if entry.operation_mode is OperationMode.CQRS:
-            raise OperationNotAllowed(
-                f"Model {entry.name!r} is in cqrs mode: records.{operation} is refused; send "
-                f"cqrs.execute_command with type {operation!r} instead.",
-                model=entry.name, mode=entry.operation_mode.value,
-                use="cqrs.execute_command", operation=f"records.{operation}",
-            )
+            refuse_unless_crud(entry, operation)
         command = CommandRequest.parse({
             "type": _COMMAND_FOR[operation], "model": model, "aggregate_id": record_id,
             "data": dict(data) if data is not None else {},
             "expected_version": expected_version, "command_id": idempotency_key,
         })
-        outcome = self.executor.execute(
-            command, user_id, user_role, key_operation=operation, check_mode=False
-        )
+        try:
+            outcome = self.executor.execute(
+                command, user_id, user_role, key_operation=operation, check_mode=False
+            )
+        except NowCrud:
+            return None  # switched back to crud since this process looked: the service writes
         answer = outcome.replayed
         if answer is None:
             answer = self.executor.stored_form(outcome, operation)

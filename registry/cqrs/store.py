@@ -23,7 +23,7 @@ head is simply the highest position.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,8 @@ from sqlalchemy.engine import Connection
 
 from ..database import Database
 from ..errors import VersionConflict
+from ..records.pg_statements import AUDIT_COLUMNS
+from ..tables import audit_outbox
 from .events import Event
 from .tables import events as events_table
 
@@ -70,30 +72,50 @@ class EventStore:
         values = sa.select(
             *[sa.bindparam(name, type_=events_table.c[name].type) for name in names]
         ).select_from(lock)
-        return (
+        inserted = (
             postgresql.insert(events_table)
             .from_select(names, values)
             .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
             .returning(events_table.c.position)
+            .cte("appended")
         )
+        # The event's audit entry rides in the same statement, inserted only if the event is.
+        audit_values = sa.select(
+            *[sa.bindparam(f"a_{name}", type_=audit_outbox.c[name].type)
+              for name in AUDIT_COLUMNS]
+        ).select_from(inserted)
+        audit = sa.insert(audit_outbox).from_select(list(AUDIT_COLUMNS), audit_values)
+        return sa.select(inserted.c.position).add_cte(audit.cte("audited"))
 
     # -- writing ------------------------------------------------------------------------
 
-    def append(self, conn: Connection, events: Sequence[Event]) -> list[Event]:
-        """Append `events` in the caller's transaction; returns them with their positions.
+    def append(
+        self,
+        conn: Connection,
+        events: Sequence[Event],
+        audit_rows: Sequence[Mapping[str, Any] | None] = (),
+    ) -> list[Event]:
+        """Append `events` in the caller's transaction, with the audit outbox rows that go
+        with them (`audit_rows[i]` for `events[i]`, None for none); returns the events with
+        their positions.
 
         Raises `VersionConflict` (and the caller's transaction must roll back) when another
         writer has taken one of their aggregate versions."""
         if not events:
             return []
         rows = [event.to_row() for event in events]
-        if self._locked_insert is not None and len(rows) == 1:
-            positions = [row.position for row in conn.execute(self._locked_insert, rows[0])]
+        audit = [row for row in audit_rows if row is not None]
+        if self._locked_insert is not None and len(rows) == 1 and len(audit) == 1:
+            params = {**rows[0], **{f"a_{name}": value for name, value in audit[0].items()}}
+            positions = [row.position for row in conn.execute(self._locked_insert, params)]
+            audit = []
         else:
             self.lock_for_append(conn)
             positions = [row.position for row in conn.execute(self._insert, rows)]
         if len(positions) != len(events):
             raise self._conflict(conn, events)
+        if audit:
+            conn.execute(sa.insert(audit_outbox), audit)
         return [
             event.model_copy(update={"position": position})
             for event, position in zip(events, positions, strict=True)
@@ -134,6 +156,25 @@ class EventStore:
     def current_version(self, conn: Connection, model: str, aggregate_id: str) -> int:
         last = self.last_event(conn, model, aggregate_id)
         return last.version if last is not None else 0
+
+    def live_states(self, conn: Connection, model: str) -> dict[str, dict[str, Any]]:
+        """Each aggregate of `model` that is not deleted, as its last event leaves it."""
+        last = (
+            sa.select(events_table.c.aggregate_id, sa.func.max(events_table.c.version).label("v"))
+            .where(events_table.c.model == model)
+            .group_by(events_table.c.aggregate_id)
+            .subquery()
+        )
+        query = sa.select(events_table.c.aggregate_id, events_table.c.version,
+                          events_table.c.type, events_table.c.data).join(
+            last, sa.and_(events_table.c.aggregate_id == last.c.aggregate_id,
+                          events_table.c.version == last.c.v),
+        ).where(events_table.c.model == model)
+        return {
+            row.aggregate_id: row.data["state"]
+            for row in conn.execute(query)
+            if row.type != "deleted" and "state" in (row.data or {})
+        }
 
     def stream(self, conn: Connection, model: str, aggregate_id: str) -> list[Event]:
         """Every event of one aggregate, oldest first."""

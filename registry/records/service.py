@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ..audit import AuditEntry, AuditLogger, Clock, record_as_of
 from ..catalog import ModelEntry
+from ..cqrs.mode_rules import refuse_unless_crud
 from ..database import Database
 from ..errors import (
     PayloadTooLarge,
@@ -125,6 +126,7 @@ class RecordService:
         self, entry: ModelEntry, op: CreateRecord
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Check and validate a new record; returns its row and the record it will read as."""
+        refuse_unless_crud(entry, "create")
         entry.permissions.require(op.user_role, Permission.CREATE)
         self._check_data(entry, op.data)
         entry.permissions.require_writable(op.user_role, op.data.keys())
@@ -373,6 +375,8 @@ class RecordService:
         """
         with self.database.write() as conn:
             entry = self.models.resolve(conn, model_name)
+            if operation != "create":  # a create checks in `_new_row`, on every path
+                refuse_unless_crud(entry, operation)
             done = None
             if idempotency_key is not None:
                 done = self.keys.claim(conn, entry, operation, idempotency_key, user_role)

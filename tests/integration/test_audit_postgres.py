@@ -69,6 +69,24 @@ def pending_seqs(registry: DynamicModelRegistry) -> list[int]:
         return list(conn.execute(query).scalars())
 
 
+def wait_until_settled(registry: DynamicModelRegistry, timeout: float = 60.0) -> None:
+    """Wait until every transaction that began before now has ended, server-wide.
+
+    Compaction takes only entries below its snapshot's xmin, and xmin covers every database
+    on the server: on a server shared with other work, a transaction of someone else's can
+    hold back, for a moment, entries that this test already committed."""
+    with registry.database.write() as conn:
+        mark = conn.execute(sa.text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+    xmin = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with registry.database.read() as conn:
+            if conn.execute(xmin).scalar_one() > mark:
+                return
+        time.sleep(0.05)
+    pytest.fail("Transactions on the server stayed open for a minute.")
+
+
 def write_items(
     url: str, writes: list[int], stop: threading.Event, errors: list[BaseException]
 ) -> None:
@@ -111,6 +129,7 @@ def test_two_compactors_and_four_writers_give_one_ordered_gapless_trail(
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
+    wait_until_settled(registry)
     registry.audit_logger.compact(force=True)
 
     blocks = trail(registry)
@@ -138,6 +157,7 @@ def test_compaction_waits_for_a_transaction_that_took_its_seq_earlier(
         logger.log_operation("Item", "slow", "create", "u1", {}, connection=slow)
         registry.create("Item", {"name": "fast"}, "u1", "admin")
         assert logger.compact(force=True) == {"blocks": 0, "entries": 0}
+    wait_until_settled(registry)
     assert logger.compact(force=True) == {"blocks": 1, "entries": 2}
     [[first, second]] = trail(registry)
     assert first["record_id"] == "slow" and first["seq"] < second["seq"]
@@ -175,6 +195,7 @@ def test_a_compaction_killed_after_its_block_insert_loses_and_duplicates_nothing
         child.stdout.close()  # type: ignore[union-attr]
 
     assert trail(registry) == [] and pending_seqs(registry) == before
+    wait_until_settled(registry)
     assert registry.audit_logger.compact(force=True) == {"blocks": 1, "entries": 30}
     assert [e["seq"] for e in trail(registry)[0]] == before
     assert registry.audit_logger.verify()["ok"] is True
@@ -205,6 +226,7 @@ def test_audit_compact_runs_on_a_real_worker_on_queue_audit(
         def call(name: str, **kwargs: Any) -> Any:
             return producer.send_task(name, kwargs=kwargs, queue="audit").get(timeout=60)
 
+        wait_until_settled(registry)
         assert call("audit.compact") == {"blocks": 2, "entries": 20}
         assert call("audit.compact", force=True) == {"blocks": 1, "entries": 5}
         assert call("audit.verify")["ok"] is True

@@ -374,7 +374,8 @@ def test_verify_detects_an_altered_pending_entry_and_compaction_refuses_it(
             .values(changes=changes))
 
     report = registry.audit_logger.verify()
-    assert report == {"ok": False, "pending_seq": second["seq"], "reason": report["reason"]}
+    assert report == {"ok": False, "pending_seq": second["seq"], "reason": report["reason"],
+                      "key_id": registry.audit_logger.keys.current_id}
     with pytest.raises(AuditIntegrityError, match=f"entry {second['seq']}"):
         registry.audit_logger.compact(force=True)
     assert rows(registry, audit_blocks) == [] and len(rows(registry, audit_outbox)) == 2
