@@ -236,7 +236,6 @@ def _primary_key(
     def rank(column: str) -> tuple[int, int]:
         lowered = field_map[column]
         named = lowered in _KEY_NAMES or lowered.endswith(tuple(f"_{key}" for key in _KEY_NAMES))
-        named = named or lowered.startswith("source_id")
         kind = results[column].spec.kind
         return (0 if named else 1, _KEY_KINDS.index(kind))
 

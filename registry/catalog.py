@@ -9,6 +9,7 @@ lookup tells a process whether its cache is stale (Invariant 2).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from .database import Database
 from .errors import InvalidName, SchemaIncompatible
 from .names import SYSTEM_COLUMNS, table_name_for
 from .permissions import ModelPermissions
+from .query.indexes import IndexSpec, declared_indexes, refuse_duplicates, sync_indexes
 from .records import RecordTable
 from .schema import SchemaDiff, diff_schemas, model_from_schema
 from .settings import ModelsSettings
@@ -59,6 +61,11 @@ class ModelEntry:
         and stored results may show to roles that are not unmasked."""
         return frozenset(self.records.field_names) | SYSTEM_COLUMNS
 
+    @functools.cached_property
+    def indexes(self) -> list[IndexSpec]:
+        """The indexes its schema declares (and the default order's); raises `InvalidIndex`."""
+        return declared_indexes(self.name, self.schema, self.records.field_types)
+
     def describe(self) -> dict[str, Any]:
         """JSON summary, as `registry.list_models` returns it."""
         return {
@@ -70,6 +77,9 @@ class ModelEntry:
             "permissions": self.permissions.to_dict(),
             "ui_overrides": self.ui_overrides,
             "provenance": self.provenance,
+            "indexes": [
+                spec.describe(self.records.table.name) for spec in self.indexes if not spec.system
+            ],
         }
 
 
@@ -123,6 +133,7 @@ class Catalog:
         Returns the stored entry and whether anything changed. Raises `SchemaIncompatible`
         when the stored columns would change incompatibly and `force` is False.
         """
+        indexes = entry.indexes  # a malformed declaration is refused before anything is done
         self.lock_state(conn)
         stored = self.stored(conn, entry.name)
         if stored is not None and self._unchanged(stored, entry):
@@ -131,7 +142,14 @@ class Catalog:
         self.apply_table_change(
             conn, entry.records, old_schema, entry.schema, force=force, user_id=user_id
         )
+        refuse_duplicates(conn, entry.name, entry.records.table, indexes)
         return self._save(conn, entry, stored, "register" if stored is None else "update", user_id)
+
+    def sync_indexes(self, entry: ModelEntry) -> None:
+        """Build, rebuild and drop the entry's table indexes to match its declaration; run
+        after the registration committed (PostgreSQL builds them concurrently, outside any
+        transaction). Raises `DuplicateValue` when a unique index meets repeated values."""
+        sync_indexes(self.database, entry.name, entry.records.table, entry.indexes)
 
     def update_permissions(
         self, conn: Connection, entry: ModelEntry, permissions: ModelPermissions,

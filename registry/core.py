@@ -331,11 +331,14 @@ class DynamicModelRegistry(CqrsApi):
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> dict[str, Any]:
-        """One page of records: `{"items", "page", "page_size", "total"}`."""
+        """One page of records: `{"items", "page", "page_size", "total", "total_exact",
+        "next_cursor"}`; see registry/query/listing.py for filters, cursors and counts."""
         return self.records.list(ListRecords.build(
             model=model_name, user_id=user_id, user_role=user_role, filters=filters,
-            order_by=order_by, page=page, page_size=page_size,
+            order_by=order_by, page=page, page_size=page_size, after=after, count=count,
         ))
 
     def history(
@@ -438,6 +441,7 @@ class DynamicModelRegistry(CqrsApi):
         self.model_cache.remember(saved)
         if backfill:
             self.cqrs.backfill.run(saved.name)
+        self.catalog.sync_indexes(saved)  # after commit: PostgreSQL builds them concurrently
         return saved
 
     def _permissions_for(

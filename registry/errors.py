@@ -4,15 +4,19 @@
     ├── ConfigurationError      a settings value is missing or malformed
     ├── InvalidName             a model or field name cannot become an SQL identifier
     ├── InvalidSchema           a model cannot be stored as JSON Schema or rebuilt from it
+    │   └── InvalidIndex        a declared index cannot be built (a JSON field, say)
     ├── ModelNotFound           no model is registered under the name
     ├── SchemaIncompatible      re-registration would change stored columns incompatibly
     ├── RecordNotFound          no record has the id
     ├── ValidationFailed        the record does not validate (carries Pydantic's errors)
     │   ├── UnknownField        the data names a field the model does not have
     │   ├── PayloadTooLarge     the data is larger than the configured limit
+    │   ├── InvalidFilter       a list filter has an unknown operator or a mistyped operand
+    │   ├── InvalidCursor       a list cursor was altered or belongs to another query
     │   └── InvalidProjection   a projection definition is malformed or names bad fields
     ├── VersionConflict         expected_version does not match the stored version
     ├── IdempotencyConflict     an idempotency key is reused for another operation
+    ├── DuplicateValue          a write would repeat a value a unique index holds
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
     ├── OperationNotAllowed     the model's operation mode does not allow this operation
@@ -35,7 +39,11 @@ __all__ = [
     "AuditIntegrityError",
     "CommandRejected",
     "ConfigurationError",
+    "DuplicateValue",
     "IdempotencyConflict",
+    "InvalidCursor",
+    "InvalidFilter",
+    "InvalidIndex",
     "InvalidName",
     "InvalidPermissions",
     "InvalidProjection",
@@ -122,6 +130,24 @@ class ValidationFailed(RegistryError, ValueError):
 
 class UnknownField(ValidationFailed):
     """Raised when data names a field that the model does not have."""
+
+
+class InvalidFilter(ValidationFailed):
+    """Raised when a list filter names an unknown operator or gives an operand the field's
+    type does not accept; `field` names the field."""
+
+
+class InvalidCursor(ValidationFailed):
+    """Raised when a list cursor is malformed, was altered, or was made for another query."""
+
+
+class InvalidIndex(InvalidSchema):
+    """Raised when a model declares an index that cannot be built (an unknown or JSON field)."""
+
+
+class DuplicateValue(RegistryError):
+    """Raised when a write would give a unique field a value another record already has;
+    `fields` names the field(s), never the value."""
 
 
 class PayloadTooLarge(ValidationFailed):

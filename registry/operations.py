@@ -75,6 +75,9 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_RECORD_ID = 64
 MAX_MODEL_NAME = 200
 MAX_FIELD_NAME = 200
+#: Longest list cursor and count mode accepted (characters).
+MAX_CURSOR = 4096
+MAX_COUNT_MODE = 16
 #: Largest row offset a page may start at (a signed 64-bit OFFSET on every backend).
 MAX_OFFSET = 2**62
 
@@ -360,8 +363,9 @@ class GetRecord(Query):
 
 
 class ListRecords(Query):
-    """One page of records: equality `filters`, `order_by` a field (`-field` descending),
-    `page` from 1, `page_size` up to `models.max_page_size` (default when None)."""
+    """One page of records: `filters` (the grammar in registry/query/filters.py), `order_by`
+    a field (`-field` descending), `page` from 1 or `after` a cursor, `page_size` up to
+    `models.max_page_size` (default when None), `count` how the total is counted."""
 
     model: ModelName
     user_id: UserId
@@ -370,6 +374,10 @@ class ListRecords(Query):
     order_by: FieldName = None
     page: Annotated[int, BeforeValidator(_counting_number)] = 1
     page_size: Annotated[int | None, BeforeValidator(_counting_number)] = None
+    #: A page's `next_cursor`: the page after it (registry/query/cursors.py).
+    after: Annotated[str | None, _text(MAX_CURSOR, required=False)] = None
+    #: "exact", "estimated", "none", or None: exact when cheap, else estimated.
+    count: Annotated[str | None, _text(MAX_COUNT_MODE, required=False)] = None
 
     def offset(self, page_size: int) -> int:
         return (self.page - 1) * page_size

@@ -95,6 +95,8 @@ X_MAX_DIGITS = "x-max-digits"
 X_DECIMAL_PLACES = "x-decimal-places"
 X_URL_SCHEMES = "x-url-schemes"
 X_DECIMAL_BOUNDS = "x-decimal-bounds"
+#: A field's index declarations (registry/query/indexes.py reads them).
+INDEX_KEYS = frozenset({"x-index", "x-unique"})
 _OUR_KEYS = frozenset(
     {X_PYTHON_TYPE, X_MAX_DIGITS, X_DECIMAL_PLACES, X_URL_SCHEMES, X_DECIMAL_BOUNDS}
 )
@@ -476,6 +478,8 @@ class _Checker:
         for key, value in model.model_config.items():
             if key in _HARMLESS_CONFIG or _NEUTRAL_CONFIG.get(key, PydanticUndefined) == value:
                 continue
+            if key == "json_schema_extra" and not prefix and _only_vendor_keys(value):
+                continue  # the model's own x- keys (composite indexes) are stored as they are
             raise InvalidSchema(
                 f"The {self.where(prefix)} {self.model_name!r} sets model_config[{key!r}] to "
                 f"{value!r}, which may change validation or dumps in a way JSON Schema does not "
@@ -762,6 +766,9 @@ class _Builder:
             for name, node_ in properties.items()
         }
         config = ConfigDict(extra="forbid" if top else self.extra(prefix, node))
+        vendor = {k: v for k, v in node.items() if k.startswith("x-") and k not in _OUR_KEYS}
+        if top and vendor:
+            config["json_schema_extra"] = vendor
         if isinstance(node.get("title"), str) and node["title"] != class_name:
             config["title"] = node["title"]
         description = node.get("description")
@@ -1401,8 +1408,9 @@ class SchemaDiff:
 
 
 def diff_schemas(old: Mapping[str, Any], new: Mapping[str, Any]) -> SchemaDiff:
-    """The difference between the stored schemas `old` and `new` of one model."""
-    before, after = schema_fields(old), schema_fields(new)
+    """The difference between the stored schemas `old` and `new` of one model (a field's
+    index keywords change its indexes, not its column or its values, so they are left out)."""
+    before, after = _without_index_keys(schema_fields(old)), _without_index_keys(schema_fields(new))
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
     changed = {n: (before[n], after[n]) for n in before if n in after and before[n] != after[n]}
     added = tuple(n for n in after if n not in before)
@@ -1418,6 +1426,20 @@ def diff_schemas(old: Mapping[str, Any], new: Mapping[str, Any]) -> SchemaDiff:
         changed=changed,
         added_required=tuple(n for n in added if n in new_required),
         retyped=retyped,
+    )
+
+
+def _without_index_keys(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {k: v for k, v in node.items() if k not in INDEX_KEYS}
+        if isinstance(node, Mapping) else node
+        for name, node in fields.items()
+    }
+
+
+def _only_vendor_keys(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and k.startswith("x-") and k not in _OUR_KEYS for k in value
     )
 
 

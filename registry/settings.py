@@ -74,6 +74,15 @@ class ModelsSettings(_Section):
     idempotency_retention_days: int = Field(default=7, ge=1)
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
+    #: Deepest row an offset page (`page=`) may start at; past it, lists walk with cursors.
+    max_offset: int = Field(default=10_000, ge=0)
+    #: Most values one `in` filter may hold.
+    max_filter_values: int = Field(default=1000, ge=1, le=100_000)
+    #: A list's default count is exact up to this many matching rows, else estimated.
+    count_exact_limit: int = Field(default=10_000, ge=0)
+    #: Key that signs list cursors; every worker must share it. Empty derives one from the
+    #: database URL (password included), which every worker of a deployment already shares.
+    cursor_secret: str = ""
     #: Largest accepted record payload, in bytes of its JSON encoding.
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: Roles that see field values unmasked.

@@ -205,10 +205,14 @@ class RegistryClient(CqrsClientMethods):
         order_by: str | None = None,
         page: int = 1,
         page_size: int | None = None,
+        after: str | None = None,
+        count: str | None = None,
     ) -> TaskHandle:
+        """One page; `filters`, `after` (a page's `next_cursor`) and `count` as README's
+        "Listing at scale" says."""
         return self.send_operation("records.list", ListRecords.build(
             model=model, user_id=user_id, user_role=user_role, filters=filters,
-            order_by=order_by, page=page, page_size=page_size,
+            order_by=order_by, page=page, page_size=page_size, after=after, count=count,
         ))
 
     def history(

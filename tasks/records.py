@@ -6,7 +6,8 @@
                    idempotency_key=None)
     records.delete(model, record_id, user_id, user_role, expected_version=None,
                    idempotency_key=None)
-    records.list(model, user_id, user_role, filters=None, order_by=None, page=1, page_size=None)
+    records.list(model, user_id, user_role, filters=None, order_by=None, page=1, page_size=None,
+                 after=None, count=None)
     records.history(model, record_id=None, user_id=None, user_role, since=None, until=None,
                     actor=None)
 

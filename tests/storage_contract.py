@@ -38,6 +38,7 @@ from registry import (
 from registry.audit.blocks import entry_body, json_text
 from registry.audit.keys import AuditKeys
 from registry.tables import audit_outbox, idempotency_keys
+from tests.scale_contract import RecordsAtScale
 
 
 class Colour(enum.StrEnum):
@@ -124,7 +125,7 @@ class IdempotencyRetention:
         assert kept == ["new"]
 
 
-class StorageContract(IdempotencyRetention):
+class StorageContract(IdempotencyRetention, RecordsAtScale):
     """Subclasses define the `database_url` fixture."""
 
     @pytest.fixture

@@ -16,7 +16,8 @@ __all__ = ["CqrsApi", "QUERY_TYPES"]
 
 QUERY_TYPES = ("get", "list", "projection")
 _QUERY_KEYS = frozenset(
-    {"type", "model", "aggregate_id", "projection", "filters", "order_by", "page", "page_size"}
+    {"type", "model", "aggregate_id", "projection", "filters", "order_by", "page", "page_size",
+     "after", "count"}
 )
 
 
@@ -46,7 +47,8 @@ class CqrsApi:
         wait_seconds: float | None = None,
     ) -> dict[str, Any]:
         """`{"type": "get", "model", "aggregate_id"}` -> the record; `{"type": "list",
-        "model", "filters"?, "order_by"?, "page"?, "page_size"?}` or `{"type":
+        "model", "filters"?, "order_by"?, "page"?, "page_size"?, "after"?, "count"?}` (as
+        `list`) or `{"type":
         "projection", "projection", ...}` -> `{"items", "page", "page_size", "total"}`.
         With `min_position`, waits up to `wait_seconds` for the projection to pass it, else
         raises `ProjectionStale`."""
@@ -66,7 +68,7 @@ class CqrsApi:
         return self.list(  # type: ignore[attr-defined,no-any-return]
             model, user_id, user_role, filters=query.get("filters"),
             order_by=query.get("order_by"), page=query.get("page", 1),
-            page_size=query.get("page_size"),
+            page_size=query.get("page_size"), after=query.get("after"), count=query.get("count"),
         )
 
     def _paging_of(self, query: Mapping[str, Any]) -> tuple[int, int]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json, to_jsonable_python
 from sqlalchemy.engine import Connection
 
@@ -27,7 +28,6 @@ from ..cqrs.mode_rules import refuse_unless_crud
 from ..database import Database
 from ..errors import (
     PayloadTooLarge,
-    PermissionDenied,
     RecordNotFound,
     RegistryError,
     UnknownField,
@@ -36,7 +36,6 @@ from ..errors import (
 )
 from ..model_cache import ModelCache
 from ..operations import (
-    MAX_OFFSET,
     CreateRecord,
     DeleteRecord,
     GetRecord,
@@ -48,23 +47,47 @@ from ..operations import (
     check_field_values,
 )
 from ..permissions import Permission
+from ..query import CursorCodec, ListLimits, ListRequest, list_page, record_fields, visibility_of
+from ..query.cursors import cursor_key
+from ..query.indexes import duplicate_value
+from ..query.listing import Page
 from ..settings import ModelsSettings
-from ..tables import as_utc
-from ..types import FieldKind
+from ..tables import registry_state
 from .idempotency import IdempotencyKeys
-from .table import MAX_INTEGER, MIN_INTEGER
 
 __all__ = ["RecordService", "validation_failed"]
 
-#: The columns every record has, as filters take them (a JSON producer sends times as text).
-_SYSTEM_FILTERS: dict[str, TypeAdapter[Any]] = {
-    "id": TypeAdapter(str),
-    "version": TypeAdapter(int),
-    "created_by": TypeAdapter(str | None),
-    "updated_by": TypeAdapter(str | None),
-    "created_at": TypeAdapter(datetime.datetime),
-    "updated_at": TypeAdapter(datetime.datetime),
-}
+#: The registry version, read beside a page so that a page listed with a cached model is
+#: trusted only when that model is current (Invariant 2).
+_REGISTRY_VERSION = (
+    sa.select(registry_state.c.version).where(registry_state.c.id == 1).scalar_subquery()
+)
+_Result = TypeVar("_Result")
+
+
+def _naming_duplicates(write: Callable[..., _Result]) -> Callable[..., _Result]:
+    """A unique index's violation becomes `DuplicateValue` naming the field, not a database
+    error (the write's transaction has rolled back: nothing of it is kept)."""
+
+    @functools.wraps(write)
+    def checked(service: RecordService, op: Any, *args: Any, **kwargs: Any) -> _Result:
+        try:
+            return write(service, op, *args, **kwargs)
+        except sa.exc.IntegrityError as exc:
+            entry, _ = service.models.peek(op.model)
+            duplicate = None if entry is None else duplicate_value(
+                exc, entry.name, entry.records.table.name, entry.indexes
+            )
+            if duplicate is None:
+                raise
+            raise duplicate from None
+
+    return checked
+
+
+def _listed(entry: ModelEntry, user_role: str, found: Page) -> dict[str, Any]:
+    view, to_record = entry.permissions.view, entry.records.to_record
+    return {"items": [view(to_record(row), user_role) for row in found.rows], **found.answer}
 
 
 class RecordService:
@@ -84,6 +107,14 @@ class RecordService:
         self.models = models
         self.clock = clock
         self.keys = IdempotencyKeys(database, clock)
+        self.list_limits = ListLimits(
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            max_offset=settings.max_offset,
+            max_filter_values=settings.max_filter_values,
+            count_exact_limit=settings.count_exact_limit,
+        )
+        self.cursors = CursorCodec(cursor_key(settings.cursor_secret, database.url))
         self._handlers: dict[type[Operation], Callable[[Any], Any]] = {
             CreateRecord: self.create,
             UpdateRecord: self.update,
@@ -103,6 +134,7 @@ class RecordService:
 
     # -- writes -------------------------------------------------------------------------
 
+    @_naming_duplicates
     def create(self, op: CreateRecord) -> dict[str, Any]:
         if self.database.is_postgresql:
             try:
@@ -216,6 +248,7 @@ class RecordService:
             )
         return params
 
+    @_naming_duplicates
     def update(self, op: UpdateRecord) -> dict[str, Any]:
         with self._write(op.model, "update", op.idempotency_key, op.user_role) as (
             conn, entry, done,
@@ -306,23 +339,50 @@ class RecordService:
         return entry.permissions.view(entry.records.to_record(found), op.user_role)
 
     def list(self, op: ListRecords) -> dict[str, Any]:
-        page_size = self._page_size(op)
+        """One page; filters, cursors and counts are registry/query's (see listing.py)."""
+        request = ListRequest(op.filters, op.order_by, op.page, op.page_size, op.after, op.count)
+        if self.database.is_postgresql:
+            quick = self._list_in_one_statement(op, request)
+            if quick is not None:
+                return quick
         with self.database.read() as conn:
             entry = self.models.resolve(conn, op.model)
             entry.permissions.require(op.user_role, Permission.LIST)
-            table = entry.records.table
-            conditions = self._filter_conditions(entry, op.user_role, op.filters or {})
-            query = sa.select(table).where(*conditions).order_by(
-                *self._ordering(entry, op.user_role, op.order_by)
-            )
-            rows = conn.execute(query.limit(page_size).offset(op.offset(page_size)))
-            items = [
-                entry.permissions.view(entry.records.to_record(row), op.user_role)
-                for row in rows.mappings()
-            ]
-            count = sa.select(sa.func.count()).select_from(table).where(*conditions)
-            total = int(conn.execute(count).scalar_one())
-        return {"items": items, "page": op.page, "page_size": page_size, "total": total}
+            found = self._page(conn, entry, op.user_role, request)
+        return _listed(entry, op.user_role, found)
+
+    def _list_in_one_statement(
+        self, op: ListRecords, request: ListRequest
+    ) -> dict[str, Any] | None:
+        """The page read with the registry version beside it, in one statement and no
+        transaction; None when the cached model may be stale (or refused the request: a
+        refusal counts only once the model is known to be current), for the full path."""
+        entry, seen_version = self.models.peek(op.model)
+        if entry is None or not entry.permissions.can_perform(op.user_role, Permission.LIST):
+            return None
+        try:
+            with self.database.single_statement() as conn:
+                found = self._page(conn, entry, op.user_role, request, guard=_REGISTRY_VERSION)
+        except (sa.exc.ProgrammingError, RegistryError):
+            return None
+        if found.guard != seen_version:
+            return None
+        return _listed(entry, op.user_role, found)
+
+    def _page(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        user_role: str,
+        request: ListRequest,
+        guard: sa.ScalarSelect[Any] | None = None,
+    ) -> Page:
+        return list_page(
+            conn, entry.records.table, request, model=entry.name, role=user_role,
+            fields=record_fields(entry.records, conn.dialect.name),
+            visibility=visibility_of(entry.permissions, user_role),
+            limits=self.list_limits, codec=self.cursors, guard=guard,
+        )
 
     def history(self, op: RecordHistory) -> builtins.list[AuditEntry]:
         """Audit entries, oldest first, old and new values masked for the role; raises
@@ -499,111 +559,6 @@ class RecordService:
             changes=changes,
             metadata={"role": op.user_role, "version": record["version"]},
         )
-
-    def _page_size(self, op: ListRecords) -> int:
-        size = self.settings.default_page_size if op.page_size is None else op.page_size
-        limit = self.settings.max_page_size
-        if not 1 <= size <= limit:
-            raise ValidationFailed(
-                f"Page size must be a whole number from 1 to {limit}, not {size!r}.",
-                errors=[{"loc": ["page_size"], "msg": f"must be 1..{limit}", "type": "page_size"}],
-            )
-        if op.offset(size) > MAX_OFFSET:
-            raise ValidationFailed(
-                f"Page {op.page} of {size} records starts past the last row any table can hold.",
-                errors=[{"loc": ["page"], "msg": "too large", "type": "page"}],
-            )
-        return size
-
-    def _filter_conditions(
-        self, entry: ModelEntry, user_role: str, filters: Mapping[str, Any]
-    ) -> builtins.list[sa.ColumnElement[bool]]:
-        table = entry.records.table
-        conditions = []
-        for name, value in filters.items():
-            self._require_queryable(entry, user_role, name, "filter on")
-            conditions.append(table.c[name] == self._filter_value(entry, name, value))
-        return conditions
-
-    def _filter_value(self, entry: ModelEntry, name: str, value: Any) -> Any:
-        if name in _SYSTEM_FILTERS:
-            return _system_filter_value(entry, name, value)
-        ftype = entry.records.field_types[name]
-        if ftype.kind is FieldKind.JSON:
-            raise ValidationFailed(
-                f"Field {name!r} of {entry.name!r} holds JSON and cannot be filtered by equality.",
-                model=entry.name,
-                field=name,
-                errors=[{"loc": [name], "msg": "not filterable", "type": "filter"}],
-            )
-        # Every field of a registered model has an annotation; None only types the attribute.
-        annotation: Any = entry.model.model_fields[name].annotation
-        try:
-            typed: Any = TypeAdapter(annotation).validate_python(value)
-        except ValidationError as exc:
-            raise validation_failed(entry.name, exc, prefix=[name]) from None
-        return entry.records.to_column_value(name, typed)
-
-    def _ordering(
-        self, entry: ModelEntry, user_role: str, order_by: str | None
-    ) -> builtins.list[sa.UnaryExpression[Any] | sa.Column[Any]]:
-        table = entry.records.table
-        if not order_by:
-            return [table.c.created_at, table.c.id]
-        name = order_by.removeprefix("-")
-        self._require_queryable(entry, user_role, name, "order by")
-        column: Any = table.c[name]
-        kind = entry.records.field_types.get(name)
-        if kind is not None and kind.kind is FieldKind.DECIMAL and not self.database.is_postgresql:
-            # SQLite keeps decimals as exact text; text order is not number order.
-            column = sa.cast(column, sa.Float)
-        return [column.desc() if order_by.startswith("-") else column.asc(), table.c.id]
-
-    def _require_queryable(
-        self, entry: ModelEntry, user_role: str, name: str, action: str
-    ) -> None:
-        if name in _SYSTEM_FILTERS:
-            return
-        if name not in entry.records.field_types:
-            raise UnknownField(
-                f"Model {entry.name!r} has no field {name!r} to {action}.",
-                model=entry.name,
-                fields=[name],
-                errors=[{"loc": [name], "msg": "Unknown field", "type": "unknown_field"}],
-            )
-        # Filtering or sorting on a value the role may not see would reveal it row by row.
-        if not entry.permissions.plainly_readable(user_role, name):
-            raise PermissionDenied(
-                f"Role {user_role!r} cannot {action} field {name!r} of {entry.name!r}.",
-                model=entry.name,
-                role=user_role,
-                field=name,
-            )
-
-
-def _system_filter_value(entry: ModelEntry, name: str, value: Any) -> Any:
-    """A filter value for one of the columns every record has, checked as its column holds
-    it; raises `ValidationFailed` naming the column."""
-    try:
-        typed = _SYSTEM_FILTERS[name].validate_python(value)
-    except ValidationError as exc:
-        raise validation_failed(entry.name, exc, prefix=[name]) from None
-    why = None
-    if isinstance(typed, int) and not MIN_INTEGER <= typed <= MAX_INTEGER:
-        why = "is outside the 64-bit integer range"
-    elif isinstance(typed, datetime.datetime):
-        try:
-            return as_utc(typed)
-        except OverflowError:
-            why = "falls outside the years 1 to 9999 in UTC"
-    if why is not None:
-        raise ValidationFailed(
-            f"Filter {name!r} of {entry.name!r} {why}.",
-            model=entry.name,
-            field=name,
-            errors=[{"loc": [name], "msg": why, "type": "out_of_range"}],
-        )
-    return typed
 
 
 def _created(entry: ModelEntry, record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

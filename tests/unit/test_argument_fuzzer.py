@@ -34,7 +34,7 @@ class Product(BaseModel):
 
 
 TEXT = {"model", "name", "record_id", "user_id", "user_role", "idempotency_key", "actor",
-        "order_by", "operation_mode"}
+        "order_by", "operation_mode", "after", "count"}
 OBJECT = {"data", "updates", "filters", "schema", "permissions", "definition", "command",
           "query"}
 WHOLE = {"expected_version", "page", "page_size", "after_position", "limit", "min_position"}

@@ -61,7 +61,10 @@ def _outbox(registry: DynamicModelRegistry) -> int:
 def _refused(task: str, named: list[str], **kwargs: Any) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as caught:
         run_task(task, **kwargs)
-    assert [error["loc"] for error in caught.value.errors] == [named], caught.value.errors
+    # A filter's errors may name the operator after the field (["count", "eq"]).
+    assert [error["loc"][: len(named)] for error in caught.value.errors] == [named], (
+        caught.value.errors
+    )
     return caught.value
 
 

@@ -183,3 +183,22 @@ def test_dmr_register_from_an_inspection(
     broken.write_text('{"name": "X"}')
     assert main(["register", "--from", str(broken)]) == 1
     assert "lacks" in capsys.readouterr().err
+
+
+def test_dmr_inspect_reflects_an_sql_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (sku TEXT PRIMARY KEY, price NUMERIC(6, 2))")
+        conn.exec_driver_sql("INSERT INTO items VALUES ('A1', 2.50)")
+    engine.dispose()
+    assert main(["inspect", url, "--table", "items", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["primary_key"] == ["sku"]
+    assert document["provenance"]["price"]["sql_type"] == "NUMERIC(6, 2)"
+    assert main(["inspect", url, "--table", "absent"]) == 2
+    assert "No table 'absent'" in capsys.readouterr().err

@@ -17,7 +17,8 @@ IN_PROCESS = [block for block in code_blocks("python") if not needs_a_worker(blo
 def test_in_process_examples_run(block: str) -> None:
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+        # dont_inherit: the example runs as written, not under this module's __future__ import.
+        exec(compile(block, str(README), "exec", dont_inherit=True), {"__name__": "readme"})
     for line in block.splitlines():  # a printed line's comment says what it prints
         if "print(" in line and "# " in line:
             assert line.split("# ", 1)[1] in output.getvalue()

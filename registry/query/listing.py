@@ -1,0 +1,194 @@
+"""One page of a list: filters, keyset or offset paging, and a count, on any table.
+
+The record service calls `list_page` with a model's record table; CQRS read models call it
+with theirs (through `table_fields`). The answer:
+
+    {"items": [...], "page": 1, "page_size": 50, "total": 1234, "total_exact": true,
+     "next_cursor": "..." or null}
+
+`after=<next_cursor>` continues from the end of the page that returned it; `page` (offset
+paging) stays for callers that had it, up to `max_offset` rows deep, past which the error
+names cursors. A cursor continues only the listing (model, filters, order) that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import ValidationFailed
+from .counts import count_mode, count_plan, count_rows
+from .cursors import CursorCodec, KeysetOrder, fetch_page, query_fingerprint
+from .fields import ordering
+from .filters import FilterField, Visibility, compile_filters
+
+__all__ = ["ListLimits", "ListRequest", "Page", "list_page"]
+
+
+@dataclass(frozen=True)
+class ListLimits:
+    """The settings a list obeys (`models.*`)."""
+
+    default_page_size: int
+    max_page_size: int
+    max_offset: int
+    max_filter_values: int
+    count_exact_limit: int
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """What the caller asked for, as it arrived (checked by `list_page`)."""
+
+    filters: Any = None
+    order_by: Any = None
+    page: Any = 1
+    page_size: Any = None
+    after: Any = None
+    count: Any = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page's rows (for the caller to render), the answer without its "items", and the
+    value the caller's guard read in the same statement (None without a guard)."""
+
+    rows: list[Mapping[Any, Any]]
+    answer: dict[str, Any]
+    guard: Any = None
+
+
+def list_page(
+    conn: Connection,
+    table: sa.Table,
+    request: ListRequest,
+    *,
+    model: str,
+    role: str,
+    fields: Mapping[str, FilterField],
+    visibility: Callable[[str], Visibility],
+    limits: ListLimits,
+    codec: CursorCodec,
+    default_order: str = "created_at",
+    guard: sa.ScalarSelect[Any] | None = None,
+) -> Page:
+    """One page of `table` as `request` asks, for `role`. On PostgreSQL the page, its count
+    and `guard` (say, the registry version the caller's cached model belongs to) are read
+    by one statement, one round trip; a second is needed only for an estimate of a
+    filtered count past the exact limit, or when a page spans values and nulls."""
+    page, page_size = _paging(request, limits)
+    mode = count_mode(request.count)
+    conditions = compile_filters(
+        request.filters, fields, visibility, model=model, role=role,
+        max_values=limits.max_filter_values, dialect=conn.dialect.name,
+    )
+    order = ordering(
+        request.order_by, fields, visibility, model=model, role=role, default=default_order
+    )
+    fingerprint = query_fingerprint(model, request.filters, order.spelling)
+    after = codec.decode(request.after, fingerprint) if request.after is not None else None
+    query = sa.select(table).where(*conditions)
+    offset = (page - 1) * page_size
+    if conn.dialect.name == "postgresql":
+        plan = count_plan(table, conditions, mode, exact_limit=limits.count_exact_limit)
+        scalars = dict(plan.scalars)
+        if guard is not None:
+            scalars[_GUARD] = guard
+        values: dict[str, Any] = {}
+        run = _folding_into_first(conn, order, scalars, values)
+        rows, more = fetch_page(conn, query, order, after, page_size, offset=offset, run=run)
+        total = plan.total(conn, table, conditions, values)
+        guarded = values.get(_GUARD)
+    else:
+        rows, more = fetch_page(conn, query, order, after, page_size, offset=offset)
+        total = count_rows(conn, table, conditions, mode, exact_limit=limits.count_exact_limit)
+        guarded = conn.execute(sa.select(guard)).scalar() if guard is not None else None
+    next_cursor = codec.encode(fingerprint, order.position_of(rows[-1])) if more else None
+    answer = {
+        "page": None if after is not None else page,
+        "page_size": page_size,
+        "total": total.value,
+        "total_exact": total.exact,
+        "next_cursor": next_cursor,
+    }
+    return Page(rows, answer, guarded)
+
+
+_GUARD = "dmr_guard"
+
+
+def _folding_into_first(
+    conn: Connection,
+    order: KeysetOrder,
+    scalars: dict[str, Any],
+    values: dict[str, Any],
+) -> Callable[[sa.Select[Any]], list[Mapping[Any, Any]]]:
+    """Runs the page's first statement with `scalars` beside it, their values into `values`:
+    `SELECT scalars..., page.* FROM (SELECT scalars) LEFT JOIN LATERAL (page) ON true`, so
+    an empty page still brings them back. Later statements run as they are."""
+    folded = False
+
+    def run(statement: sa.Select[Any]) -> list[Mapping[Any, Any]]:
+        nonlocal folded
+        if folded or not scalars:
+            return list(conn.execute(statement).mappings())
+        folded = True
+        base = sa.select(*(scalar.label(name) for name, scalar in scalars.items())).subquery()
+        page = statement.add_columns(order.column.label(_ORDER_KEY)).subquery().lateral()
+        key, ident = page.c[_ORDER_KEY], page.c.id
+        outer_order = (
+            [key.desc().nulls_first(), ident.desc()] if order.descending
+            else [key.asc().nulls_last(), ident.asc()]
+        )
+        combined = (
+            sa.select(base, page)
+            .select_from(base.outerjoin(page, sa.true()))
+            .order_by(*outer_order)
+        )
+        found = list(conn.execute(combined).mappings())
+        if found:
+            values.update({name: found[0][name] for name in scalars})
+        return [row for row in found if row["id"] is not None]
+
+    return run
+
+
+_ORDER_KEY = "dmr_order_key"
+
+
+def _paging(request: ListRequest, limits: ListLimits) -> tuple[int, int]:
+    page, size = request.page, request.page_size
+    size = limits.default_page_size if size is None else size
+    if page is None:
+        page = 1
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        raise _invalid("page", f"Page must be a whole number from 1, not {page!r}.", "must be >= 1")
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= limits.max_page_size:
+        raise _invalid(
+            "page_size",
+            f"Page size must be a whole number from 1 to {limits.max_page_size}, not {size!r}.",
+            f"must be 1..{limits.max_page_size}",
+        )
+    if request.after is not None and page != 1:
+        raise _invalid(
+            "page", "Give either page or after, not both: after continues from a cursor.",
+            "page and after together",
+        )
+    offset = (page - 1) * size
+    if offset > limits.max_offset:
+        raise _invalid(
+            "page",
+            f"Page {page} of {size} records starts {offset} rows in, past the largest offset "
+            f"({limits.max_offset} rows). Walk further with cursors: pass a page's "
+            "next_cursor as after=... to get the page that follows it.",
+            "past max_offset; use cursors (after=next_cursor)",
+        )
+    return page, size
+
+
+def _invalid(argument: str, message: str, why: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"loc": [argument], "msg": why, "type": argument}])
