@@ -375,7 +375,7 @@ class ListRecords(Query):
     page: Annotated[int, BeforeValidator(_counting_number)] = 1
     page_size: Annotated[int | None, BeforeValidator(_counting_number)] = None
     #: A page's `next_cursor`: the page after it (registry/query/cursors.py).
-    after: Annotated[str | None, _text(MAX_CURSOR, required=False)] = None
+    after: Annotated[str | None, _text(MAX_CURSOR, required=False, allow_empty=True)] = None
     #: "exact", "estimated", "none", or None: exact when cheap, else estimated.
     count: Annotated[str | None, _text(MAX_COUNT_MODE, required=False)] = None
 
