@@ -232,7 +232,8 @@ def measure(
     def create(row: dict[str, Any]) -> Any:
         return client.create("Product", row, user_id="bench", user_role="admin")
 
-    client.register_model("Product", Product).get(timeout=RESULT_TIMEOUT)
+    client.register_model("Product", Product, user_id="bench", user_role="admin").get(
+        timeout=RESULT_TIMEOUT)
     data = rows(tasks)
     warm = data[:100]
     for send in (noop, raw, create):  # every pool child has run every path before timing

@@ -57,8 +57,10 @@ class CqrsWorkers(Workers):
 
 
 def measure(client: RegistryClient, tasks: int, rounds: int) -> dict[str, float]:
-    client.register_model("Product", Product).get(timeout=RESULT_TIMEOUT)
-    client.register_model("ProductEvents", Product, "cqrs").get(timeout=RESULT_TIMEOUT)
+    client.register_model("Product", Product, user_id="bench", user_role="admin").get(
+        timeout=RESULT_TIMEOUT)
+    client.register_model("ProductEvents", Product, "cqrs", user_id="bench",
+                          user_role="admin").get(timeout=RESULT_TIMEOUT)
 
     def create(row: dict[str, Any]) -> Any:
         return client.create("Product", row, user_id="bench", user_role="admin")

@@ -212,6 +212,7 @@ class Catalog:
         Values a change adds (defaults filled into existing rows) or takes away (columns
         dropped or retyped under `force`) are audited per record, as operation "migrate",
         in the same transaction (Invariant 1)."""
+        self.database.check_table_width(new.model_name, new.table, len(new.field_names))
         if old_schema is None:
             new.table.create(conn, checkfirst=True)
             return None

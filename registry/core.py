@@ -27,10 +27,17 @@ from .catalog import Catalog, ModelEntry, OperationMode
 from .cqrs.api import CqrsApi
 from .cqrs.service import CqrsService
 from .database import Database
-from .errors import InvalidPermissions, InvalidSchema, ModelNotFound, OperationNotAllowed
+from .errors import (
+    InvalidPermissions,
+    InvalidSchema,
+    ModelNotFound,
+    OperationNotAllowed,
+    ValidationFailed,
+)
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
+    MAX_USER_ID,
     CreateRecord,
     DeleteRecord,
     GetRecord,
@@ -39,8 +46,10 @@ from .operations import (
     RecordAsOf,
     RecordHistory,
     UpdateRecord,
+    check_role,
+    text_problem,
 )
-from .permissions import ModelPermissions, load_masks
+from .permissions import ModelPermissions, load_masks, require_manager
 from .records.service import RecordService
 from .records.table import RecordTable
 from .schema import model_from_schema, model_to_schema
@@ -128,12 +137,15 @@ class DynamicModelRegistry(CqrsApi):
         ui_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         provenance: Mapping[str, Any] | None = None,
         user_id: str | None = None,
+        user_role: str | None = None,
     ) -> ModelEntry:
         """Register or re-register a model; returns it at its stored version.
 
         Raises `InvalidName`, `InvalidSchema` (a model that cannot be stored as JSON Schema),
-        `InvalidPermissions` and `SchemaIncompatible` (unless `force`).
+        `InvalidPermissions`, `SchemaIncompatible` (unless `force`), and `PermissionDenied`
+        for a role outside `models.manager_roles` (no role: this process's own code).
         """
+        self._require_manager(user_id, user_role, "register models")
         validate_model_name(name)
         schema = model_to_schema(model_class, name)
         return self._register(
@@ -152,8 +164,11 @@ class DynamicModelRegistry(CqrsApi):
         ui_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         provenance: Mapping[str, Any] | None = None,
         user_id: str | None = None,
+        user_role: str | None = None,
     ) -> ModelEntry:
-        """Register a model from JSON Schema (what producers without Python classes send)."""
+        """Register a model from JSON Schema (what producers without Python classes send);
+        raises as `register_model`."""
+        self._require_manager(user_id, user_role, "register models")
         validate_model_name(name)
         model = model_from_schema(name, schema)
         return self._register(
@@ -183,8 +198,11 @@ class DynamicModelRegistry(CqrsApi):
         permissions: ModelPermissions | Mapping[str, Any],
         *,
         user_id: str | None = None,
+        user_role: str | None = None,
     ) -> ModelEntry:
-        """Store new permissions for a model; every process uses them from its next operation."""
+        """Store new permissions for a model; every process uses them from its next operation.
+        Raises `PermissionDenied` for a role outside `models.manager_roles`."""
+        self._require_manager(user_id, user_role, "change permissions")
         with self.database.write() as conn:
             # Lock first, then read: a registration committing meanwhile is seen, not undone.
             self.catalog.lock_state(conn)
@@ -193,6 +211,17 @@ class DynamicModelRegistry(CqrsApi):
             saved = self.catalog.update_permissions(conn, entry, parsed, user_id=user_id)
         self.model_cache.remember(saved)
         return saved
+
+    def _require_manager(self, user_id: str | None, user_role: str | None, action: str) -> None:
+        if user_role is not None:
+            check_role(user_role)
+            problem = text_problem(user_id, MAX_USER_ID, required=False)
+            if problem is not None:
+                raise ValidationFailed(
+                    f"Invalid call: 'user_id' {problem}.",
+                    errors=[{"loc": ["user_id"], "msg": problem, "type": "argument"}],
+                )
+        require_manager(user_role, self.settings.models.manager_roles, action)
 
     def model_info(self, name: str) -> ModelEntry:
         with self.database.read() as conn:

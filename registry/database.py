@@ -7,6 +7,8 @@ meanwhile. An in-memory URL gets one shared connection, so a registry sees its o
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,14 +18,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from .errors import DatabaseLimitExceeded
 from .tables import catalog, registry_state
 
-__all__ = ["Database"]
+__all__ = ["POSTGRESQL_MAX_COLUMNS", "SQLITE_DEFAULT_MAX_COLUMNS", "Database"]
 
 #: Seconds a SQLite connection waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT = 30
 #: Seconds a pooled PostgreSQL connection may sit unused before it is pinged on checkout.
 IDLE_PING_SECONDS = 10.0
+#: Columns a PostgreSQL table may have (MaxHeapAttributeNumber; its own system columns such as
+#: ctid and xmin are not among them).
+POSTGRESQL_MAX_COLUMNS = 1600
+#: SQLite's SQLITE_MAX_COLUMN unless the library was compiled with another (then read from
+#: its compile options).
+SQLITE_DEFAULT_MAX_COLUMNS = 2000
 
 
 class Database:
@@ -46,6 +55,32 @@ class Database:
     @property
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
+
+    @functools.cached_property
+    def max_columns(self) -> int:
+        """The most columns one table may have in this database."""
+        if self.is_postgresql:
+            return POSTGRESQL_MAX_COLUMNS
+        if self.dialect != "sqlite":
+            return POSTGRESQL_MAX_COLUMNS  # the smallest of the databases we know
+        return _sqlite_max_columns()
+
+    def check_table_width(self, model_name: str, table: sa.Table, fields: int) -> None:
+        """Raise `DatabaseLimitExceeded` if `table` (a model's, `fields` of its columns being
+        the model's fields) has more columns than this database allows."""
+        limit = self.max_columns
+        if len(table.columns) <= limit:
+            return
+        system = len(table.columns) - fields
+        raise DatabaseLimitExceeded(
+            f"Model {model_name!r} has {fields} fields; a table in this database "
+            f"({self.dialect}) holds at most {limit} columns, {system} of which every record "
+            f"table uses, so a model may have at most {limit - system} fields.",
+            model=model_name,
+            fields=fields,
+            limit=limit - system,
+            columns_limit=limit,
+        )
 
     def create_catalog(self) -> None:
         """Create the catalog tables if they are missing; safe to run from many processes."""
@@ -92,6 +127,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_max_columns() -> int:
+    # A limit of the SQLite library this process loaded, not of a database file: asked of a
+    # throwaway in-memory connection, so no transaction of the engine's is disturbed.
+    probe = sqlite3.connect(":memory:")
+    try:
+        options = [row[0] for row in probe.execute("PRAGMA compile_options")]
+    finally:
+        probe.close()
+    for option in options:
+        if str(option).startswith("MAX_COLUMN="):
+            return int(str(option).split("=", 1)[1])
+    return SQLITE_DEFAULT_MAX_COLUMNS
 
 
 def _create_engine(

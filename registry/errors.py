@@ -25,6 +25,8 @@
     ├── ProjectionStale         a projection did not reach the wanted position in time
     ├── PermissionDenied        the role may not do this (also a builtin PermissionError)
     ├── MessageRefused          a worker refused a task message it cannot safely run
+    │   └── MessageNotTrusted   signing is on and the message's signer may not send it
+    ├── DatabaseLimitExceeded   the operation passes a limit of the database (columns, sizes)
     └── TaskTimeLimitExceeded   a task ran past its time limit and was stopped
 
 Every error carries `to_dict()` so that it can cross a task boundary as JSON and be raised
@@ -39,6 +41,7 @@ __all__ = [
     "AuditIntegrityError",
     "CommandRejected",
     "ConfigurationError",
+    "DatabaseLimitExceeded",
     "DuplicateValue",
     "IdempotencyConflict",
     "InvalidCursor",
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidPermissions",
     "InvalidProjection",
     "InvalidSchema",
+    "MessageNotTrusted",
     "MessageRefused",
     "ModelNotFound",
     "OperationNotAllowed",
@@ -63,6 +67,7 @@ __all__ = [
     "ValidationFailed",
     "VersionConflict",
     "error_from_dict",
+    "expected_errors",
 ]
 
 
@@ -72,6 +77,9 @@ class RegistryError(Exception):
     #: Whether running the same request again could succeed (a database outage can pass;
     #: invalid data stays invalid).
     retryable = False
+    #: Whether the error is the caller's doing (a bad request, a missing model), not a fault
+    #: of the system: workers log it as one line, without a traceback.
+    expected = True
 
     def __init__(
         self, message: str, details: dict[str, Any] | None = None, /, **more: Any
@@ -85,6 +93,11 @@ class RegistryError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __repr__(self) -> str:
+        # Logs and Flower show an error's repr: the message names things, the details may
+        # hold values (a field's rejected input).
+        return f"{type(self).__name__}({self.message!r})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "message": self.message, "details": self.details}
 
@@ -94,6 +107,8 @@ class RegistryError(Exception):
 
 class ConfigurationError(RegistryError):
     """Raised when a settings value is missing or malformed; the message names the key."""
+
+    expected = False
 
 
 class InvalidName(RegistryError, ValueError):
@@ -169,6 +184,8 @@ class InvalidPermissions(RegistryError, ValueError):
 class AuditIntegrityError(RegistryError):
     """Raised when the audit chain does not verify."""
 
+    expected = False
+
 
 class OperationNotAllowed(RegistryError):
     """Raised when the model's operation mode does not allow the operation (a command on a
@@ -207,8 +224,21 @@ class MessageRefused(RegistryError):
     """
 
 
+class MessageNotTrusted(MessageRefused):
+    """Raised when signing is on and a task message is unsigned, signed by a certificate the
+    worker does not trust or that expired, changed after signing, or claims a role or an
+    action its signer's entry does not allow. Nothing of it runs; `reason` says which."""
+
+
+class DatabaseLimitExceeded(RegistryError):
+    """Raised when an operation would pass one of the database's own limits (columns per
+    table, the size of a row or value); nothing was written."""
+
+
 class TaskTimeLimitExceeded(RegistryError):
     """Raised when a task ran past its time limit and was stopped; its transaction rolled back."""
+
+    expected = False
 
 
 def _all_error_classes() -> dict[str, type[RegistryError]]:
@@ -219,6 +249,14 @@ def _all_error_classes() -> dict[str, type[RegistryError]]:
         found[cls.__name__] = cls
         pending.extend(cls.__subclasses__())
     return found
+
+
+def expected_errors() -> tuple[type[RegistryError], ...]:
+    """Every error class that is the caller's doing (`expected`), for Celery's `Task.throws`
+    (which matches subclasses too, so the base class itself is left out)."""
+    return tuple(
+        cls for cls in _all_error_classes().values() if cls.expected and cls is not RegistryError
+    )
 
 
 def _rebuild(type_name: str, message: str, details: dict[str, Any]) -> RegistryError:

@@ -35,6 +35,7 @@ __all__ = [
     "load_masks",
     "mask_function_for",
     "register_mask",
+    "require_manager",
 ]
 
 MaskFunction = Callable[[Any], Any]
@@ -113,6 +114,24 @@ def mask_function_for(name: str) -> MaskFunction:
         raise InvalidPermissions(
             f"Mask {name!r} is not registered; known masks: {known}.", mask=name
         ) from None
+
+
+def require_manager(user_role: str | None, manager_roles: Iterable[str], action: str) -> None:
+    """Raises `PermissionDenied` unless the role has the management permission: registering
+    models, changing permissions, defining projections (`models.manager_roles`).
+
+    None is the process's own code calling in-process, as the specification's examples do;
+    every task passes the role its producer claims, so none reaches here over the wire.
+    """
+    allowed = set(manager_roles)
+    if user_role is None or user_role in allowed:
+        return
+    raise PermissionDenied(
+        f"Role {user_role!r} cannot {action}: that needs the management permission "
+        f"(roles: {', '.join(sorted(allowed))}).",
+        role=user_role,
+        operation=action,
+    )
 
 
 class FieldPermission:

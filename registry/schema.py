@@ -86,6 +86,7 @@ from pydantic_core import PydanticSerializationError, PydanticUndefined, SchemaE
 
 from .errors import InvalidSchema, RegistryError
 from .names import validate_field_name, validate_model_name
+from .schema_depth import MAX_SCHEMA_DEPTH, check_schema_depth
 from .types import FieldKind, classify
 
 __all__ = ["SchemaDiff", "diff_schemas", "model_from_schema", "model_to_schema", "schema_fields"]
@@ -243,10 +244,24 @@ def model_to_schema(model: type[BaseModel], name: str | None = None) -> dict[str
     `model_from_schema`, and `InvalidName` for a bad model or field name.
     """
     model_name = validate_model_name(name if name is not None else model.__name__)
-    _Checker(model_name).model(model, prefix="", stack=())
-    schema = _generate(model, model_name)
+    try:
+        _Checker(model_name).model(model, prefix="", stack=())
+        schema = _generate(model, model_name)
+    except RecursionError:
+        raise _too_deep(model_name) from None
     _verify_round_trip(model_name, schema)
     return schema
+
+
+def _too_deep(model_name: str) -> InvalidSchema:
+    # The depth check (`schema_depth`) keeps registered schemas well inside the stack; a
+    # Python class can still nest deeper models than that before it is ever turned into one.
+    return InvalidSchema(
+        f"The schema of model {model_name!r} nests too deeply to be stored or rebuilt; the "
+        f"limit is {MAX_SCHEMA_DEPTH} levels of objects and arrays.",
+        model=model_name,
+        limit=MAX_SCHEMA_DEPTH,
+    )
 
 
 class _Unstorable(Exception):
@@ -724,8 +739,12 @@ def model_from_schema(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
                 "named schemas.",
                 model=model_name,
             )
+    check_schema_depth(model_name, schema)
     builder = _Builder(model_name, schema)
-    return builder.model(model_name, schema, prefix="", top=True)
+    try:
+        return builder.model(model_name, schema, prefix="", top=True)
+    except RecursionError:
+        raise _too_deep(model_name) from None
 
 
 class _Builder:
@@ -1326,8 +1345,10 @@ def _digits_from_pattern(pattern: str) -> dict[str, int]:
     total = re.search(r"\[\\d\.\]\{1,(\d+)\}", pattern)
     if total:
         found[X_MAX_DIGITS] = int(total.group(1)) - 1
-    elif whole := re.fullmatch(r".*\(\?:\\d\{0,(\d+)\}\|.*", pattern):
-        found[X_MAX_DIGITS] = int(whole.group(1))
+    elif wholes := re.findall(r"\(\?:\\d\{0,(\d+)\}\|", pattern):
+        # The last one, as a greedy `.*` before it would find; `findall` with a literal start
+        # stays linear where that form was quadratic in the pattern's length.
+        found[X_MAX_DIGITS] = int(wholes[-1])
     places = re.search(r"\\\.\??\\d\{0,(\d+)\}", pattern)
     if places:
         found[X_DECIMAL_PLACES] = int(places.group(1))

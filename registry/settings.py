@@ -1,6 +1,8 @@
 """Typed settings: environment first, then `settings.toml`, then the defaults written here.
 
-The file is found at `$DMR_SETTINGS`, else `./settings.toml`; a missing file means defaults.
+The file is found at `$DMR_SETTINGS`, else `./settings.toml`, else `settings.toml` in the
+per-user config directory (registry/locations.py); none found means defaults. The database,
+broker and result URLs default to files in one absolute per-user data directory.
 Any key can be overridden as `DMR_<SECTION>__<KEY>` (`DMR_AUDIT__BATCH_SIZE=500`), and the
 common three have short names: `DMR_DATABASE_URL`, `DMR_BROKER_URL`, `DMR_RESULT_BACKEND`.
 `Settings.load()` validates everything once; a bad value raises `ConfigurationError` naming
@@ -18,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from . import locations
 from .errors import ConfigurationError
 
 __all__ = [
@@ -28,6 +31,8 @@ __all__ = [
     "FlowerSettings",
     "ModelsSettings",
     "PermissionDefaults",
+    "ProducerTrust",
+    "SecuritySettings",
     "Settings",
     "UISettings",
 ]
@@ -87,14 +92,21 @@ class ModelsSettings(_Section):
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
+    #: Roles that may register models and change permissions (the management permission).
+    manager_roles: list[str] = Field(default_factory=lambda: ["admin"], min_length=1)
     #: Custom masks by name: {"last2": "package.module:function"}, loaded in every process.
     masks: dict[str, str] = {}
     permissions: PermissionDefaults = PermissionDefaults()
     ui: UISettings = UISettings()
 
 
+def _embedded(kind: str) -> str:
+    return locations.embedded_urls(locations.data_dir(os.environ))[kind]
+
+
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///dmr.sqlite3"
+    #: Default: SQLite in the per-user data directory (`Settings.load` fills it in).
+    url: str = Field(default_factory=lambda: _embedded("database"))
     pool_size: int = Field(default=5, ge=1)
     echo: bool = False
     #: SQLite's PRAGMA synchronous: "full" survives power loss; "normal" only process crashes.
@@ -102,8 +114,10 @@ class DatabaseSettings(_Section):
 
 
 class CelerySettings(_Section):
-    broker_url: str = "sqla+sqlite:///dmr-broker.sqlite3"
-    result_backend: str = "db+sqlite:///dmr-results.sqlite3"
+    #: Default: kombu's filesystem transport in the per-user data directory.
+    broker_url: str = Field(default_factory=lambda: _embedded("broker"))
+    #: Default: SQLite in the per-user data directory.
+    result_backend: str = Field(default_factory=lambda: _embedded("results"))
     #: Seconds a task result is kept by the result backend.
     result_expires: int = Field(default=3600, ge=1)
     #: Seconds between polls for polling transports (the embedded SQLAlchemy broker).
@@ -194,11 +208,53 @@ class CqrsSettings(_Section):
     command_attempts: int = Field(default=5, ge=1, le=100)
 
 
+class ProducerTrust(_Section):
+    """What one signed producer may claim, named by its certificate's common name."""
+
+    #: Roles its messages may claim as `user_role`; `["*"]` is any role (workers and beat,
+    #: which re-send messages they accepted: retries, schedules).
+    roles: list[str] = []
+    #: Whether it may send tasks that change models and permissions (`registry.register_model`,
+    #: `registry.set_permissions`, `cqrs.define_projection`); the claimed role must still be
+    #: one of `models.manager_roles`.
+    manage_models: bool = False
+
+    def may_claim(self, role: str) -> bool:
+        return "*" in self.roles or role in self.roles
+
+
+class SecuritySettings(_Section):
+    """Message signing: Celery's `auth` serializer over JSON, and what each signer may claim."""
+
+    #: Sign every task message this process sends, and (workers) accept only messages signed
+    #: by a certificate in `cert_store` whose producer entry allows the role and the task.
+    signing: bool = False
+    #: This process's RSA private key and its certificate, PEM files.
+    key: str | None = None
+    key_password: SecretStr | None = None
+    certificate: str | None = None
+    #: The certificates workers trust: a directory of PEM files, or a glob.
+    cert_store: str | None = None
+    #: Digest of the signatures.
+    digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+    #: Role ceiling and management right per producer, by certificate common name (CN).
+    producers: dict[str, ProducerTrust] = {}
+
+    @model_validator(mode="after")
+    def _files_when_signing(self) -> SecuritySettings:
+        missing = [name for name in ("key", "certificate", "cert_store")
+                   if self.signing and not getattr(self, name)]
+        if missing:
+            raise ValueError(f"signing needs {', '.join(missing)} (PEM files) to be set")
+        return self
+
+
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: int = Field(default=5555, ge=1, le=65535)
-    #: `user:password` pairs separated by commas; empty turns authentication off.
-    basic_auth: str = "admin:change-me"
+    #: `user:password` pairs separated by commas; empty: `dmr flower` makes a random password
+    #: and prints it (no password ships with the project).
+    basic_auth: str = ""
 
 
 class Settings(_Section):
@@ -208,6 +264,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     flower: FlowerSettings = FlowerSettings()
     cqrs: CqrsSettings = CqrsSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @classmethod
     def load(
@@ -217,6 +274,7 @@ class Settings(_Section):
         environ = os.environ if environ is None else environ
         data = _read_file(_settings_path(path, environ))
         _apply_environment(data, environ)
+        _apply_embedded_defaults(data, environ)
         return cls.from_mapping(data)
 
     @classmethod
@@ -241,10 +299,36 @@ class Settings(_Section):
 def _settings_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     if path is not None:
         return Path(path)
-    if environ.get("DMR_SETTINGS"):
-        return Path(environ["DMR_SETTINGS"])
-    default = Path("settings.toml")
-    return default if default.exists() else None
+    return locations.find_settings_file(environ)
+
+
+#: Settings whose default is a file in the data directory, and that file's kind.
+_EMBEDDED_KEYS = {
+    ("database", "url"): "database",
+    ("celery", "broker_url"): "broker",
+    ("celery", "result_backend"): "results",
+}
+
+
+def _apply_embedded_defaults(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Fill the URLs nobody set with the data directory's files, creating the directory."""
+    missing = [
+        (section, key) for section, key in _EMBEDDED_KEYS
+        if not isinstance(data.get(section), dict) or key not in data[section]
+    ]
+    if not missing:
+        return
+    directory = locations.data_dir(environ)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Data directory {str(directory)!r} cannot be created: {exc.strerror}; set "
+            "DMR_DATA_DIR or the URLs.", key="DMR_DATA_DIR"
+        ) from None
+    urls = locations.embedded_urls(directory)
+    for section, key in missing:
+        _set_nested(data, (section, key), urls[_EMBEDDED_KEYS[section, key]])
 
 
 def _read_file(path: Path | None) -> dict[str, Any]:

@@ -7,10 +7,17 @@ A task body only decodes its JSON arguments and calls the registry; this class d
 - registry errors propagate unchanged (their `args` carry the details, so Celery's JSON result
   rebuilds them with the same class name in any producer) and are never retried, unless the
   error says it is retryable;
-- database outages are retried with exponential backoff up to `celery.max_retries`, then
-  reported as `ConnectionError`; any other database error is reported as `RuntimeError`; both
-  without SQLAlchemy's message, which quotes the statement's parameters (record values);
-- results, arguments and retried messages show Flower and the logs names, never values.
+- database outages (`registry.database_errors.is_outage`: connection failures and passing
+  contention, never a permanent refusal) are retried with exponential backoff up to
+  `celery.max_retries`, then reported as `ConnectionError`; a database limit (too many columns,
+  a row too big) is `DatabaseLimitExceeded` at once; any other database error is reported as
+  `RuntimeError`; all without SQLAlchemy's message, which quotes the statement's parameters
+  (record values);
+- results, arguments and retried messages show Flower and the logs names, never values;
+- errors that are the caller's fault (`RegistryError.expected`) are Celery's `throws`: logged as
+  one INFO line, without a traceback; real faults keep theirs;
+- a task past its soft time limit stops with `TaskTimeLimitExceeded` (its transaction rolls
+  back); past its hard limit its pool child is killed and the producer gets the same error.
 """
 
 from __future__ import annotations
@@ -22,26 +29,27 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_task_logger
+from celery.worker import state as worker_state
 from celery.worker.request import Request
 
-from registry.errors import PayloadTooLarge, RegistryError, ValidationFailed
+from registry.database_errors import database_limit_error, is_outage
+from registry.errors import (
+    PayloadTooLarge,
+    RegistryError,
+    TaskTimeLimitExceeded,
+    ValidationFailed,
+    expected_errors,
+)
 
 from .redact import arguments_repr, result_repr
 
 if TYPE_CHECKING:
     from registry import DynamicModelRegistry
 
-__all__ = ["DATABASE_OUTAGES", "JSONResult", "RegistryTask", "SafeReprRequest"]
+__all__ = ["JSONResult", "RegistryTask", "SafeReprRequest"]
 
-#: Failures that a later attempt can get past: the database restarting, a dropped connection,
-#: a full pool, SQLite's busy lock.
-DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    ConnectionError,
-)
 _BODY_BYTES = "dmr_body_bytes"
 logger = get_task_logger(__name__)
 
@@ -80,6 +88,41 @@ class SafeReprRequest(Request):  # type: ignore[misc]
         self.request_dict.update(argsrepr="()", kwargsrepr=shown)
         self.request_dict[_BODY_BYTES] = len(self.body or b"")
 
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        if not soft:
+            self._answer_hard_time_limit(timeout)
+        super().on_timeout(soft, timeout)
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, TimeLimitExceeded):
+            limit = exc.args[0] if exc.args else self.task.app.settings.celery.task_time_limit
+            self._answer_hard_time_limit(limit)
+        super().on_failure(exc_info, send_failed_event, return_ok)
+
+    def _answer_hard_time_limit(self, timeout: float) -> None:
+        """Store `TaskTimeLimitExceeded` as the result, and keep Celery from storing its own
+        `TimeLimitExceeded` (not a registry error) over it.
+
+        Celery reports a hard time limit twice, as a failure of the job and as a timeout, in
+        either order; the first one answers.
+        """
+        if getattr(self, "_hard_timed_out", False) or worker_state.should_terminate:
+            return
+        self._hard_timed_out = True
+        error = _time_limit_error(self.name, float(timeout), hard=True)
+        self.task.backend.mark_as_failure(
+            self.id, error, request=self._context, call_errbacks=False
+        )
+
+    @property
+    def store_errors(self) -> bool:
+        if getattr(self, "_hard_timed_out", False):
+            return False
+        return bool(super().store_errors)
+
     @property
     def argsrepr(self) -> str:
         return str(self.request_dict["argsrepr"])
@@ -95,6 +138,7 @@ class RegistryTask(Task):  # type: ignore[misc]
     Request = "tasks.base:SafeReprRequest"
     acks_late = True
     reject_on_worker_lost = True
+    throws = expected_errors()
 
     @property
     def registry(self) -> DynamicModelRegistry:
@@ -106,16 +150,32 @@ class RegistryTask(Task):  # type: ignore[misc]
         self._check_body_size()
         try:
             return JSONResult(super().__call__(*args, **kwargs))
-        except RegistryError as exc:
-            if exc.retryable:
-                raise self._retry(exc) from None
-            raise
-        except DATABASE_OUTAGES as exc:
-            raise self._retry(_outage(exc)) from None
-        except sqlalchemy.exc.SQLAlchemyError as exc:
+        except Exception as exc:
+            if _stopped_by_soft_time_limit(exc):
+                limit = self.app.settings.celery.task_soft_time_limit
+                raise _time_limit_error(self.name, limit, hard=False) from None
+            classified = self._classified(exc)
+            if classified is exc:
+                raise
+            raise classified from None
+
+    def _classified(self, exc: Exception) -> BaseException:
+        """What a failed task raises instead of `exc`: registry errors as they are (or their
+        retry), outages retried, other database errors without their statement."""
+        if isinstance(exc, RegistryError):
+            return self._retry(exc) if exc.retryable else exc
+        if is_outage(exc):
+            return self._retry(_outage(exc))
+        limit = database_limit_error(exc)
+        if limit is not None:
+            return limit
+        if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
             # The full error, parameters included, stays in the operator's log only.
-            logger.exception("Task %s[%s] failed in the database.", self.name, self.request.id)
-            raise _database_error(exc) from None
+            logger.error(
+                "Task %s[%s] failed in the database.", self.name, self.request.id, exc_info=exc
+            )
+            return _database_error(exc)
+        return exc
 
     def arguments_repr(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         """The arguments as Flower and the logs may show them."""
@@ -166,6 +226,30 @@ class RegistryTask(Task):  # type: ignore[misc]
             kwargsrepr=shown,
         )
         return retried
+
+
+def _stopped_by_soft_time_limit(exc: BaseException) -> bool:
+    """Whether the soft time limit interrupted the task: the exception itself, or what it
+    was raised while handling (a rollback that fails because the limit cut a query short)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SoftTimeLimitExceeded):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _time_limit_error(name: str, seconds: float, *, hard: bool) -> TaskTimeLimitExceeded:
+    what = "its worker process was stopped" if hard else "it was stopped"
+    return TaskTimeLimitExceeded(
+        f"Task {name!r} ran longer than its {'hard' if hard else 'soft'} time limit of "
+        f"{seconds:g} s; {what}, and a transaction it had open was rolled back.",
+        task=name,
+        limit_seconds=seconds,
+        hard=hard,
+    )
 
 
 def _outage(exc: BaseException) -> ConnectionError:

@@ -14,11 +14,13 @@ values. The client needs no worker code and no database.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
 from kombu.utils.json import dumps
 from pydantic import BaseModel
@@ -39,6 +41,7 @@ from registry.settings import CelerySettings, Settings
 from .cqrs_client import CqrsClientMethods
 from .names import queue_for
 from .redact import arguments_repr
+from .trust import enable_signing
 from .wire import wire_config
 
 __all__ = ["RegistryClient", "TaskHandle"]
@@ -78,11 +81,19 @@ class TaskHandle:
         return bool(self.result.ready())
 
     def get(self, timeout: float | None = None) -> Any:
-        """The task's JSON result (seconds to wait); raises the task's error."""
+        """The task's JSON result; raises the task's error, or Celery's `TimeoutError` when
+        none came within `timeout` seconds of wall-clock time."""
+        limit = self.timeout if timeout is None else timeout
+        if not getattr(self.result.backend, "is_async", False):
+            # A polling backend (SQLite, PostgreSQL results) counts only its sleeps toward
+            # the timeout, not the queries between them: wait by the clock here instead.
+            deadline = time.monotonic() + limit
+            while not self.result.ready():
+                if time.monotonic() >= deadline:
+                    raise ResultTimeout(f"No result within {limit:g} s.")
+                time.sleep(self.interval)
         return self.result.get(
-            timeout=self.timeout if timeout is None else timeout,
-            interval=self.interval,
-            disable_sync_subtasks=False,
+            timeout=limit, interval=self.interval, disable_sync_subtasks=False
         )
 
     def __repr__(self) -> str:
@@ -100,10 +111,12 @@ class RegistryClient(CqrsClientMethods):
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> RegistryClient:
         """A client with its own producer app (`Settings.load()` when none are given)."""
-        celery_settings = (settings or Settings.load()).celery
+        settings = settings or Settings.load()
         app = Celery("dmr-client", set_as_current=False)
-        app.config_from_object(wire_config(celery_settings))
-        return cls(app, celery_settings)
+        app.config_from_object(wire_config(settings.celery))
+        if settings.security.signing:
+            enable_signing(app, settings.security)
+        return cls(app, settings.celery)
 
     def close(self) -> None:
         """Close the broker and result backend connections this client opened."""
@@ -128,17 +141,25 @@ class RegistryClient(CqrsClientMethods):
         operation_mode: str = "crud",
         permissions: Mapping[str, Any] | None = None,
         force: bool = False,
+        *,
+        user_id: str | None = None,
+        user_role: str,
     ) -> TaskHandle:
-        """Register a Pydantic class or a JSON Schema under `name`."""
+        """Register a Pydantic class or a JSON Schema under `name`, as a role with the
+        management permission (`models.manager_roles`)."""
         schema = model_to_schema(model, name) if isinstance(model, type) else dict(model)
         return self.send(
             "registry.register_model",
             name=name, schema=schema, operation_mode=operation_mode,
-            permissions=_plain(permissions), force=force,
+            permissions=_plain(permissions), force=force, user_id=user_id, user_role=user_role,
         )
 
-    def set_permissions(self, model: str, permissions: Mapping[str, Any]) -> TaskHandle:
-        return self.send("registry.set_permissions", model=model, permissions=dict(permissions))
+    def set_permissions(
+        self, model: str, permissions: Mapping[str, Any], *, user_id: str | None = None,
+        user_role: str,
+    ) -> TaskHandle:
+        return self.send("registry.set_permissions", model=model, permissions=dict(permissions),
+                         user_id=user_id, user_role=user_role)
 
     def get_ui_schema(self, model: str, user_role: str) -> TaskHandle:
         return self.send("registry.get_ui_schema", model=model, user_role=user_role)

@@ -1,7 +1,8 @@
 """Model registration tasks, queue `registry`.
 
-    registry.register_model(name, schema, operation_mode="crud", permissions=None, force=False)
-    registry.set_permissions(model, permissions)
+    registry.register_model(name, schema, operation_mode="crud", permissions=None, force=False,
+                            user_id, user_role)      (a role in models.manager_roles)
+    registry.set_permissions(model, permissions, user_id, user_role)   (likewise)
     registry.get_ui_schema(model, user_role)
     registry.export_form(model, user_role)   (JSON Schema + uiSchema for react-jsonschema-form)
     registry.list_models()
@@ -35,17 +36,32 @@ def register_model(
     operation_mode: str = "crud",
     permissions: dict[str, Any] | None = None,
     force: bool = False,
+    user_id: str | None = None,
+    user_role: str | None = None,
 ) -> dict[str, Any]:
-    """Register or re-register a model from JSON Schema; returns its stored description."""
+    """Register or re-register a model from JSON Schema; returns its stored description.
+    The role must have the management permission (`models.manager_roles`)."""
+    check_role(user_role)  # over the wire a role is always required
     entry = self.registry.register_schema(
-        name, schema, operation_mode, permissions=permissions, force=force
+        name, schema, operation_mode, permissions=permissions, force=force,
+        user_id=user_id, user_role=user_role,
     )
     return entry.describe()
 
 
 @app.task(name="registry.set_permissions", base=RegistryTask, bind=True)
-def set_permissions(self: RegistryTask, model: str, permissions: dict[str, Any]) -> dict[str, Any]:
-    return self.registry.set_permissions(model, permissions).describe()
+def set_permissions(
+    self: RegistryTask,
+    model: str,
+    permissions: dict[str, Any],
+    user_id: str | None = None,
+    user_role: str | None = None,
+) -> dict[str, Any]:
+    """Store new permissions; the role must have the management permission."""
+    check_role(user_role)
+    return self.registry.set_permissions(
+        model, permissions, user_id=user_id, user_role=user_role
+    ).describe()
 
 
 @app.task(name="registry.get_ui_schema", base=RegistryTask, bind=True)

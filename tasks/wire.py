@@ -10,6 +10,10 @@ from typing import Any
 
 from registry.settings import CelerySettings
 
+from .file_broker import TRANSPORT_PATH as FILE_TRANSPORT
+from .file_broker import is_file_broker
+from .file_broker import transport_options as file_transport_options
+
 __all__ = ["wire_config"]
 
 
@@ -39,6 +43,13 @@ def _broker_options(settings: CelerySettings) -> dict[str, Any]:
     # dead worker's messages would wait that long on top; look a few times per timeout, at
     # most every 10 s. Other transports take no such options (the SQLAlchemy one would pass
     # them to its engine).
+    if is_file_broker(settings.broker_url):  # the embedded default: tasks/file_broker.py
+        return {
+            "broker_transport": FILE_TRANSPORT,
+            "broker_transport_options": file_transport_options(
+                settings.broker_url, settings.visibility_timeout, settings.polling_interval
+            ),
+        }
     if settings.broker_url.split(":", 1)[0] not in ("redis", "rediss"):
         return {}
     timeout = settings.visibility_timeout

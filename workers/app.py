@@ -18,6 +18,7 @@ from celery import Celery
 
 from registry import DynamicModelRegistry
 from registry.settings import Settings
+from tasks.trust import enable_signing
 
 from .config import celery_config
 
@@ -34,6 +35,9 @@ class RegistryCelery(Celery):  # type: ignore[misc]
         super().__init__("dmr", include=TASK_MODULES, **options)
         self.settings = settings
         self.config_from_object(celery_config(settings))
+        if settings.security.signing:  # sign what this process sends, take only signed tasks
+            enable_signing(self, settings.security)
+            self.conf.worker_consumer = "workers.signing_consumer:SigningConsumer"
         self._registry: DynamicModelRegistry | None = None
         self._registry_pid: int | None = None
         self._registry_lock = threading.Lock()

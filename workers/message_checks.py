@@ -58,6 +58,13 @@ _PROPERTY_TYPES: dict[str, type | tuple[type, ...]] = {
     "correlation_id": str,
     "priority": int,
 }
+_SIGNATURE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "args": list,
+    "kwargs": dict,
+    "options": dict,
+    "subtask_type": str,
+    "immutable": bool,
+}
 _EMBED_TYPES: dict[str, type | tuple[type, ...]] = {
     "callbacks": list,
     "errbacks": list,
@@ -184,8 +191,10 @@ def _check_properties(message: Any) -> MessageRefused | None:
 
 
 def _check_content(message: Any, limits: MessageLimits) -> RegistryError | None:
-    if getattr(message, "content_type", None) != JSON:
-        return refusal(message, f"its content type is not {JSON}")
+    # What the consumer accepts: JSON, or Celery's signed format when signing is on.
+    accepted = sorted(getattr(message, "accept", None) or [JSON])
+    if getattr(message, "content_type", None) not in accepted:
+        return refusal(message, f"its content type is not {' or '.join(accepted)}")
     if (getattr(message, "content_encoding", None) or "utf-8").lower() not in ("utf-8", "utf8"):
         return refusal(message, "its content encoding is not utf-8")
     size = len(getattr(message, "body", b"") or b"")
@@ -225,10 +234,29 @@ def _check_shape(message: Any, body: Any) -> MessageRefused | None:
         return refusal(message, f"its body is not {expected}")
     if embed is not None and not isinstance(embed, dict):
         return refusal(message, f"its body is not {expected}")
-    wrong = _wrongly_typed(embed or {}, _EMBED_TYPES)
+    wrong = _wrongly_typed(embed or {}, _EMBED_TYPES) or _malformed_signature(embed or {})
     if wrong:
         return refusal(message, f"its embedded {wrong!r} has the wrong type")
     return None
+
+
+def _malformed_signature(embed: Mapping[str, Any]) -> str:
+    """The first embed key holding something that is not a task signature (an object naming
+    its task, with list args and object kwargs and options), as Celery runs them after the
+    task; "" when all are."""
+    for key in ("callbacks", "errbacks", "chain"):
+        if not all(_is_signature(item) for item in embed.get(key) or ()):
+            return key
+    chord = embed.get("chord")
+    return "chord" if chord is not None and not _is_signature(chord) else ""
+
+
+def _is_signature(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("task"), str)
+        and _wrongly_typed(value, _SIGNATURE_TYPES) == ""
+    )
 
 
 def _wrongly_typed(values: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]]) -> str:

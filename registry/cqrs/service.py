@@ -15,13 +15,12 @@ from ..catalog import ModelEntry, OperationMode
 from ..database import Database
 from ..errors import (
     InvalidProjection,
-    PermissionDenied,
     ProjectionNotFound,
     ProjectionStale,
     UnknownField,
     ValidationFailed,
 )
-from ..permissions import Permission
+from ..permissions import Permission, require_manager
 from ..settings import Settings
 from ..tables import models as models_table
 from .backfill import Backfill
@@ -129,11 +128,9 @@ class CqrsService:
         return [dict(row["definition"]) for row in rows]
 
     def _require_manager(self, entry: ModelEntry, user_role: str) -> None:
-        if user_role not in entry.permissions.unmasked_roles:
-            raise PermissionDenied(
-                f"Role {user_role!r} cannot define projections of {entry.name!r}.",
-                model=entry.name, role=user_role, operation="define_projection",
-            )
+        # The one management rule (registry.permissions), as for registrations.
+        require_manager(user_role, self.settings.models.manager_roles,
+                        f"define projections of {entry.name!r}")
 
     def _stored_definition(
         self, conn: sa.Connection, name: str, *, lock: bool = False

@@ -16,6 +16,7 @@ small ones. SQLite exposes no planner estimate; there "estimated" and "auto" cou
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,7 @@ def count_plan(
     return CountPlan(mode, exact_limit, scalars)
 
 
+@functools.lru_cache(maxsize=1024)
 def _table_size_estimate(table_name: str) -> sa.ScalarSelect[Any]:
     """The planner's own estimate of a table's rows: its statistics (reltuples per page)
     scaled to the table's current size in pages, as PostgreSQL plans a scan."""

@@ -86,8 +86,21 @@ def _naming_duplicates(write: Callable[..., _Result]) -> Callable[..., _Result]:
 
 
 def _listed(entry: ModelEntry, user_role: str, found: Page) -> dict[str, Any]:
-    view, to_record = entry.permissions.view, entry.records.to_record
-    return {"items": [view(to_record(row), user_role) for row in found.rows], **found.answer}
+    """The page as the role may see it: `ModelPermissions.view` of each record, with how the
+    role sees each field decided once per page rather than once per row and field."""
+    records = [entry.records.to_record(row) for row in found.rows]
+    fields = records[0].keys() if records else ()
+    plan = [(field, entry.permissions.field_visibility(field, user_role)) for field in fields]
+    shown = [(field, how) for field, how in plan if how is not False]
+    items = [
+        {
+            field: value if how is True or value is None else how(value)
+            for field, how in shown
+            for value in (record[field],)
+        }
+        for record in records
+    ]
+    return {"items": items, **found.answer}
 
 
 class RecordService:

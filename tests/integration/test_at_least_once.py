@@ -29,7 +29,7 @@ def test_sigkill_mid_stream_writes_each_create_once(
 ) -> None:
     model = unique("Kill")
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    client.register_model(model, schema).get()
+    client.register_model(model, schema, user_role="admin").get()
     victim: WorkerProcess = start_worker("victim", queues="crud")  # type: ignore[operator]
     engine = sa.create_engine(database_url)
     table = f"dmr_r_{model.lower()}"

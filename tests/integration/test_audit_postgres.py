@@ -124,7 +124,10 @@ def test_two_compactors_and_four_writers_give_one_ordered_gapless_trail(
                 for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(6)
+    # Enough writes for a dozen blocks, however slow the machine is today.
+    deadline = time.monotonic() + 120
+    while sum(writes) < 12 * 40 and time.monotonic() < deadline and not errors:
+        time.sleep(0.1)
     stop.set()
     for thread in threads:
         thread.join(timeout=60)

@@ -41,7 +41,7 @@ def product(
     client: RegistryClient, workers: tuple[WorkerProcess, WorkerProcess]
 ) -> Iterator[tuple[str, dict]]:
     model = unique("Bad")
-    client.register_model(model, PRODUCT).get()
+    client.register_model(model, PRODUCT, user_role="admin").get()
     record = client.create(model, {"name": "ok", "price": 1.0}, "t", "admin").get()
     yield model, record
 
@@ -67,7 +67,8 @@ BAD_RECORDS: list[tuple[str, Callable[[RegistryClient, str, dict], TaskHandle], 
                                                "admin"), UnknownField),
     ("unknown model", lambda c, m, r: c.create("NoSuchModel", {"name": "x"}, "t", "admin"),
      ModelNotFound),
-    ("bad model name", lambda c, m, r: c.register_model("bad name!", PRODUCT), InvalidName),
+    ("bad model name",
+     lambda c, m, r: c.register_model("bad name!", PRODUCT, user_role="admin"), InvalidName),
     ("denied role", lambda c, m, r: c.create(m, {"name": "x", "price": 1}, "t", "user"),
      PermissionDenied),
     ("missing record", lambda c, m, r: c.read(m, "no-such-id", "t", "admin"), RecordNotFound),

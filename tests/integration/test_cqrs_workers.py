@@ -44,7 +44,8 @@ def command(client: RegistryClient, body: dict[str, Any], role: str = "admin") -
 
 def test_a_cqrs_model_end_to_end(client: RegistryClient, cqrs_worker: Any) -> None:
     model = unique("Order")
-    client.register_model(model, Order, "cqrs", permissions=PERMISSIONS).get(timeout=60)
+    client.register_model(model, Order, "cqrs", permissions=PERMISSIONS,
+                          user_role="admin").get(timeout=60)
     with pytest.raises(OperationNotAllowed):
         client.create(model, {"category": "x"}, "svc", "admin").get(timeout=60)
     created = [command(client, {"type": "create", "model": model,
@@ -93,7 +94,7 @@ def test_a_hybrid_model_reads_its_writes_at_once(
     client: RegistryClient, cqrs_worker: Any
 ) -> None:
     model = unique("Shop")
-    client.register_model(model, Order, "hybrid").get(timeout=60)
+    client.register_model(model, Order, "hybrid", user_role="admin").get(timeout=60)
     record = client.create(model, {"category": "books", "amount": 3}, "svc", "admin").get(
         timeout=60)
     assert client.read(model, record["id"], "svc", "admin").get(timeout=60) == record

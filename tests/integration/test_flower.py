@@ -121,7 +121,7 @@ def test_flower_shows_our_tasks_but_no_secret_value(
                              "price": {"type": "number"}}}
     permissions = {"fields": {"password": {"read_roles": ["admin"], "mask": "redact"},
                               "price": {"read_roles": ["admin", "manager"], "mask": "redact"}}}
-    client.register_model(model, schema, permissions=permissions).get()
+    client.register_model(model, schema, permissions=permissions, user_role="admin").get()
     data = {"username": "ann", "password": password, "price": price}
     handles = [client.create(model, data, "t", "admin")]
     record = handles[0].get()

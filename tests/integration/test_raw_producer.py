@@ -40,6 +40,7 @@ permissions = {"roles": {"admin": ["create", "read", "update", "delete", "list"]
                          "user": ["read", "list"]},
                "fields": {"price": {"read_roles": ["admin", "manager"], "mask": "redact"}}}
 out["register"] = call("registry.register_model", "registry", name=model, schema=schema,
+                       user_id="raw", user_role="admin",
                        permissions=permissions)
 out["create"] = call("records.create", "crud", model=model, data={"name": "Lamp", "price": 20.5},
                      user_id="raw", user_role="admin", idempotency_key="raw-" + model)

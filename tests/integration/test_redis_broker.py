@@ -75,7 +75,7 @@ def test_a_killed_worker_loses_nothing_on_redis(
     try:
         worker.start()
         schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-        client.register_model(model, schema).get()
+        client.register_model(model, schema, user_role="admin").get()
         handles = [
             client.create(model, {"n": i}, user_id="t", user_role="admin",
                           idempotency_key=f"{model}-{i}")

@@ -40,7 +40,8 @@ def test_registration_on_one_worker_is_seen_at_once_by_every_process(
 ) -> None:
     first, second = workers
     model = unique("Sync")
-    send_direct(client, first, "registry.register_model", name=model, schema=SCHEMA_V1).get()
+    send_direct(client, first, "registry.register_model", name=model, schema=SCHEMA_V1,
+                user_role="admin").get()
 
     # At once, through the other worker's children, whose caches predate the model.
     created = [
@@ -50,7 +51,8 @@ def test_registration_on_one_worker_is_seen_at_once_by_every_process(
     ]
     assert all(handle.get()["version"] == 1 for handle in created)
 
-    send_direct(client, second, "registry.register_model", name=model, schema=SCHEMA_V2).get()
+    send_direct(client, second, "registry.register_model", name=model, schema=SCHEMA_V2,
+                user_role="admin").get()
     for worker in workers:
         handles = [
             send_direct(client, worker, "records.create", model=model,

@@ -227,3 +227,23 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     result = dmr(*path, "--help")
     assert result.exit_code == 0
     assert "Example:" in result.output and "dmr " in result.output.split("Example:")[1]
+
+
+def test_a_result_timeout_is_wall_clock(tmp_path: Path) -> None:
+    # The database result backend counts only its sleeps; each poll here takes 50 ms more.
+    from celery.exceptions import TimeoutError as ResultTimeout
+
+    from tasks.client import TaskHandle
+
+    class SlowPending:
+        backend = object()  # not async: polled
+
+        def ready(self) -> bool:
+            time.sleep(0.05)
+            return False
+
+    handle = TaskHandle(SlowPending(), timeout=0.3, interval=0.01)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(ResultTimeout):
+        handle.get()
+    assert 0.3 <= time.monotonic() - started < 0.6

@@ -56,7 +56,7 @@ def test_writes_go_to_crud_with_a_fresh_idempotency_key(client: RegistryClient, 
 def test_reads_and_registry_calls_route_by_name(client: RegistryClient, sent: Sent) -> None:
     client.read("Product", "r1", "u", "user")
     client.list("Product", "u", "user", filters={"name": "a"}, page=2)
-    client.register_model("Product", Product)
+    client.register_model("Product", Product, user_role="admin")
     client.list_models()
     routed = {call["name"]: call["queue"] for call in sent.calls}
     assert routed == {"records.read": "crud", "records.list": "crud",
@@ -65,7 +65,7 @@ def test_reads_and_registry_calls_route_by_name(client: RegistryClient, sent: Se
 
 
 def test_a_pydantic_class_is_sent_as_json_schema(client: RegistryClient, sent: Sent) -> None:
-    client.register_model("Product", Product, permissions={"fields": {}})
+    client.register_model("Product", Product, permissions={"fields": {}}, user_role="admin")
     schema = sent.calls[0]["kwargs"]["schema"]
     assert schema["properties"]["price"]["exclusiveMinimum"] == 0
     assert sent.calls[0]["kwargs"]["operation_mode"] == "crud"

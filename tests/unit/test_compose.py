@@ -56,15 +56,16 @@ def test_app_commands_are_real_entry_points(name: str) -> None:
 
 
 def _parses(argv: list[str]) -> None:
-    """Parse `dmr argv` down to its last subcommand, without running anything."""
+    """Parse `dmr argv` down to its command, without running anything (click raises a
+    UsageError for an unknown command or option)."""
     import click
 
-    group: click.Command = cli
+    command: click.Command = cli
     context = cli.make_context("dmr", [], resilient_parsing=True)
-    while isinstance(group, click.Group) and argv and argv[0] in group.commands:
-        group, argv = group.commands[argv[0]], argv[1:]
-        context = group.make_context(group.name, list(argv), parent=context)
-        argv = context.protected_args + context.args if isinstance(group, click.Group) else []
+    while isinstance(command, click.Group):
+        assert argv and argv[0] in command.commands, argv
+        command, argv = command.commands[argv[0]], argv[1:]
+    command.make_context(command.name, list(argv), parent=context)
 
 
 def test_workers_consume_real_queues() -> None:

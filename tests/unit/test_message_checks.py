@@ -44,6 +44,10 @@ def test_depth_is_counted_without_recursion_and_stops_past_the_limit() -> None:
 
 def test_a_well_formed_message_passes() -> None:
     assert check_task_message(message([[], {"model": "M"}, {"callbacks": None}]), LIMITS) is None
+    signature = {"task": "records.read", "args": [], "kwargs": {}, "options": {},
+                 "subtask_type": None, "immutable": False}
+    embed = {"callbacks": [signature], "errbacks": None, "chain": [signature], "chord": None}
+    assert check_task_message(message([[], {}, embed]), LIMITS) is None
     assert check_task_message(message([[], {"data": nested(13)}, None]), LIMITS) is None
 
 
@@ -59,6 +63,10 @@ def test_a_well_formed_message_passes() -> None:
         (None, "[args, kwargs, embed]"),
         (123, "[args, kwargs, embed]"),
         ([[], {}, {"chord": []}], "'chord'"),
+        ([[], {}, {"chord": {}}], "'chord'"),
+        ([[], {}, {"callbacks": [{"task": 5}]}], "'callbacks'"),
+        ([[], {}, {"errbacks": [{"task": "t", "kwargs": []}]}], "'errbacks'"),
+        ([[], {}, {"chain": ["records.read"]}], "'chain'"),
     ],
 )
 def test_a_body_of_the_wrong_shape_or_depth_is_refused(body: Any, reason: str) -> None:

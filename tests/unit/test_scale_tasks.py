@@ -47,7 +47,7 @@ def _list(**arguments: Any) -> Any:
 
 
 def test_list_takes_operators_cursors_and_counts_as_json(registry: DynamicModelRegistry) -> None:
-    entry = run_task("registry.register_model", name="Order", schema=ORDER)
+    entry = run_task("registry.register_model", name="Order", schema=ORDER, user_role="admin")
     assert {tuple(ix["fields"]) for ix in entry["indexes"]} == {
         ("number",), ("total",), ("status", "total")
     }
@@ -68,7 +68,7 @@ def test_list_takes_operators_cursors_and_counts_as_json(registry: DynamicModelR
 
 
 def test_a_producer_gets_typed_errors(registry: DynamicModelRegistry) -> None:
-    run_task("registry.register_model", name="Order", schema=ORDER)
+    run_task("registry.register_model", name="Order", schema=ORDER, user_role="admin")
     run_task("records.create", model="Order", user_id="a", user_role="admin",
              data={"number": "N1", "total": 1.0, "status": "open"})
     with pytest.raises(DuplicateValue) as duplicate:
@@ -85,11 +85,12 @@ def test_a_producer_gets_typed_errors(registry: DynamicModelRegistry) -> None:
                                     "tags": {"type": "array", "items": {"type": "string"},
                                              "x-index": True}}}
     with pytest.raises(InvalidIndex, match="tags"):
-        run_task("registry.register_model", name="Order", schema=bad)
+        run_task("registry.register_model", name="Order", schema=bad, user_role="admin")
 
 
 def test_a_cqrs_list_query_pages_by_cursor_too(registry: DynamicModelRegistry) -> None:
-    run_task("registry.register_model", name="Order", schema=ORDER, operation_mode="hybrid")
+    run_task("registry.register_model", name="Order", schema=ORDER, operation_mode="hybrid",
+             user_role="admin")
     for n in range(5):
         registry.create("Order", {"number": f"N{n}", "total": float(n), "status": "open"},
                         user_role="admin")

@@ -84,7 +84,7 @@ def test_importing_the_app_opens_no_database() -> None:
 
 def test_seed_scenario_through_the_tasks(registry: DynamicModelRegistry) -> None:
     entry = run_task("registry.register_model", name="Product", schema=PRODUCT,
-                permissions=PERMISSIONS)
+                     permissions=PERMISSIONS, user_id="a", user_role="admin")
     assert entry["fields"] == ["name", "price"]
     created = run_task("records.create", model="Product", data={"name": "Laptop", "price": 999.99},
                   user_id="a", user_role="admin", idempotency_key="k1")
@@ -108,7 +108,7 @@ def test_seed_scenario_through_the_tasks(registry: DynamicModelRegistry) -> None
 def test_registry_errors_are_raised_unretried(registry: DynamicModelRegistry) -> None:
     with pytest.raises(ModelNotFound):
         run_task("records.read", model="Nope", record_id="1", user_id="u", user_role="admin")
-    run_task("registry.register_model", name="Product", schema=PRODUCT)
+    run_task("registry.register_model", name="Product", schema=PRODUCT, user_role="admin")
     with pytest.raises(PermissionDenied):
         run_task("records.create", model="Product", data={"name": "x", "price": 1}, user_id="u",
             user_role="user")

@@ -54,6 +54,7 @@ checks).
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,9 @@ _register_commands(cli)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `dmr` and return its exit code."""
+    # py-amqp warns when a remote-control reply lands on a channel being closed (the worker
+    # check stops at the first answer); a command's output is its answer, not broker chatter.
+    logging.getLogger("amqp").setLevel(logging.ERROR)
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None, prog_name="dmr",

@@ -67,6 +67,15 @@ def show(cli: CliContext, name: str) -> None:
     cli.emit(_find(cli, name), _describe)
 
 
+#: Registration and permission changes need a role with the management permission
+#: (`models.manager_roles`); the command line makes them as this user.
+CLI_USER = "dmr-cli"
+ROLE_OPTION = click.option(
+    "--role", default="admin", show_default=True,
+    help="The role to act as; it needs the management permission (models.manager_roles).",
+)
+
+
 @models.command("register")
 @click.argument("schema", metavar="SCHEMA")
 @click.option("--name", help="Model name (default: the schema's title).")
@@ -74,11 +83,12 @@ def show(cli: CliContext, name: str) -> None:
               help="Permissions: a JSON file, `-` for stdin, or the JSON itself.")
 @click.option("--mode", type=click.Choice(MODES), default="crud", show_default=True)
 @click.option("--force", is_flag=True, help="Apply incompatible changes (drops data).")
+@ROLE_OPTION
 @json_option
 @pass_cli
 def register_model(
     cli: CliContext, schema: str, name: str | None, permissions_source: str | None,
-    mode: str, force: bool,
+    mode: str, force: bool, role: str,
 ) -> None:
     """Register a model from a JSON Schema (a file, `-` for stdin, or the JSON itself).
 
@@ -97,16 +107,18 @@ def register_model(
         raise CliError("Give --name, or a schema with a \"title\".", EXIT_USAGE)
     permissions = read_json(permissions_source, "the permissions") if permissions_source else None
     entry = cli.call("registry", lambda client: client.register_model(
-        model_name, document, mode, permissions=permissions, force=force))
+        model_name, document, mode, permissions=permissions, force=force,
+        user_id=CLI_USER, user_role=role))
     cli.emit(entry, _registered)
 
 
 @models.command("permissions")
 @click.argument("name")
 @click.argument("permissions_source", metavar="[PERMISSIONS]", required=False)
+@ROLE_OPTION
 @json_option
 @pass_cli
-def permissions(cli: CliContext, name: str, permissions_source: str | None) -> None:
+def permissions(cli: CliContext, name: str, permissions_source: str | None, role: str) -> None:
     """Show a model's permissions, or replace them (a JSON file, `-`, or the JSON itself).
 
     \b
@@ -118,7 +130,8 @@ def permissions(cli: CliContext, name: str, permissions_source: str | None) -> N
         cli.emit(_find(cli, name)["permissions"], _permissions_view)
         return
     wanted = read_json(permissions_source, "the permissions")
-    entry = cli.call("registry", lambda client: client.set_permissions(name, wanted))
+    entry = cli.call("registry", lambda client: client.set_permissions(
+        name, wanted, user_id=CLI_USER, user_role=role))
     cli.emit(entry["permissions"], _permissions_view)
 
 

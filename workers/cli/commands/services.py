@@ -53,13 +53,17 @@ def beat(loglevel: str, celery_args: tuple[str, ...]) -> None:
     """
     from workers.app import app
 
-    app.start(["beat", "-l", loglevel, *_celery_args(celery_args)])
+    scheduler = "workers.beat:HeartbeatScheduler"  # for `dmr health beat`
+    app.start(["beat", "-l", loglevel, "-S", scheduler, *_celery_args(celery_args)])
 
 
 @click.command("flower", context_settings=PASS_THROUGH)
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(flower_args: tuple[str, ...]) -> None:
     """Run Flower on the [flower] address and port, with its basic auth.
+
+    No password ships with the project: without [flower] basic_auth (DMR_FLOWER__BASIC_AUTH),
+    a random password for user "admin" is made and printed once.
 
     \b
     Example:
@@ -68,9 +72,9 @@ def flower(flower_args: tuple[str, ...]) -> None:
     from workers.app import app
 
     settings = app.settings.flower
+    credentials = settings.basic_auth or _random_credentials(settings.address, settings.port)
     # Through the environment, so the password does not show in the process list.
-    if settings.basic_auth:
-        os.environ["FLOWER_BASIC_AUTH"] = settings.basic_auth
+    os.environ["FLOWER_BASIC_AUTH"] = credentials
     app.start(
         ["flower", f"--address={settings.address}", f"--port={settings.port}",
          *_celery_args(flower_args)]
@@ -103,6 +107,27 @@ def health() -> None:
     """
 
 
+@health.command("beat")
+@click.option("--max-age", type=float, default=60.0, show_default=True,
+              help="Seconds since beat's last tick after which it counts as hung.")
+def health_beat(max_age: float) -> None:
+    """Check that beat ticked recently (its heartbeat file, DMR_BEAT_HEARTBEAT).
+
+    \b
+    Example:
+      dmr health beat --max-age 60
+    """
+    from workers.beat import heartbeat_age, heartbeat_path
+
+    age = heartbeat_age()
+    if age is None:
+        message = f"Beat never ticked ({heartbeat_path()} does not exist)."
+        raise CliError(message, EXIT_UNAVAILABLE)
+    if age > max_age:
+        raise CliError(f"Beat last ticked {age:.0f} s ago: it is hung.", EXIT_UNAVAILABLE)
+    click.echo(f"beat: ticked {age:.1f} s ago")
+
+
 @health.command("worker")
 @click.argument("hostname")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds.")
@@ -119,6 +144,18 @@ def health_worker(cli: CliContext, hostname: str, timeout: float) -> None:
         message = f"Worker {hostname!r} did not answer within {timeout:g} s."
         raise CliError(message, EXIT_UNAVAILABLE)
     click.echo(f"{hostname}: ok")
+
+
+def _random_credentials(address: str, port: int) -> str:
+    import secrets
+
+    password = secrets.token_urlsafe(12)
+    click.echo(
+        f"Flower on http://{address}:{port}/ - user admin, password {password} "
+        "(set DMR_FLOWER__BASIC_AUTH=user:password to choose one)",
+        err=True,
+    )
+    return f"admin:{password}"
 
 
 def _celery_args(args: tuple[str, ...]) -> list[str]:

@@ -1,6 +1,6 @@
 """Exported forms render in react-jsonschema-form itself (React's server renderer, in Node).
 
-The export's JSON Schema and uiSchema go to `tests/ui_render/render.mjs`, which renders them
+The export's JSON Schema and uiSchema go to `tests/ui/render/render.mjs`, which renders them
 with @rjsf/core as a page's first render would; the HTML shows which input each field became,
 which fields a role cannot see are absent, and which it cannot write are read-only.
 """
@@ -21,7 +21,10 @@ from pydantic import AnyUrl, BaseModel, EmailStr, Field
 
 from registry import DynamicModelRegistry
 
-RENDERER = Path(__file__).resolve().parents[1] / "ui_render"
+#: Node.js and npm render the forms; the first run installs the renderer from the npm registry.
+pytestmark = pytest.mark.node
+
+RENDERER = Path(__file__).resolve().parent / "render"
 
 
 class Skill(enum.StrEnum):
