@@ -40,7 +40,7 @@ def item(
     client: RegistryClient, workers: tuple[WorkerProcess, WorkerProcess]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     model = unique("Args")
-    client.register_model(model, ITEM, permissions=PERMISSIONS).get()
+    client.register_model(model, ITEM, permissions=PERMISSIONS, user_role="admin").get()
     record = client.create(model, {"name": "ok", "weight": 2.5}, "t", "admin").get()
     yield model, record
 
