@@ -82,7 +82,7 @@ def define_projection(
     definition: dict[str, Any],
     force: bool = False,
     user_id: str | None = None,
-    user_role: str = "user",
+    user_role: str | None = None,
 ) -> dict[str, Any]:
     check_caller(user_id, user_role)
     return self.registry.define_projection(
@@ -107,7 +107,7 @@ def events(
     limit: int = 100,
     model: str | None = None,
     user_id: str | None = None,
-    user_role: str = "user",
+    user_role: str | None = None,
 ) -> dict[str, Any]:
     check_caller(user_id, user_role)
     check_whole_number("after_position", after_position, required=True)
