@@ -34,6 +34,9 @@ from .errors import (
     OperationNotAllowed,
     ValidationFailed,
 )
+from .imports import ImportService
+from .imports.create_many import BulkCreator
+from .imports.inprocess import BulkMethods
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
@@ -62,7 +65,7 @@ IN_MEMORY_URL = "sqlite://"
 V = TypeVar("V")
 
 
-class DynamicModelRegistry(CqrsApi):
+class DynamicModelRegistry(CqrsApi, BulkMethods):
     """Central registry for dynamic models, backed by SQLite or PostgreSQL."""
 
     def __init__(
@@ -93,6 +96,11 @@ class DynamicModelRegistry(CqrsApi):
         self.catalog = Catalog(self.database, self.settings.models, clock, self.audit_logger)
         self.model_cache = ModelCache(self.catalog)
         self.records = RecordService(
+            self.database, self.audit_logger, self.settings.models, self.model_cache, clock
+        )
+        # Import jobs and create_many (registry/imports/).
+        self.imports = ImportService(self.database, self.audit_logger, self.model_cache, clock)
+        self.bulk = BulkCreator(
             self.database, self.audit_logger, self.settings.models, self.model_cache, clock
         )
         self.cqrs = CqrsService(
@@ -497,6 +505,11 @@ class DynamicModelRegistry(CqrsApi):
     def _parse_permissions(
         self, name: str, model: type[BaseModel], given: ModelPermissions | Mapping[str, Any]
     ) -> ModelPermissions:
+        if not isinstance(given, ModelPermissions | Mapping):  # a raw producer sends any JSON
+            raise InvalidPermissions(
+                f"Permissions of {name!r} must be an object, not {type(given).__name__}.",
+                model=name,
+            )
         parsed = (
             given
             if isinstance(given, ModelPermissions)

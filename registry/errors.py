@@ -19,6 +19,8 @@
     ├── DuplicateValue          a write would repeat a value a unique index holds
     ├── InvalidPermissions      permissions are malformed or cannot be stored
     ├── AuditIntegrityError     the audit chain does not verify
+    ├── SourceUnreadable        an import's source is missing, unreadable or malformed
+    ├── ImportNotFound          no import job has the id
     ├── OperationNotAllowed     the model's operation mode does not allow this operation
     ├── CommandRejected         a command handler refused the command (carries its reason)
     ├── ProjectionNotFound      no projection is defined under the name
@@ -44,6 +46,7 @@ __all__ = [
     "DatabaseLimitExceeded",
     "DuplicateValue",
     "IdempotencyConflict",
+    "ImportNotFound",
     "InvalidCursor",
     "InvalidFilter",
     "InvalidIndex",
@@ -62,6 +65,7 @@ __all__ = [
     "RecordNotFound",
     "RegistryError",
     "SchemaIncompatible",
+    "SourceUnreadable",
     "TaskTimeLimitExceeded",
     "UnknownField",
     "ValidationFailed",
@@ -185,6 +189,15 @@ class AuditIntegrityError(RegistryError):
     """Raised when the audit chain does not verify."""
 
     expected = False
+
+
+class SourceUnreadable(RegistryError, ValueError):
+    """Raised when an import's source is missing, cannot be decoded, or is malformed (a
+    ragged row, a field larger than the limit); the message names the row."""
+
+
+class ImportNotFound(RegistryError, LookupError):
+    """Raised when no import job has the id."""
 
 
 class OperationNotAllowed(RegistryError):

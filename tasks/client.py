@@ -39,6 +39,7 @@ from registry.schema import model_to_schema
 from registry.settings import CelerySettings, Settings
 
 from .cqrs_client import CqrsClientMethods
+from .import_client import ImportMethods
 from .names import queue_for
 from .redact import arguments_repr
 from .trust import enable_signing
@@ -100,7 +101,7 @@ class TaskHandle:
         return f"<TaskHandle {self.result.task_name or ''} {self.id}>"
 
 
-class RegistryClient(CqrsClientMethods):
+class RegistryClient(CqrsClientMethods, ImportMethods):
     """Send the registry's operations as tasks; see the module docstring."""
 
     def __init__(self, app: Celery, settings: CelerySettings | None = None) -> None:

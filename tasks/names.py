@@ -19,6 +19,10 @@ TASK_QUEUES = {
     # Reading history is a read like any other: it should not wait behind compaction on the
     # low-priority audit worker.
     "audit.history": "crud",
+    # An import's chunks fill the `imports` queue; starting, sealing, cancelling and asking
+    # after a job must not wait behind them.
+    "imports.chunk": "imports",
+    "imports.": "crud",
     # CQRS reads run beside record reads; defining a projection is a registry change.
     "cqrs.execute_query": "crud",
     "cqrs.events": "crud",
@@ -26,7 +30,6 @@ TASK_QUEUES = {
     "registry.": "registry",
     "records.": "crud",
     "cqrs.": "cqrs",
-    "imports.": "imports",
     "audit.": "audit",
 }
 

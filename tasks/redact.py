@@ -18,6 +18,7 @@ REDACTED = "…"
 _PLAIN_ARGUMENTS = frozenset({
     "model", "name", "record_id", "user_id", "user_role", "idempotency_key",
     "expected_version", "order_by", "page", "page_size", "operation_mode", "force",
+    "job_id", "chunk_no", "first_row", "total", "chunk_count",
 })
 #: Arguments that carry record values by field name: keep the names, hide the values.
 _FIELD_VALUE_ARGUMENTS = frozenset({"data", "updates", "filters"})

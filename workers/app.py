@@ -25,7 +25,7 @@ from .config import celery_config
 __all__ = ["RegistryCelery", "TASK_MODULES", "app", "create_app"]
 
 #: Modules whose tasks a worker registers.
-TASK_MODULES = ["tasks.models", "tasks.records", "tasks.audit", "tasks.cqrs"]
+TASK_MODULES = ["tasks.models", "tasks.records", "tasks.audit", "tasks.cqrs", "tasks.imports"]
 
 
 class RegistryCelery(Celery):  # type: ignore[misc]

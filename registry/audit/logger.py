@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import batch_audit
 from ..database import Database
 from ..errors import AuditIntegrityError
 from ..settings import AuditSettings
@@ -159,7 +161,11 @@ class AuditLogger:
         query = TrailQuery(
             model_name, record_id, _utc_or_none(since), _utc_or_none(until), actor
         )
-        return [AuditEntry.from_row(item) for item in self.trail.read(query)]
+        found = batch_audit.with_batches(  # records written in bulk: see batch_audit
+            self.database, lambda other: self.trail.read(replace(query, record_id=other)),
+            record_id, self.trail.read(query),
+        )
+        return [AuditEntry.from_row(item) for item in found]
 
     # -- the audit worker's operations ---------------------------------------------------
 

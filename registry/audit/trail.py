@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import batch_audit
 from ..database import Database
 from ..errors import AuditIntegrityError
 from ..tables import audit_blocks, audit_chain, audit_outbox
@@ -308,10 +309,14 @@ class AuditTrail:
         self, conn: Connection, head: _Head, stored_records: StoredRecords | None
     ) -> dict[str, Any]:
         folds = RecordFolds(purged=head.purged_blocks > 0)
-        for entry in self._all_entries(conn, head):
-            problem = folds.add(entry)
-            if problem is not None:
-                return problem
+        entries = batch_audit.expand(conn, self._all_entries(conn, head))
+        try:
+            for entry in entries:
+                problem = folds.add(entry)
+                if problem is not None:
+                    return problem
+        except AuditIntegrityError as exc:  # a batch's payload (see batch_audit)
+            return {"ok": False, **exc.details, "reason": exc.message}
         if stored_records is None:
             return {"ok": True}
         return folds.compare(stored_records(conn))

@@ -36,7 +36,7 @@ from ..errors import InvalidProjection, UnknownField
 from ..names import SYSTEM_COLUMNS
 from ..records import RecordTable, column_type_for
 from ..types import FieldKind
-from .events import Event
+from .events import AppliedEvent
 
 __all__ = [
     "MEASURE_FUNCTIONS",
@@ -137,7 +137,7 @@ class RecordProjection:
         self.records = entry.records
         self.table = table if table is not None else entry.records.table
 
-    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+    def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         last = _last_event_per_aggregate(events)
         gone = [agg for agg, event in last.items() if event.is_deletion]
         kept = {agg: event for agg, event in last.items() if not event.is_deletion}
@@ -176,7 +176,7 @@ class RecordProjection:
             found.update({row.id: row.version for row in conn.execute(query)})
         return found
 
-    def row_of(self, event: Event) -> dict[str, Any]:
+    def row_of(self, event: AppliedEvent) -> dict[str, Any]:
         """The table row for the state after `event`, new fields filled with their defaults."""
         state = event.state or {}
         values = field_columns(self.records, state)
@@ -372,7 +372,7 @@ class GroupedProjection:
             **{f"m_{name}": values.get(name) for name in self.measured_fields},
         }
 
-    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+    def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         last = _last_event_per_aggregate(events)
         if not last:
             return
@@ -551,8 +551,8 @@ def _group_key(group: Mapping[str, Any]) -> str:
     return json.dumps(list(group.values()), default=str, separators=(",", ":"))
 
 
-def _last_event_per_aggregate(events: Iterable[Event]) -> dict[str, Event]:
-    last: dict[str, Event] = {}
+def _last_event_per_aggregate(events: Iterable[AppliedEvent]) -> dict[str, AppliedEvent]:
+    last: dict[str, AppliedEvent] = {}
     for event in events:
         last[event.aggregate_id] = event
     return last

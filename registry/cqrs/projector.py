@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from ..audit import Clock
 from ..catalog import ModelEntry
 from ..database import Database
-from .events import Event
+from .events import AppliedEvent
 from .projections import GroupedProjection, RecordProjection
 from .store import EVENT_LOCK, EventStore
 from .tables import checkpoints
@@ -40,7 +40,7 @@ class Projection(Protocol):
     name: str
     model: str
 
-    def apply(self, conn: Connection, events: Sequence[Event]) -> None: ...
+    def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None: ...
 
     def shadow(self, suffix: str) -> ShadowTables: ...
 
@@ -65,7 +65,7 @@ class DefaultProjection:
         self.entry = entry
         self.writer = RecordProjection(entry)
 
-    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+    def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         self.writer.apply(conn, events)
 
     def shadow(self, suffix: str) -> ShadowTables:
@@ -95,7 +95,7 @@ class DeclaredProjection:
         self.name = grouped.name
         self.model = grouped.entry.name
 
-    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+    def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         self.grouped.apply(conn, events)
 
     def shadow(self, suffix: str) -> ShadowTables:
@@ -165,7 +165,9 @@ class Projector:
             position = self._lock_checkpoint(conn, projection.name, wait=False)
             if position is None or position >= head:
                 return None
-            events = self.store.read(conn, position, head, self.batch_size, [projection.model])
+            events = self.store.read_for_projection(
+                conn, position, head, self.batch_size, projection.model
+            )
             projection.apply(conn, events)
             full = len(events) == self.batch_size
             last = events[-1].position if full else head
@@ -216,7 +218,7 @@ class Projector:
     ) -> tuple[int, int]:
         total = 0
         while True:
-            events = self.store.read(conn, after, head, self.batch_size, [model])
+            events = self.store.read_for_projection(conn, after, head, self.batch_size, model)
             if not events:
                 return total, after
             target.apply(conn, events)

@@ -35,7 +35,7 @@ from ..database import Database
 from ..errors import VersionConflict
 from ..records.pg_statements import AUDIT_COLUMNS
 from ..tables import audit_outbox
-from .events import Event
+from .events import Event, StoredEvent
 from .tables import events as events_table
 
 __all__ = ["EVENT_LOCK", "EventStore"]
@@ -227,7 +227,21 @@ class EventStore:
         if models is not None:
             query = query.where(events_table.c.model.in_(list(models)))
         query = query.order_by(events_table.c.position).limit(limit)
-        return [Event.from_row(row) for row in conn.execute(query).mappings()]
+        return [Event.from_row(row) for row in conn.execute(query).mappings().all()]
+
+    def read_for_projection(
+        self, conn: Connection, after: int, up_to: int, limit: int, model: str
+    ) -> list[StoredEvent]:
+        """As `read`, for one model, as the light events projections apply."""
+        columns = events_table.c
+        query = (
+            sa.select(columns.position, columns.aggregate_id, columns.version, columns.type,
+                      columns.data, columns.ts)
+            .where(columns.model == model, columns.position > after, columns.position <= up_to)
+            .order_by(columns.position)
+            .limit(limit)
+        )
+        return [StoredEvent(*row) for row in conn.execute(query).all()]
 
     def read_after(
         self, after: int, limit: int, models: Sequence[str] | None = None

@@ -199,8 +199,7 @@ def _answers_quickly(target: Target) -> float:
 def _with_a_record(target: Target) -> Target:
     target.model = f"Hostile{uuid.uuid4().hex[:8]}"
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
-    _call(target, "registry.register_model", name=target.model, schema=schema,
-          user_role="admin")
+    _call(target, "registry.register_model", name=target.model, schema=schema, user_role="admin")
     created = _call(target, "records.create", model=target.model, data={"n": 1},
                     user_id="t", user_role="admin")
     target.record_id = created["id"]

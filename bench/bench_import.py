@@ -1,0 +1,332 @@
+"""Batch import through Celery workers against a raw COPY of the same file, in one run.
+
+A generated CSV (default 1,000,000 rows; 9 typed columns: text, integer, decimal, date, email,
+enum, boolean, and two nullable ones; one row in 1,000 invalid) is:
+
+    raw        COPYed by PostgreSQL straight from the file into a table of the same columns
+               (FORMAT csv): no Python, no validation, no audit; the ceiling;
+    import     imported by `RegistryClient.import_records` through worker processes: the
+               producer reads and sends chunks on queue `imports`, workers validate each chunk
+               with the model, write it with COPY plus its audit entry and completion mark;
+               timed from `imports.start` to the job's `finished` status.
+
+Goals: import >= 100,000 rows/s and >= 0.6 of raw; peak memory (VmHWM) of the producer and of
+every worker process <= 300 MB. Then `records.create_many` of 1,000 items against single
+`records.create` calls (sent all at once, then every result awaited), both through the same
+workers: goal >= 20x. With `--sqlite-rows`, the import also runs on SQLite (a database file
+the workers share), against a raw `executemany` of the same rows into a same-shaped table.
+
+Each run makes its own PostgreSQL database, RabbitMQ virtual host and Redis result database,
+starts and stops its own workers, and removes all of it afterwards.
+
+    python -m bench.bench_import [--rows 1000000] [--workers 2] [--concurrency 1]
+                                 [--chunk-size 2000] [--sqlite-rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import decimal
+import enum
+import os
+import random
+import resource
+import sqlite3
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, EmailStr, Field
+
+from registry.settings import Settings
+from tasks.client import RegistryClient
+
+from .bench_celery import (
+    PROJECT_ROOT,
+    Workers,
+    postgres_database,
+    rabbitmq_vhost,
+    redis_database,
+)
+from .workload import DEFAULT_POSTGRES
+
+RATE_GOAL = 100_000
+RATIO_GOAL = 0.6
+MEMORY_GOAL_MB = 300
+MANY_GOAL = 20
+COLUMNS = ["customer", "quantity", "amount", "ordered_on", "email", "status", "paid", "note",
+           "weight"]
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+class Order(BaseModel):
+    customer: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(ge=0)
+    amount: decimal.Decimal = Field(max_digits=12, decimal_places=2)
+    ordered_on: datetime.date
+    email: EmailStr
+    status: Status
+    paid: bool
+    note: str | None = None
+    weight: float | None = None
+
+
+RAW_DDL = """CREATE TABLE {name} (customer text, quantity bigint, amount numeric(12, 2),
+ordered_on date, email text, status text, paid boolean, note text, weight double precision)"""
+
+
+def generate(path: Path, rows: int) -> int:
+    """Write the CSV; returns how many rows are invalid (a bad email every 1,000th row)."""
+    rnd = random.Random(7)
+    statuses = [s.value for s in Status]
+    bad = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for i in range(rows):
+            email = f"customer{i}@example.com"
+            if i % 1000 == 999:
+                email, bad = "not an email", bad + 1
+            writer.writerow([
+                f"Customer {i:07d}", i % 500, f"{rnd.randint(1, 99999)}.{rnd.randint(0, 99):02d}",
+                f"20{10 + i % 14}-{1 + i % 12:02d}-{1 + i % 28:02d}", email, statuses[i % 4],
+                "true" if i % 2 else "false", "" if i % 3 else f"note {i % 97}",
+                "" if i % 5 == 0 else f"{i % 1000}.{i % 10}",
+            ])
+    return bad
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def raw_copy(database_url: str, path: Path) -> float:
+    """Rows/s of COPY ... FROM STDIN (FORMAT csv) of the whole file."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(RAW_DDL.format(name="bench_raw_orders"))
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(
+                f"COPY bench_raw_orders ({', '.join(COLUMNS)}) FROM STDIN "
+                "WITH (FORMAT csv, HEADER true)"
+            ) as copy, path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    copy.write(block)
+        elapsed = time.perf_counter() - started
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT count(*) FROM bench_raw_orders").scalar_one()
+        return int(rows) / elapsed
+    finally:
+        engine.dispose()
+
+
+def import_through_workers(
+    client: RegistryClient, model: str, path: Path, chunk_size: int
+) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    status = client.import_records(
+        model, path, user_id="bench", user_role="admin", options={"chunk_size": chunk_size},
+        timeout=3600,
+    )
+    return status, time.perf_counter() - started
+
+
+def many_against_single(client: RegistryClient, model: str, singles: int) -> tuple[float, float]:
+    """(rows/s of single creates, rows/s of create_many of 1,000 items)."""
+    item = {"customer": "C", "quantity": 1, "amount": "9.99", "ordered_on": "2024-01-02",
+            "email": "c@example.com", "status": "new", "paid": True}
+    started = time.perf_counter()
+    handles = [client.create(model, item, "bench", "admin") for _ in range(singles)]
+    for handle in handles:
+        handle.get(timeout=600)
+    single_rate = singles / (time.perf_counter() - started)
+    batches = 5
+    started = time.perf_counter()
+    for _ in range(batches):
+        client.create_many(model, [item] * 1000, "bench", "admin").get(timeout=600)
+    many_rate = batches * 1000 / (time.perf_counter() - started)
+    return single_rate, many_rate
+
+
+def peak_mb_of_groups(groups: set[int]) -> list[float]:
+    """VmHWM (peak resident memory, MB) of every process in the given process groups."""
+    peaks = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) not in groups:
+                continue
+            status = Path(f"/proc/{entry}/status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return peaks
+
+
+def run_backend(
+    database_url: str, path: Path, args: argparse.Namespace, logs: Path, *, many: bool
+) -> dict[str, Any]:
+    with ExitStack() as stack:
+        broker_url = stack.enter_context(rabbitmq_vhost())
+        results_url = stack.enter_context(redis_database(args.redis_db))
+        env = {
+            "DMR_SETTINGS": str(PROJECT_ROOT / "settings.toml"),
+            "DMR_DATABASE_URL": database_url,
+            "DMR_BROKER_URL": broker_url,
+            "DMR_RESULT_BACKEND": results_url,
+        }
+        client = RegistryClient.from_settings(Settings.load(environ=env))
+        stack.callback(client.close)
+        workers = ImportWorkers(args.workers, args.concurrency, env, logs)
+        stack.callback(workers.stop)
+        workers.start()
+        model = f"Order{os.getpid()}"
+        client.register_model(model, Order, user_role="admin").get(timeout=120)
+        status, elapsed = import_through_workers(client, model, path, args.chunk_size)
+        figures = {"status": status, "seconds": elapsed,
+                   "rate": (status["done"] + status["rejected"]) / elapsed,
+                   "worker_mb": peak_mb_of_groups(workers.process_groups())}
+        if many:
+            figures["single"], figures["many"] = many_against_single(client, model, args.singles)
+        return figures
+
+
+class ImportWorkers(Workers):
+    """`--workers` processes serving imports (and registry/crud for the model and creates)."""
+
+    def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
+        super().__init__("1x2", env, logs)
+        self.count, self.concurrency = count, concurrency
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        host = socket.gethostname()
+        for index in range(1, self.count + 1):
+            command = [
+                sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+                "-Q", "imports,registry,crud", "-P", "prefork", "-c", str(self.concurrency),
+                "-n", f"import{index}@{host}", "-l", "warning",
+                "--without-gossip", "--without-mingle",
+            ]
+            with (self.logs / f"worker{index}.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(
+                    command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
+
+
+# -- SQLite -------------------------------------------------------------------------------
+
+
+def raw_sqlite(path: Path, folder: Path) -> float:
+    """Rows/s of Python's csv reader plus one executemany into a same-shaped SQLite table."""
+    database = folder / "raw.sqlite3"
+    conn = sqlite3.connect(database)
+    conn.execute(RAW_DDL.format(name="raw_orders"))
+    started = time.perf_counter()
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        conn.executemany(f"INSERT INTO raw_orders VALUES ({', '.join('?' * len(COLUMNS))})",
+                         reader)
+    conn.commit()
+    rows = conn.execute("SELECT count(*) FROM raw_orders").fetchone()[0]
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return int(rows) / elapsed
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "BELOW GOAL"
+
+
+def report_postgres(rows: int, raw: float, figures: dict[str, Any], producer_mb: float) -> None:
+    status = figures["status"]
+    rate = figures["rate"]
+    print(f"\nPostgreSQL, {rows:,} rows, {len(COLUMNS)} columns "
+          f"(state {status['state']}: {status['done']:,} done + {status['rejected']:,} "
+          f"rejected = {status['done'] + status['rejected']:,} of {status['total']:,})")
+    print(f"  raw COPY of the file          {raw:>10,.0f} rows/s")
+    print(f"  import through the workers    {rate:>10,.0f} rows/s   "
+          f"{figures['seconds']:.1f} s   goal >= {RATE_GOAL:,}: {verdict(rate >= RATE_GOAL)}")
+    print(f"  import / raw                  {rate / raw:>10.2f}          "
+          f"goal >= {RATIO_GOAL}: {verdict(rate / raw >= RATIO_GOAL)}")
+    workers = figures["worker_mb"]
+    print(f"  peak memory, producer         {producer_mb:>10.0f} MB      "
+          f"goal <= {MEMORY_GOAL_MB}: {verdict(producer_mb <= MEMORY_GOAL_MB)}")
+    print(f"  peak memory, worker processes {', '.join(f'{mb:.0f}' for mb in workers)} MB  "
+          f"goal <= {MEMORY_GOAL_MB}: {verdict(max(workers) <= MEMORY_GOAL_MB)}")
+    single, many = figures["single"], figures["many"]
+    print(f"  records.create (single)       {single:>10,.0f} rows/s")
+    print(f"  records.create_many (1,000)   {many:>10,.0f} rows/s   x{many / single:.1f}   "
+          f"goal >= x{MANY_GOAL}: {verdict(many / single >= MANY_GOAL)}")
+
+
+def report_sqlite(rows: int, raw: float, figures: dict[str, Any]) -> None:
+    status = figures["status"]
+    print(f"\nSQLite, {rows:,} rows (state {status['state']}: {status['done']:,} done + "
+          f"{status['rejected']:,} rejected of {status['total']:,})")
+    print(f"  raw csv + executemany         {raw:>10,.0f} rows/s")
+    print(f"  import through the workers    {figures['rate']:>10,.0f} rows/s   "
+          f"{figures['seconds']:.1f} s   ratio {figures['rate'] / raw:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="pool children each")
+    parser.add_argument("--chunk-size", type=int, default=2000)
+    parser.add_argument("--singles", type=int, default=1000, help="single creates to time")
+    parser.add_argument("--sqlite-rows", type=int, default=200_000, help="0 skips SQLite")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL")
+    parser.add_argument("--redis-db", type=int, default=15, help="Redis database for results")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as name:
+        folder = Path(name)
+        path = folder / "orders.csv"
+        bad = generate(path, args.rows)
+        print(f"Generated {args.rows:,} rows ({path.stat().st_size / 1e6:.0f} MB, {bad} invalid).")
+        with postgres_database(args.postgres) as database_url:
+            raw = raw_copy(database_url, path)
+            (folder / "pg").mkdir()
+            figures = run_backend(database_url, path, args, folder / "pg", many=True)
+        producer_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report_postgres(args.rows, raw, figures, producer_mb)
+        if args.sqlite_rows:
+            small = folder / "small.csv"
+            generate(small, args.sqlite_rows)
+            raw_lite = raw_sqlite(small, folder)
+            (folder / "lite").mkdir()
+            lite = run_backend(f"sqlite:///{folder / 'registry.sqlite3'}", small, args,
+                               folder / "lite", many=False)
+            report_sqlite(args.sqlite_rows, raw_lite, lite)
+    print(f"\nLoad average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}: "
+          "other work on the machine lowers every figure.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The producer's import and bulk-create calls, mixed into `RegistryClient`.
+
+`import_records` reads the source here, in the producer, and sends it in chunks: the workers
+need no access to its files. It returns the job's final status; `progress` is called with
+the job's status (plus `sent`, rows sent so far) as it goes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from registry.imports import ImportOptions, producer
+from registry.imports.sources import open_source
+
+if TYPE_CHECKING:
+    from .client import RegistryClient, TaskHandle
+
+__all__ = ["ImportMethods"]
+
+#: Largest field a source may hold (bytes); a bigger one is a malformed source.
+MAX_FIELD_BYTES = 1 << 20
+
+
+class ImportMethods:
+    """Import tasks for `RegistryClient`."""
+
+    def create_many(
+        self,
+        model: str,
+        items: Sequence[Mapping[str, Any]],
+        user_id: str | None,
+        user_role: str,
+        idempotency_key: str | None = None,
+    ) -> TaskHandle:
+        """Create every item or none (`records.create_many`)."""
+        client = _client(self)
+        return client.send(
+            "records.create_many", model=model, items=[dict(item) for item in items],
+            user_id=user_id, user_role=user_role,
+            idempotency_key=idempotency_key or _new_key(),
+        )
+
+    def start_import(
+        self,
+        model: str,
+        source: Mapping[str, Any],
+        user_id: str | None,
+        user_role: str,
+        field_map: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> TaskHandle:
+        """`imports.start`: the job id of an import of `source` (a description with its
+        columns; see `registry.imports.SourceDescription`)."""
+        return _client(self).send(
+            "imports.start", model=model, source=dict(source), user_id=user_id,
+            user_role=user_role, field_map=None if field_map is None else dict(field_map),
+            options=None if options is None else dict(options),
+        )
+
+    def import_status(self, job_id: str) -> TaskHandle:
+        return _client(self).send("imports.status", job_id=job_id)
+
+    def import_rejects(
+        self, job_id: str, user_role: str, page: int = 1, page_size: int = 100
+    ) -> TaskHandle:
+        return _client(self).send(
+            "imports.rejects", job_id=job_id, user_role=user_role, page=page,
+            page_size=page_size,
+        )
+
+    def cancel_import(self, job_id: str, reason: str | None = None) -> TaskHandle:
+        return _client(self).send("imports.cancel", job_id=job_id, reason=reason)
+
+    def import_records(
+        self,
+        model: str,
+        resource: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        user_id: str | None,
+        user_role: str,
+        field_map: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Read `resource`, send it to the workers in chunks and (with `wait`) return the
+        job's final status. Raises `SourceUnreadable`, and the errors of `imports.start`
+        (`UnknownField`, `ValidationFailed`, `PermissionDenied`) before any row is sent."""
+        client = _client(self)
+        chosen = ImportOptions.model_validate(options or {})
+        source = open_source(resource, max_field_bytes=MAX_FIELD_BYTES)
+        calls = producer.ImportCalls(
+            start=lambda description: client.start_import(
+                model, description, user_id, user_role, field_map, chosen.model_dump()
+            ).get(),
+            send=lambda job_id, chunk_no, first_row, rows: _send_chunk(
+                client, job_id, chunk_no, first_row, rows
+            ),
+            seal=lambda job_id, total, count: client.send(
+                "imports.seal", job_id=job_id, total=total, chunk_count=count
+            ).get(),
+            status=lambda job_id: client.import_status(job_id).get(),
+            cancel=lambda job_id, reason: client.cancel_import(job_id, reason).get(),
+        )
+        with source:
+            job_id, status = producer.run(source, chosen.chunk_size, calls, progress)
+        if not wait:
+            return status
+        return producer.wait(
+            job_id, calls.status, progress, interval=client.settings.polling_interval,
+            timeout=timeout,
+        )
+
+
+def _send_chunk(
+    client: RegistryClient, job_id: str, chunk_no: int, first_row: int, rows: list[list[Any]]
+) -> None:
+    client.send(
+        "imports.chunk", job_id=job_id, chunk_no=chunk_no, first_row=first_row, rows=rows
+    )
+
+
+def _client(methods: ImportMethods) -> RegistryClient:
+    return methods  # type: ignore[return-value]
+
+
+def _new_key() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

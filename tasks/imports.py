@@ -1,0 +1,82 @@
+"""Import tasks, queue `imports`, and `records.create_many`, queue `crud`.
+
+    imports.start(model, source, field_map=None, options=None, user_id=None, user_role)
+        -> job id
+    imports.chunk(job_id, chunk_no, first_row, rows) -> {"chunk", "outcome", "done", "rejected"}
+    imports.seal(job_id, total, chunk_count) -> status
+    imports.status(job_id) -> {"state", "total", "done", "rejected", "rows_per_s",
+                               "started_at", "finished_at", ...}
+    imports.rejects(job_id, user_role, page=1, page_size=100) -> {"items", "page", ...}
+    imports.cancel(job_id, reason=None) -> status
+    records.create_many(model, items, user_id, user_role, idempotency_key=None) -> [record]
+
+A producer (`tasks.import_client`) reads the source, sends `imports.start`, then one
+`imports.chunk` per chunk of rows, then `imports.seal`: workers never open the producer's
+files. Each chunk is written once whatever the number of deliveries (see
+registry/imports/jobs.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.app import app
+
+from .base import RegistryTask
+
+__all__ = ["cancel", "chunk", "create_many", "rejects", "seal", "start", "status"]
+
+
+@app.task(name="imports.start", base=RegistryTask, bind=True)
+def start(
+    self: RegistryTask,
+    model: str,
+    source: dict[str, Any],
+    user_role: str,
+    field_map: dict[str, str] | None = None,
+    options: dict[str, Any] | None = None,
+    user_id: str | None = None,
+) -> str:
+    return self.registry.imports.start(model, source, field_map, options, user_id, user_role)
+
+
+@app.task(name="imports.chunk", base=RegistryTask, bind=True)
+def chunk(
+    self: RegistryTask, job_id: str, chunk_no: int, first_row: int, rows: list[list[Any]]
+) -> dict[str, Any]:
+    return self.registry.imports.run_chunk(job_id, chunk_no, first_row, rows)
+
+
+@app.task(name="imports.seal", base=RegistryTask, bind=True)
+def seal(self: RegistryTask, job_id: str, total: int, chunk_count: int) -> dict[str, Any]:
+    return self.registry.imports.seal(job_id, total, chunk_count)
+
+
+@app.task(name="imports.status", base=RegistryTask, bind=True)
+def status(self: RegistryTask, job_id: str) -> dict[str, Any]:
+    return self.registry.imports.status(job_id)
+
+
+@app.task(name="imports.rejects", base=RegistryTask, bind=True)
+def rejects(
+    self: RegistryTask, job_id: str, user_role: str, page: int = 1, page_size: int = 100
+) -> dict[str, Any]:
+    return self.registry.imports.rejects(job_id, user_role, page, page_size)
+
+
+@app.task(name="imports.cancel", base=RegistryTask, bind=True)
+def cancel(self: RegistryTask, job_id: str, reason: str | None = None) -> dict[str, Any]:
+    return self.registry.imports.cancel(job_id, reason)
+
+
+@app.task(name="records.create_many", base=RegistryTask, bind=True)
+def create_many(
+    self: RegistryTask,
+    model: str,
+    items: list[dict[str, Any]],
+    user_id: str | None,
+    user_role: str,
+    idempotency_key: str | None = None,
+) -> list[dict[str, Any]]:
+    key = idempotency_key if idempotency_key is not None else f"task:{self.request.id}"
+    return self.registry.create_many(model, items, user_id, user_role, idempotency_key=key)

@@ -1,0 +1,79 @@
+"""`dmr import` and `dmr imports` in-process: progress, summary, --json, rejects, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import DynamicModelRegistry
+from tests.import_contract import FIELD_MAP, PERMISSIONS, Person, good_row, write_csv
+from tests.unit.test_cli import InProcessClient, _json, dmr
+from tests.unit.test_cli import registry as cli_registry  # noqa: F401  (the fixture)
+from workers.app import app
+from workers.cli import common as cli_common
+
+
+class ChunksAtOnce(InProcessClient):
+    """Runs each chunk when it is sent, as a worker would soon after; other tasks on .get()."""
+
+    def send(self, name: str, /, **kwargs: Any) -> Any:  # type: ignore[override]
+        handle = super().send(name, **kwargs)
+        if name == "imports.chunk":
+            handle.get()
+        return handle
+
+
+@pytest.fixture
+def registry(
+    cli_registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> DynamicModelRegistry:
+    client = ChunksAtOnce(app)
+    monkeypatch.setattr(cli_common.CliContext, "client", lambda self: client)
+    return cli_registry
+
+
+def people(tmp_path: Path) -> Path:
+    rows = [good_row(i) for i in range(1, 8)]
+    rows[2][1] = "three"
+    return write_csv(tmp_path / "people.csv", rows)
+
+
+def test_import_prints_a_summary_and_json(
+    registry: DynamicModelRegistry, tmp_path: Path
+) -> None:
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    source = people(tmp_path)
+    shown = dmr("import", str(source), "--model", "Person", "--field-map",
+                json.dumps(FIELD_MAP), "--chunk-size", "3")
+    assert shown.exit_code == 0, shown.output
+    assert "finished" in shown.output and "1 rows rejected" in shown.output
+    status = _json(dmr("import", str(source), "--model", "Person", "--field-map",
+                       json.dumps(FIELD_MAP), "--chunk-size", "3", "--json"))
+    assert (status["state"], status["done"], status["rejected"], status["total"]) == (
+        "finished", 6, 1, 7)
+    assert registry.list("Person", "u", "admin")["total"] == 6  # the same job: written once
+    page = _json(dmr("imports", "rejects", status["job_id"], "--json"))
+    assert page["items"][0]["row"] == 3
+    table = dmr("imports", "rejects", status["job_id"])
+    assert "age: Input should be a valid integer" in table.output
+    assert _json(dmr("imports", "status", status["job_id"], "--json"))["done"] == 6
+    assert _json(dmr("imports", "cancel", status["job_id"], "--json"))["state"] == "finished"
+
+
+def test_refusals_and_bad_input_exit_codes(
+    registry: DynamicModelRegistry, tmp_path: Path
+) -> None:
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    source = people(tmp_path)
+    missing = dmr("import", str(tmp_path / "nope.csv"), "--model", "Person")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    denied = dmr("import", str(source), "--model", "Person", "--role", "viewer",
+                 "--field-map", json.dumps(FIELD_MAP))
+    assert denied.exit_code == 1 and "PermissionDenied" in denied.output
+    unknown = dmr("import", str(source), "--model", "Person",
+                  "--field-map", json.dumps({**FIELD_MAP, "note": "nickname"}))
+    assert unknown.exit_code == 1 and "UnknownField" in unknown.output
+    assert registry.list("Person", "u", "admin")["total"] == 0

@@ -1,0 +1,224 @@
+"""`dmr import` and `dmr imports`: batch imports through the workers.
+
+    dmr import orders.csv --model Order            import into a registered model
+    dmr import orders.csv --model Order --register inspect, register, then import
+    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..common import (
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliContext,
+    CliError,
+    identity_options,
+    json_option,
+    key_value_table,
+    pass_cli,
+    read_json,
+    rows_table,
+)
+
+#: Status keys the closing summary shows, in order.
+SUMMARY = ("job_id", "model", "state", "total", "done", "rejected", "skipped", "rows_per_s",
+           "started_at", "finished_at", "reason")
+
+
+@click.command("import")
+@click.argument("source")
+@click.option("--model", "-m", required=True, help="The model to import into.")
+@click.option("--register", is_flag=True,
+              help="Inspect SOURCE and register the model it proposes before importing.")
+@click.option("--field-map", "field_map", default=None,
+              help="JSON {source column: field} (default: the model's stored map).")
+@click.option("--table", default=None, help="For an SQL source (a SQLAlchemy URL): the table.")
+@click.option("--chunk-size", type=click.IntRange(1, 50_000), default=2000, show_default=True)
+@click.option("--on-error", type=click.Choice(["reject", "abort"]), default="reject",
+              show_default=True)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the end.")
+@identity_options
+@json_option
+@pass_cli
+def import_command(
+    cli: CliContext, source: str, model: str, register: bool, field_map: str | None,
+    table: str | None, chunk_size: int, on_error: str, timeout: float | None, user: str,
+    role: str,
+) -> None:
+    """Import SOURCE (CSV, TSV, JSON Lines, or an SQL table) into MODEL through the workers,
+    with a progress bar and a closing summary; --json prints the final status.
+
+    \b
+    Example:
+      dmr import orders.csv --model Order
+      dmr import orders.csv --model Order --register --json
+      dmr import postgresql://db/shop --table orders --model Order
+    """
+    resource: Any = {"kind": "sql", "location": source, "table": table} if table else source
+    if not table and not Path(source).exists():
+        raise CliError(f"The source file {source!r} does not exist.", EXIT_USAGE)
+    mapping = read_json(field_map, "the field map") if field_map else None
+    if register:
+        mapping = _register(cli, resource, model, user, role) if mapping is None else mapping
+    status = _run(cli, resource, model, mapping, chunk_size, on_error, timeout, user, role)
+    if cli.as_json:
+        cli.emit(status)
+    else:
+        cli.console.print(key_value_table({key: status.get(key) for key in SUMMARY}))
+        if status["rejected"]:
+            cli.console.print(f"{status['rejected']} rows rejected: "
+                              f"dmr imports rejects {status['job_id']}")
+    if status["state"] != "finished":
+        raise CliError(f"The import ended {status['state']}: {status.get('reason')}",
+                       EXIT_REFUSED)
+
+
+def _register(cli: CliContext, resource: Any, model: str, user: str, role: str) -> dict[str, str]:
+    """Inspect the source and register its model; returns the inspection's field map."""
+    try:
+        import inspector
+    except ImportError:
+        raise CliError("--register needs the inspector package.", EXIT_USAGE) from None
+    inspection = inspector.inspect(resource, name=model).model_dump(mode="json")
+    cli.call("registry", lambda client: client.register_model(
+        model, inspection["json_schema"], user_id=user, user_role=role))
+    return dict(inspection["field_map"])
+
+
+def _run(
+    cli: CliContext, resource: Any, model: str, mapping: dict[str, str] | None,
+    chunk_size: int, on_error: str, timeout: float | None, user: str, role: str,
+) -> dict[str, Any]:
+    from registry.errors import RegistryError
+    from tasks.presence import NoWorker, worker_serving
+
+    client = cli.client()
+    try:
+        worker_serving(client.app, "imports", 1.0)
+    except NoWorker as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    estimate = _estimate_rows(resource)
+    with _bar(cli) as bar:
+        task = bar.add_task("import", total=estimate, rejected=0, rate=0.0)
+
+        def show(status: dict[str, Any]) -> None:
+            done = status.get("done", 0) + status.get("rejected", 0)
+            total = status.get("total") or estimate
+            bar.update(task, completed=done, total=total, rejected=status.get("rejected", 0),
+                       rate=status.get("rows_per_s", 0.0))
+
+        try:
+            return client.import_records(
+                model, resource, user_id=user, user_role=role, field_map=mapping,
+                options={"chunk_size": chunk_size, "on_error": on_error}, progress=show,
+                timeout=timeout,
+            )
+        except RegistryError as exc:
+            raise CliError(f"{type(exc).__name__}: {exc}", EXIT_REFUSED) from None
+        except TimeoutError as exc:
+            raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+
+
+def _bar(cli: CliContext) -> Progress:
+    return Progress(
+        TextColumn("[bold]importing"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f} rows"), TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TextColumn("{task.fields[rejected]:,} rejected"), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=cli.console, disable=cli.as_json, transient=False,
+    )
+
+
+def _estimate_rows(resource: Any) -> int | None:
+    """Lines in a file source, less its header: the bar's total until the job knows."""
+    if not isinstance(resource, str):
+        return None
+    lines = 0
+    with open(resource, "rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
+
+
+@click.group("imports")
+def imports() -> None:
+    """Import jobs: their status, rejected rows, cancelling.
+
+    \b
+    Example:
+      dmr imports status imp_4a86...
+      dmr imports rejects imp_4a86... --page 2
+    """
+
+
+@imports.command("status")
+@click.argument("job_id")
+@json_option
+@pass_cli
+def status(cli: CliContext, job_id: str) -> None:
+    """The job's state and counts.
+
+    \b
+    Example:
+      dmr imports status imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8
+    """
+    cli.emit(cli.call("crud", lambda client: client.import_status(job_id)), key_value_table)
+
+
+@imports.command("rejects")
+@click.argument("job_id")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--page-size", type=click.IntRange(1, 1000), default=50, show_default=True)
+@identity_options
+@json_option
+@pass_cli
+def rejects(
+    cli: CliContext, job_id: str, page: int, page_size: int, user: str, role: str
+) -> None:
+    """Rejected rows: row number, values as the role may see them, errors.
+
+    \b
+    Example:
+      dmr imports rejects imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8 --role clerk
+    """
+    found = cli.call("crud", lambda client: client.import_rejects(job_id, role, page, page_size))
+    rows = [{"row": item["row"], "errors": "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '(row)'}: {e['msg']}" for e in item["errors"]),
+        "values": json.dumps(item["values"], ensure_ascii=False)} for item in found["items"]]
+    cli.emit(found, lambda _: rows_table(rows, title=f"{found['total']} rejected rows"))
+
+
+@imports.command("cancel")
+@click.argument("job_id")
+@json_option
+@pass_cli
+def cancel(cli: CliContext, job_id: str) -> None:
+    """Stop a job between chunks.
+
+    \b
+    Example:
+      dmr imports cancel imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8
+    """
+    cli.emit(cli.call("crud", lambda client: client.cancel_import(job_id)), key_value_table)
+
+
+def register(root: click.Group) -> None:
+    root.add_command(import_command)
+    root.add_command(imports)
+
+
+__all__ = ["register"]
