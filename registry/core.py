@@ -505,6 +505,11 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
     def _parse_permissions(
         self, name: str, model: type[BaseModel], given: ModelPermissions | Mapping[str, Any]
     ) -> ModelPermissions:
+        if not isinstance(given, ModelPermissions | Mapping):  # a raw producer sends any JSON
+            raise InvalidPermissions(
+                f"Permissions of {name!r} must be an object, not {type(given).__name__}.",
+                model=name,
+            )
         parsed = (
             given
             if isinstance(given, ModelPermissions)

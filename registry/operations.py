@@ -20,9 +20,11 @@ Every check failure is `ValidationFailed` naming the argument, never Pydantic's 
 from __future__ import annotations
 
 import datetime
+import decimal
 import inspect
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -31,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
@@ -53,9 +56,15 @@ __all__ = [
     "RecordAsOf",
     "RecordHistory",
     "UpdateRecord",
+    "check_caller",
     "check_field_values",
+    "check_seconds",
+    "check_whole_number",
     "check_role",
+    "check_text",
     "invalid_arguments",
+    "find_path",
+    "non_finite_path",
     "nul_path",
 ]
 
@@ -80,14 +89,16 @@ def _argument_error(why: str) -> PydanticCustomError:
     return PydanticCustomError("argument", why)
 
 
-def text_problem(value: Any, limit: int, *, required: bool) -> str | None:
-    """Why `value` cannot be a text argument (None when it can)."""
+def text_problem(
+    value: Any, limit: int, *, required: bool, allow_empty: bool = False
+) -> str | None:
+    """Why `value` cannot be a text argument (None when it can). An empty string is refused
+    unless `allow_empty`: an empty user id or key would be one shared by every caller that
+    sends one."""
     if value is None and not required:
         return None
-    if not isinstance(value, str):
-        return "must be a non-empty string" if required else "must be a string or null"
-    if required and not value:
-        return "must be a non-empty string"
+    if not isinstance(value, str) or (not value and not allow_empty):
+        return "must be a non-empty string" if required else "must be a non-empty string or null"
     if len(value) > limit:
         return f"is {len(value)} characters long; the limit is {limit}"
     if "\x00" in value:
@@ -100,9 +111,9 @@ def text_problem(value: Any, limit: int, *, required: bool) -> str | None:
     return None
 
 
-def _text(limit: int, *, required: bool) -> BeforeValidator:
+def _text(limit: int, *, required: bool, allow_empty: bool = False) -> BeforeValidator:
     def check(value: Any) -> Any:
-        problem = text_problem(value, limit, required=required)
+        problem = text_problem(value, limit, required=required, allow_empty=allow_empty)
         if problem is not None:
             raise _argument_error(problem)
         return value
@@ -124,25 +135,38 @@ def _counting_number(value: Any) -> Any:
     return value
 
 
-def _time(value: Any) -> Any:
+def _time(value: Any, info: ValidationInfo) -> Any:
     """A datetime, or ISO 8601 text as JSON producers send it; UTC when naive."""
+    # Time arguments have always been named "Argument 'since'" in messages.
+    label = {"label": f"Argument {info.field_name!r}"}
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise _argument_error(
-                "must be an ISO 8601 time such as '2026-11-26T10:30:00Z'"
-            ) from None
+            raise PydanticCustomError("argument", _ISO_TIME, label) from None
     if value is None:
         return None
     if not isinstance(value, datetime.datetime):
-        raise _argument_error("must be an ISO 8601 time such as '2026-11-26T10:30:00Z'")
+        raise PydanticCustomError("argument", _ISO_TIME, label)
     if value.tzinfo is None:
         return value.replace(tzinfo=datetime.UTC)
     try:
         return value.astimezone(datetime.UTC)
     except OverflowError:
-        raise _argument_error("falls outside the years 1 to 9999 in UTC") from None
+        raise PydanticCustomError(
+            "argument", "falls outside the years 1 to 9999 in UTC", label
+        ) from None
+
+
+def _required_time(value: Any, info: ValidationInfo) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "argument", _ISO_TIME, {"label": f"Argument {info.field_name!r}"}
+        )
+    return _time(value, info)
+
+
+_ISO_TIME = "must be an ISO 8601 time such as '2026-11-26T10:30:00Z'"
 
 
 def check_field_values(name: str, value: Any) -> dict[str, Any]:
@@ -153,7 +177,7 @@ def check_field_values(name: str, value: Any) -> dict[str, Any]:
     except PydanticCustomError as exc:
         path = (exc.context or {}).get("path", [])
         raise ValidationFailed(
-            f"Invalid call: {name!r} {exc.message()}.",
+            f"Invalid call: {name} {exc.message()}.",
             errors=[{"loc": [name, *path], "msg": exc.message(), "type": "argument"}],
         ) from None
     return checked
@@ -179,7 +203,16 @@ def _json_object(value: Any) -> Any:
         if where is not None:
             raise PydanticCustomError(
                 "argument",
-                "holds a NUL character in field '{field}', which no text column can store",
+                "holds a NUL character in '{field}', which no text column can store",
+                {"field": ".".join(where), "path": list(where)},
+            )
+    if b"NaN" in encoded or b"Infinity" in encoded:  # numbers, or merely text that says so
+        where = non_finite_path(value)
+        if where is not None:
+            raise PydanticCustomError(
+                "argument",
+                "holds NaN or an infinity in '{field}', which JSON cannot carry and "
+                "the registry does not store",
                 {"field": ".".join(where), "path": list(where)},
             )
     return value
@@ -191,9 +224,10 @@ UserRole = Annotated[str, _text(MAX_ROLE, required=True)]
 RecordId = Annotated[str, _text(MAX_RECORD_ID, required=True)]
 OptionalRecordId = Annotated[str | None, _text(MAX_RECORD_ID, required=False)]
 IdempotencyKey = Annotated[str | None, _text(MAX_IDEMPOTENCY_KEY, required=False)]
-FieldName = Annotated[str | None, _text(MAX_FIELD_NAME, required=False)]
+#: "" orders as None does (by creation), as it always has.
+FieldName = Annotated[str | None, _text(MAX_FIELD_NAME, required=False, allow_empty=True)]
 Version = Annotated[int | None, BeforeValidator(_whole_number)]
-Time = Annotated[datetime.datetime, BeforeValidator(_time)]
+Time = Annotated[datetime.datetime, BeforeValidator(_required_time)]
 OptionalTime = Annotated[datetime.datetime | None, BeforeValidator(_time)]
 FieldValues = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 OptionalFieldValues = Annotated[dict[str, Any] | None, BeforeValidator(_json_object)]
@@ -341,7 +375,7 @@ class ListRecords(Query):
     page: Annotated[int, BeforeValidator(_counting_number)] = 1
     page_size: Annotated[int | None, BeforeValidator(_counting_number)] = None
     #: A page's `next_cursor`: the page after it (registry/query/cursors.py).
-    after: Annotated[str | None, _text(MAX_CURSOR, required=False)] = None
+    after: Annotated[str | None, _text(MAX_CURSOR, required=False, allow_empty=True)] = None
     #: "exact", "estimated", "none", or None: exact when cheap, else estimated.
     count: Annotated[str | None, _text(MAX_COUNT_MODE, required=False)] = None
 
@@ -394,32 +428,71 @@ def invalid_arguments(exc: ValidationError, where: str) -> ValidationFailed:
             why = error["msg"]
         else:
             why = _PLAIN_REASONS.get(error["type"], f"is invalid ({error['msg']})")
-        problems.append((name, why))
+        problems.append((context.get("label") or _LABELS.get(name, name), why))
         # A problem inside data names the field too (loc ["data", "name"]), as forms show it.
         errors.append({"loc": [name, *context.get("path", [])], "msg": why, "type": "argument"})
     return ValidationFailed(
         f"Invalid call to {where}: "
-        + "; ".join(f"{_LABELS.get(name, repr(name))} {why}" for name, why in problems)
+        + "; ".join(f"{label} {why}" for label, why in problems)
         + ".",
         errors=errors,
     )
 
 
-def check_role(user_role: Any) -> str:
-    """A role argument on its own (tasks that take only a role); raises `ValidationFailed`."""
-    problem = text_problem(user_role, MAX_ROLE, required=True)
+def check_text(name: str, value: Any, *, required: bool, limit: int = MAX_MODEL_NAME) -> None:
+    """One text argument of a task that has no operation; raises `ValidationFailed`."""
+    problem = text_problem(value, limit, required=required)
     if problem is not None:
         raise ValidationFailed(
-            f"Invalid call: 'user_role' {problem}.",
-            errors=[{"loc": ["user_role"], "msg": problem, "type": "argument"}],
+            f"Invalid call: {name} {problem}.",
+            errors=[{"loc": [name], "msg": problem, "type": "argument"}],
         )
+
+
+def check_caller(user_id: Any, user_role: Any) -> None:
+    """The caller's arguments of a task that has no operation; raises `ValidationFailed`."""
+    check_text("user_id", user_id, required=False, limit=MAX_USER_ID)
+    check_text("user_role", user_role, required=True, limit=MAX_ROLE)
+
+
+def check_whole_number(name: str, value: Any, *, required: bool = False) -> None:
+    """A whole-number argument (positions, counts) of a task that has no operation: an int
+    that a 64-bit column can compare with; raises `ValidationFailed`."""
+    if value is None and not required:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        why = "must be a whole number from 0 below 2**63"
+        raise ValidationFailed(
+            f"Invalid call: {name} {why}.",
+            errors=[{"loc": [name], "msg": why, "type": "argument"}],
+        )
+
+
+def check_seconds(name: str, value: Any) -> None:
+    """A duration argument in seconds (or None): a finite number from 0."""
+    if value is None:
+        return
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value < 0):
+        why = "must be a finite number of seconds from 0"
+        raise ValidationFailed(
+            f"Invalid call: {name} {why}.",
+            errors=[{"loc": [name], "msg": why, "type": "argument"}],
+        )
+
+
+def check_role(user_role: Any) -> str:
+    """A role argument on its own (tasks that take only a role); raises `ValidationFailed`."""
+    check_text("user_role", user_role, required=True, limit=MAX_ROLE)
     return str(user_role)
 
 
-def nul_path(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
-    """Where a NUL character hides in JSON data (no database text column can hold one)."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
+def find_path(
+    value: Any, found: Callable[[Any], bool], path: tuple[str, ...] = ()
+) -> tuple[str, ...] | None:
+    """The path to the first value inside JSON data for which `found` is true."""
+    if found(value):
+        return path
     if isinstance(value, Mapping):
         items: Any = ((str(k), v) for k, v in value.items())
     elif isinstance(value, list | tuple | set | frozenset):
@@ -427,10 +500,23 @@ def nul_path(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
     else:
         return None
     for key, item in items:
-        found = nul_path(item, (*path, key))
-        if found is not None:
-            return found
+        where = find_path(item, found, (*path, key))
+        if where is not None:
+            return where
     return None
+
+
+def nul_path(value: Any) -> tuple[str, ...] | None:
+    """Where a NUL character hides in JSON data (no database text column can hold one)."""
+    return find_path(value, lambda item: isinstance(item, str) and "\x00" in item)
+
+
+def non_finite_path(value: Any) -> tuple[str, ...] | None:
+    """Where a NaN or an infinity hides in JSON data (JSON has no such numbers)."""
+    return find_path(
+        value,
+        lambda item: isinstance(item, float | decimal.Decimal) and not math.isfinite(item),
+    )
 
 
 def _to_wire(value: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 from celery import signals
 
 from registry.errors import ValidationFailed
-from registry.operations import RecordAsOf, RecordHistory
+from registry.operations import RecordAsOf, RecordHistory, check_text
 from workers.app import app
 
 from .base import RegistryTask
@@ -67,6 +67,7 @@ def verify(self: RegistryTask) -> dict[str, Any]:
 
 @app.task(name="audit.stats", base=RegistryTask, bind=True)
 def stats(self: RegistryTask, model: str | None = None) -> dict[str, int]:
+    check_text("model", model, required=False)
     return self.registry.audit_logger.stats(model)
 
 

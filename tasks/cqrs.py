@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import signals
 
+from registry.operations import check_caller, check_seconds, check_whole_number
 from workers.app import app
 
 from .base import RegistryTask
@@ -51,6 +52,7 @@ TRIGGER_EXPIRES = 30.0
 def execute_command(
     self: RegistryTask, command: dict[str, Any], user_id: str | None, user_role: str
 ) -> dict[str, Any]:
+    check_caller(user_id, user_role)
     if isinstance(command, dict) and command.get("command_id") is None:
         # A redelivered or retried message appends once: the task id is the default key.
         command = {**command, "command_id": f"task:{self.request.id}"}
@@ -66,6 +68,9 @@ def execute_query(
     min_position: int | None = None,
     wait_seconds: float | None = None,
 ) -> dict[str, Any]:
+    check_caller(user_id, user_role)
+    check_whole_number("min_position", min_position)
+    check_seconds("wait_seconds", wait_seconds)
     return self.registry.execute_query(
         query, user_id, user_role, min_position=min_position, wait_seconds=wait_seconds
     )
@@ -77,8 +82,9 @@ def define_projection(
     definition: dict[str, Any],
     force: bool = False,
     user_id: str | None = None,
-    user_role: str = "user",
+    user_role: str | None = None,
 ) -> dict[str, Any]:
+    check_caller(user_id, user_role)
     return self.registry.define_projection(
         definition, force=force, user_id=user_id, user_role=user_role
     )
@@ -101,8 +107,10 @@ def events(
     limit: int = 100,
     model: str | None = None,
     user_id: str | None = None,
-    user_role: str = "user",
+    user_role: str | None = None,
 ) -> dict[str, Any]:
+    check_caller(user_id, user_role)
+    check_whole_number("after_position", after_position, required=True)
     return self.registry.events(after_position, limit, model, user_id, user_role)
 
 

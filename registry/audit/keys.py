@@ -15,8 +15,10 @@ Where the keys come from, first match wins:
 2. an in-memory database, which dies with its process: a random key of its own (unless
    `audit.key_file` names a file);
 3. the key file (`{"current": id, "keys": {id: secret}}`): `audit.key_file`, or by default
-   beside a SQLite database file, or `dmr-audit-keys.json` in the working directory for a
+   beside a SQLite database file, or `audit-keys.json` in the per-user data directory for a
    server database (`default_key_file`); created once with a fresh random key when missing.
+   Workers on several machines share one PostgreSQL, so they must share `audit.keys` too: a
+   key file made on one machine is unknown on another.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..locations import data_dir
 from ..settings import AuditSettings
 
 __all__ = [
@@ -157,12 +160,13 @@ def load_audit_keys(settings: AuditSettings, default_file: Path | None) -> Audit
 
 def default_key_file(database_url: str) -> Path | None:
     """Where an installation keeps its key file when settings name none: beside a SQLite
-    database file (`dmr.sqlite3.audit-keys.json`), in the working directory for a server
-    database (`dmr-audit-keys.json`), nowhere for an in-memory database, which dies with its
-    process and may have a key that does too."""
+    database file (`dmr.sqlite3.audit-keys.json`), in the per-user data directory for a server
+    database (`audit-keys.json`, never relative to the working directory, so every command
+    finds the same key), nowhere for an in-memory database, which dies with its process and
+    may have a key that does too."""
     scheme, _, rest = database_url.partition(":")
     if scheme.split("+")[0] != "sqlite":
-        return Path("dmr-audit-keys.json")
+        return data_dir(os.environ) / "audit-keys.json"
     database = rest.removeprefix("///").split("?")[0]
     if database in ("", "//", ":memory:") or database.startswith("file::memory:"):
         return None

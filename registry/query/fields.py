@@ -42,7 +42,16 @@ class FieldRules(Protocol):
 def _utc(value: datetime.datetime) -> datetime.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=datetime.UTC)
-    return value.astimezone(datetime.UTC)
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValueError("falls outside the years 1 to 9999 in UTC") from None
+
+
+def _bigint(value: int) -> int:
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("is outside the 64-bit integer range")
+    return value
 
 
 def _system_fields(table: sa.Table) -> dict[str, FilterField]:
@@ -51,7 +60,7 @@ def _system_fields(table: sa.Table) -> dict[str, FilterField]:
     number = TypeAdapter(int).validate_python
     return {
         "id": FilterField("id", table.c.id, text, text=True),
-        "version": FilterField("version", table.c.version, number),
+        "version": FilterField("version", table.c.version, lambda v: _bigint(number(v))),
         "created_at": FilterField("created_at", table.c.created_at, lambda v: _utc(moment(v))),
         "updated_at": FilterField("updated_at", table.c.updated_at, lambda v: _utc(moment(v))),
         "created_by": FilterField("created_by", table.c.created_by, text, text=True),

@@ -13,7 +13,7 @@ import builtins
 import datetime
 import functools
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -280,10 +280,15 @@ class RecordService:
             changes = {
                 f: {"old": old[f], "new": record[f]}
                 for f in entry.records.field_names
-                if old[f] != record[f]
+                if old[f] != record[f] or f in op.updates
             }
-            if not changes:  # nothing changes, so nothing is written or audited
+            unchanged = all(old[f] == record[f] for f in changes)
+            if unchanged and self._sees_all(entry, op.user_role, op.updates):
+                # Nothing changes, and the role can see so: nothing is written or audited.
                 return self._finish(conn, op.idempotency_key, entry, old, op.user_role)
+            # A role that wrote a field it may not read must not learn from the answer whether
+            # its value equalled the stored one: such an update is always written and audited
+            # (a new version), the fields it wrote among the changes even when equal.
             now = self.clock()
             record = self._write_update(conn, entry, current, values, op.user_id, now)
             self._audit(conn, entry, record, "update", op, changes, at=now)
@@ -303,6 +308,10 @@ class RecordService:
             self._audit(conn, entry, old, "delete", op, changes, at=self.clock())
             result = {"id": op.record_id, "deleted": True, "version": current["version"]}
             return self._finish(conn, op.idempotency_key, entry, result, op.user_role)
+
+    @staticmethod
+    def _sees_all(entry: ModelEntry, user_role: str, fields: Iterable[str]) -> bool:
+        return all(entry.permissions.plainly_readable(user_role, name) for name in fields)
 
     def purge_idempotency_keys(self, older_than: datetime.datetime) -> int:
         """Forget keys created before `older_than`; returns how many were dropped."""

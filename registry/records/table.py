@@ -12,6 +12,7 @@ import decimal
 import enum
 import functools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from ..errors import ValidationFailed
 from ..names import table_name_for
 from ..tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
 from ..types import FieldKind, FieldType, classify
@@ -59,15 +61,41 @@ def _choice_column_type(choices: tuple[Any, ...]) -> sa.types.TypeEngine[Any]:
     return EncodedJSON()
 
 
+#: Most digits a stored decimal may have, written out without an exponent. PostgreSQL's
+#: NUMERIC holds far more, but "1e1000000" must not become a megabyte of zeros.
+MAX_DECIMAL_DIGITS = 1000
+#: The range of a BIGINT column, which integer fields are stored in.
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+
+
 def canonical_decimal(value: decimal.Decimal, places: int | None) -> decimal.Decimal:
     """One spelling per number, so that equal decimals are equal as stored text on SQLite
     and come back alike from both backends: the declared places when there are some
-    (12.5 -> 12.50), else no trailing zeros and no exponent (12.500 -> 12.5, 1E+2 -> 100)."""
-    if places is not None:
-        return value.quantize(decimal.Decimal(1).scaleb(-places))
-    if value == value.to_integral_value():
-        return value.quantize(decimal.Decimal(1))
-    return value.normalize()
+    (12.5 -> 12.50), else no trailing zeros and no exponent (12.500 -> 12.5, 1E+2 -> 100).
+    Raises `ValueError` for NaN, infinities and numbers of over `MAX_DECIMAL_DIGITS` digits."""
+    if not value.is_finite():
+        raise ValueError("is not a finite number")
+    _require_digits(value)
+    with decimal.localcontext() as context:
+        context.prec = 2 * MAX_DECIMAL_DIGITS + (places or 0)
+        if places is not None:
+            canonical = value.quantize(decimal.Decimal(1).scaleb(-places))
+        elif value == value.to_integral_value():
+            canonical = value.quantize(decimal.Decimal(1))
+        else:
+            canonical = value.normalize()
+    _require_digits(canonical)
+    return canonical
+
+
+def _require_digits(value: decimal.Decimal) -> None:
+    """Refuse a decimal that needs more than `MAX_DECIMAL_DIGITS` digits written out."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    count = len(digits)
+    written = count + exponent if exponent >= 0 else -exponent + max(count + exponent, 1)
+    if written > MAX_DECIMAL_DIGITS:
+        raise ValueError(f"needs more than {MAX_DECIMAL_DIGITS} digits written out")
 
 
 def _system_columns() -> list[sa.Column[Any]]:
@@ -148,7 +176,22 @@ class RecordTable:
         return values
 
     def to_column_value(self, name: str, value: Any) -> Any:
-        """One field's validated Python value as its column stores it."""
+        """One field's validated Python value as its column stores it; raises
+        `ValidationFailed` naming the field for a value no column of its kind can hold."""
+        try:
+            return self._column_value(name, value)
+        except (ValueError, OverflowError) as exc:
+            why = str(exc) if isinstance(exc, ValueError) else (
+                "falls outside the years 1 to 9999 in UTC"
+            )
+            raise ValidationFailed(
+                f"Field {name!r} of {self.model_name!r} {why}.",
+                model=self.model_name,
+                field=name,
+                errors=[{"loc": [name], "msg": why, "type": "out_of_range"}],
+            ) from None
+
+    def _column_value(self, name: str, value: Any) -> Any:
         ftype = self.field_types[name]
         if value is None:
             return None
@@ -165,8 +208,13 @@ class RecordTable:
             # EmailStr and URL types dump as objects in Python mode; an unvalidated default
             # may be an Enum member, whose str() is its name, not its value.
             return str(value.value if isinstance(value, enum.Enum) else value)
+        if ftype.kind is FieldKind.INTEGER and not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise ValueError("is outside the 64-bit integer range an integer column holds")
         if ftype.kind is FieldKind.FLOAT:
-            return float(value)  # an int default of a float field reads as a float everywhere
+            number = float(value)  # an int default of a float field reads as a float everywhere
+            if not math.isfinite(number):
+                raise ValueError("is NaN or an infinity, which JSON cannot carry")
+            return number
         if ftype.kind is FieldKind.DECIMAL:
             return canonical_decimal(value, self.decimal_places.get(name))
         return value

@@ -28,7 +28,7 @@ def test_a_model_too_wide_for_postgresql_is_refused_at_registration(
     name = unique("Wide")
     started = time.monotonic()
     with pytest.raises(DatabaseLimitExceeded, match="at most 1600 columns") as refused:
-        client.register_model(name, _schema(1700)).get()
+        client.register_model(name, _schema(1700), user_role="admin").get()
     assert time.monotonic() - started < PROMPT_SECONDS
     assert refused.value.details["fields"] == 1700
     assert 1590 <= refused.value.details["limit"] < 1600
@@ -39,7 +39,7 @@ def test_a_row_too_big_for_postgresql_is_a_typed_error_at_once(
     client: RegistryClient, workers: tuple[WorkerProcess, WorkerProcess]
 ) -> None:
     name = unique("Broad")
-    client.register_model(name, _schema(1500)).get()
+    client.register_model(name, _schema(1500), user_role="admin").get()
     # 1500 short texts stay inline (too small to be moved out of the row): the row passes
     # PostgreSQL's 8 KB page, which it refuses with "row is too big" (SQLSTATE 54000).
     data = {f"f{i}": "x" * 12 for i in range(1500)}

@@ -199,8 +199,7 @@ def _answers_quickly(target: Target) -> float:
 def _with_a_record(target: Target) -> Target:
     target.model = f"Hostile{uuid.uuid4().hex[:8]}"
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
-    _call(target, "registry.register_model", name=target.model, schema=schema,
-          user_id="t", user_role="admin")
+    _call(target, "registry.register_model", name=target.model, schema=schema, user_role="admin")
     created = _call(target, "records.create", model=target.model, data={"n": 1},
                     user_id="t", user_role="admin")
     target.record_id = created["id"]
@@ -300,8 +299,7 @@ def test_a_deeply_nested_schema_is_an_invalid_schema(target: Target, depth: int)
     for _ in range(depth):
         schema = {"type": "object", "properties": {"a": schema}}
     with pytest.raises(Exception) as raised:
-        _call(target, "registry.register_model", name="Deep", schema=schema,
-              user_id="t", user_role="admin")
+        _call(target, "registry.register_model", name="Deep", schema=schema, user_role="admin")
     assert type(raised.value).__name__ in ("InvalidSchema", "MessageRefused")
     assert "limit" in raised.value.details
     assert _answers_quickly(target) < ANSWER_SECONDS

@@ -137,19 +137,21 @@ def notes(postgres_url: str) -> Iterator[DynamicModelRegistry]:
 
 def test_a_long_user_id_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """created_by is VARCHAR(200): DataError (RuntimeError in a task), not ValidationFailed."""
-    with pytest.raises(ValidationFailed, match="user_id is 300 characters long"):
+    too_long = "'user_id' is 300 characters long; the limit is 200"
+    with pytest.raises(ValidationFailed, match=too_long):
         notes.create("Note", {"text": "x"}, user_id="u" * 300, user_role="admin")
 
 
 def test_a_long_idempotency_key_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """The key column is VARCHAR(200): DataError, not ValidationFailed."""
-    with pytest.raises(ValidationFailed, match="idempotency_key is 300 characters long"):
+    too_long = "'idempotency_key' is 300 characters long; the limit is 200"
+    with pytest.raises(ValidationFailed, match=too_long):
         notes.create("Note", {"text": "x"}, user_role="admin", idempotency_key="k" * 300)
 
 
 def test_a_nul_character_in_text_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """ "\\u0000" is valid JSON and valid for `str`; PostgreSQL text refuses it: DataError."""
-    with pytest.raises(ValidationFailed, match="NUL character in 'text'"):
+    with pytest.raises(ValidationFailed, match="'data' holds a NUL character in field 'text'"):
         notes.create("Note", {"text": "a\x00b"}, user_role="admin")
 
 
@@ -170,8 +172,9 @@ def test_filter_on_version_with_a_string_gives_a_typed_error(notes: DynamicModel
 
 
 def test_a_huge_page_number_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
-    """OFFSET out of bigint range: DataError, not ValidationFailed."""
-    with pytest.raises(ValidationFailed, match="starts past the last row"):
+    """OFFSET out of bigint range was a DataError; now the offset limit names the page."""
+    past_the_limit = r"Page 10000000000000000000 of 50 .* past the largest offset"
+    with pytest.raises(ValidationFailed, match=past_the_limit):
         notes.list("Note", user_role="admin", page=10**19)
 
 

@@ -50,7 +50,7 @@ def limited(
 def _register(worker: WorkerProcess, client: RegistryClient, name: str) -> TaskHandle:
     result = client.app.send_task(
         "registry.register_model", queue=worker_direct(worker.hostname).name,
-        kwargs={"name": name, "schema": SCHEMA},
+        kwargs={"name": name, "schema": SCHEMA, "user_role": "admin"},
     )
     return TaskHandle(result, timeout=30, interval=0.01)
 
@@ -142,7 +142,7 @@ def test_expected_errors_are_one_line_and_faults_keep_their_traceback(
     worker, client = limited
     result = client.app.send_task(
         "registry.set_permissions", queue=worker_direct(worker.hostname).name,
-        kwargs={"model": "NoSuchModel", "permissions": {}},
+        kwargs={"model": "NoSuchModel", "permissions": {}, "user_role": "admin"},
     )
     with pytest.raises(Exception) as raised:
         TaskHandle(result, timeout=30, interval=0.01).get()

@@ -155,14 +155,18 @@ def test_an_in_memory_database_gets_a_key_of_its_own_and_writes_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_key_file_lives_beside_a_sqlite_database_by_default(tmp_path: Path) -> None:
+def test_the_key_file_lives_beside_a_sqlite_database_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     database = tmp_path / "data" / "dmr.sqlite3"
     database.parent.mkdir()
     registry = DynamicModelRegistry(f"sqlite:///{database}")
     assert (tmp_path / "data" / "dmr.sqlite3.audit-keys.json").exists()
     registry.close()
     assert default_key_file("sqlite:///dmr.sqlite3") == Path("dmr.sqlite3.audit-keys.json")
-    assert default_key_file("postgresql+psycopg://u:p@h/db") == Path("dmr-audit-keys.json")
+    monkeypatch.setenv("DMR_DATA_DIR", str(tmp_path / "user-data"))
+    server_key_file = default_key_file("postgresql+psycopg://u:p@h/db")
+    assert server_key_file == (tmp_path / "user-data" / "audit-keys.json").resolve()
     assert default_key_file("sqlite://") is None and default_key_file("sqlite:///:memory:") is None
 
 

@@ -130,3 +130,16 @@ def test_the_trigger_sends_one_projection_per_interval_after_commands() -> None:
     now[0] = 2.0
     trigger(sender=command, state="SUCCESS")
     assert len(sent) == 2
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("cqrs.events", {"after_position": 0, "limit": 10}),
+    ("cqrs.define_projection", {"definition": {
+        "name": "by_category", "model": "Order", "group_by": ["category"],
+        "measures": {"n": ["count"]}}}),
+])
+def test_the_feed_and_definitions_require_a_role(
+    registry: DynamicModelRegistry, name: str, kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationFailed, match="user_role"):
+        run_task(name, user_id="u", **kwargs)

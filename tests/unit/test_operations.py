@@ -93,7 +93,7 @@ def test_commands_and_queries_carry_the_specifications_identity() -> None:
 def test_operations_are_frozen_and_take_no_unknown_arguments() -> None:
     with pytest.raises(ValidationError):
         EXAMPLES[3].user_role = "admin"  # type: ignore[misc]
-    with pytest.raises(ValidationFailed, match="'limit' is not an argument here") as caught:
+    with pytest.raises(ValidationFailed, match="limit is not an argument here") as caught:
         ListRecords.decode({"model": "P", "user_id": None, "user_role": "r", "limit": 5})
     assert caught.value.errors == [
         {"loc": ["limit"], "msg": "is not an argument here", "type": "argument"}
@@ -140,7 +140,7 @@ def test_a_wrong_argument_is_a_validation_failure_naming_it(
     with pytest.raises(ValidationFailed) as caught:
         CreateRecord.decode(arguments, task="records.create")
     assert [error["loc"][0] for error in caught.value.errors] == [named]
-    assert f"'{named}'" in str(caught.value) and "records.create" in str(caught.value)
+    assert f"{named} " in str(caught.value) and "records.create" in str(caught.value)
 
 
 def test_a_nul_inside_data_names_the_field_too() -> None:
@@ -193,7 +193,7 @@ def test_the_in_process_methods_build_the_same_operations(
         GetRecord(model="Product", record_id=created["id"], user_id="u", user_role="admin")
     )
     assert handled == created == registry.read("Product", created["id"], "u", "admin")
-    with pytest.raises(ValidationFailed, match="'user_role' must be a non-empty string"):
+    with pytest.raises(ValidationFailed, match="user_role must be a non-empty string"):
         registry.read("Product", created["id"], "u", "")
 
 
@@ -203,13 +203,13 @@ def test_a_task_takes_its_arguments_by_position_too(registry: DynamicModelRegist
     assert [entry["operation"] for entry in result.result.value] == ["create"]
     missing = app.tasks["records.history"].apply(args=["Product", created["id"], "u"])
     assert isinstance(missing.result, ValidationFailed)
-    assert "'user_role' is required" in str(missing.result)
+    assert "user_role is required" in str(missing.result)
 
 
 def test_a_task_refuses_what_its_operation_refuses(registry: DynamicModelRegistry) -> None:
-    with pytest.raises(ValidationFailed, match="'model' must be a non-empty string"):
+    with pytest.raises(ValidationFailed, match="model must be a non-empty string"):
         run_task("records.read", model={}, record_id="r", user_id="u", user_role="admin")
-    with pytest.raises(ValidationFailed, match="'user_role' is required"):
+    with pytest.raises(ValidationFailed, match="user_role is required"):
         run_task("audit.history", model="Product")
 
 
