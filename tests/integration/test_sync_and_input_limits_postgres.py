@@ -137,21 +137,19 @@ def notes(postgres_url: str) -> Iterator[DynamicModelRegistry]:
 
 def test_a_long_user_id_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """created_by is VARCHAR(200): DataError (RuntimeError in a task), not ValidationFailed."""
-    too_long = "'user_id' is 300 characters long; the limit is 200"
-    with pytest.raises(ValidationFailed, match=too_long):
+    with pytest.raises(ValidationFailed, match="user_id is 300 characters long"):
         notes.create("Note", {"text": "x"}, user_id="u" * 300, user_role="admin")
 
 
 def test_a_long_idempotency_key_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """The key column is VARCHAR(200): DataError, not ValidationFailed."""
-    too_long = "'idempotency_key' is 300 characters long; the limit is 200"
-    with pytest.raises(ValidationFailed, match=too_long):
+    with pytest.raises(ValidationFailed, match="idempotency_key is 300 characters long"):
         notes.create("Note", {"text": "x"}, user_role="admin", idempotency_key="k" * 300)
 
 
 def test_a_nul_character_in_text_gives_a_typed_error(notes: DynamicModelRegistry) -> None:
     """ "\\u0000" is valid JSON and valid for `str`; PostgreSQL text refuses it: DataError."""
-    with pytest.raises(ValidationFailed, match="'data' holds a NUL character in field 'text'"):
+    with pytest.raises(ValidationFailed, match="NUL character in 'text'"):
         notes.create("Note", {"text": "a\x00b"}, user_role="admin")
 
 
