@@ -49,6 +49,8 @@ def postgres_url() -> Iterator[str]:
 # -- services the tests need: skipped with one line each when missing (never under CI) --------
 
 RABBITMQ_ADDRESS = ("127.0.0.1", 5672)
+#: The MariaDB database the inspector's reflection test creates its tables in.
+MARIADB_URL = os.environ.get("DMR_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 def _listening(host: str, port: int) -> bool:
@@ -89,6 +91,14 @@ def _redis_missing() -> str | None:
     return None
 
 
+def _mariadb_missing() -> str | None:
+    url = sa.make_url(MARIADB_URL)
+    host, port = url.host or "127.0.0.1", url.port or 3306
+    if not _listening(host, port):
+        return f"MariaDB: nothing listens on {host}:{port}; set DMR_TEST_MARIADB_URL"
+    return None
+
+
 def _node_missing() -> str | None:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     return f"Node.js: {' and '.join(missing)} not on PATH" if missing else None
@@ -99,7 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     per service; under CI (CI=true) every test runs, and a missing service fails it."""
     if os.environ.get("CI", "").lower() in ("true", "1"):
         return
-    markers = {name for item in items for name in ("integration", "postgres", "node")
+    markers = {name for item in items for name in ("integration", "postgres", "mariadb", "node")
                if item.get_closest_marker(name)}
     reasons: dict[str, list[str]] = {}
     if markers & {"integration", "postgres"}:
@@ -109,6 +119,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reasons["integration"] = services
         if postgres:
             reasons["postgres"] = [postgres]
+    if "mariadb" in markers and (mariadb := _mariadb_missing()):
+        reasons["mariadb"] = [mariadb]
     if "node" in markers and (node := _node_missing()):
         reasons["node"] = [node]
     if not reasons:

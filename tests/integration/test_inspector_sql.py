@@ -15,11 +15,10 @@ import sqlalchemy as sa
 
 import inspector
 from registry import DynamicModelRegistry
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.conftest import MARIADB_URL, create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.integration
 
-MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 
 
 def registers(found: inspector.Inspection) -> type:
@@ -34,7 +33,7 @@ def mariadb() -> Iterator[tuple[sa.Engine, str]]:
     try:
         engine.connect().close()
     except sa.exc.OperationalError as exc:
-        pytest.fail(f"MariaDB is not reachable at 127.0.0.1:3306: {exc}")
+        pytest.fail(f"MariaDB is not reachable at {MARIADB_URL}: {exc}")
     table = f"insp_{uuid.uuid4().hex[:8]}"
     yield engine, table
     with engine.begin() as conn:
@@ -53,6 +52,7 @@ def postgres(postgres_url: str) -> Iterator[tuple[sa.Engine, str]]:
     engine.dispose()
 
 
+@pytest.mark.mariadb
 def test_mariadb_table_by_reflection(mariadb: tuple[sa.Engine, str]) -> None:
     engine, table = mariadb
     with engine.begin() as conn:
