@@ -51,22 +51,12 @@ class EventMetadata(BaseModel):
     correlation_id: str | None = None
 
 
-class Event(BaseModel):
-    """An event as stored; `position` is None until the store has appended it."""
+class _EventData:
+    """What an event's `data` says, for both `Event` and `StoredEvent`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    position: int | None = None
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    model: str
-    aggregate_id: str
-    version: int = Field(ge=1)
-    type: str = Field(min_length=1, max_length=64)
+    __slots__ = ()
+    type: str
     data: dict[str, Any]
-    metadata: EventMetadata = EventMetadata()
-    schema_version: int = Field(ge=1)
-    timestamp: datetime.datetime
-    ns: str = EVENTS_NS
 
     @property
     def changes(self) -> dict[str, dict[str, Any]]:
@@ -82,6 +72,24 @@ class Event(BaseModel):
     @property
     def is_deletion(self) -> bool:
         return self.type == "deleted" or self.data.get("deleted") is True
+
+
+class Event(_EventData, BaseModel):
+    """An event as stored; `position` is None until the store has appended it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    position: int | None = None
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    model: str
+    aggregate_id: str
+    version: int = Field(ge=1)
+    type: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any]
+    metadata: EventMetadata = EventMetadata()
+    schema_version: int = Field(ge=1)
+    timestamp: datetime.datetime
+    ns: str = EVENTS_NS
 
     def to_row(self) -> dict[str, Any]:
         row = {
@@ -122,7 +130,7 @@ class Event(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(_EventData):
     """What projections need of an event, read without building a full `Event` (the
     projector reads tens of thousands a second, and needs no metadata)."""
 
@@ -132,20 +140,6 @@ class StoredEvent:
     type: str
     data: dict[str, Any]
     timestamp: datetime.datetime
-
-    @property
-    def changes(self) -> dict[str, dict[str, Any]]:
-        changes: dict[str, dict[str, Any]] = self.data.get("changes", {})
-        return changes
-
-    @property
-    def state(self) -> dict[str, Any] | None:
-        state: dict[str, Any] | None = self.data.get("state")
-        return state
-
-    @property
-    def is_deletion(self) -> bool:
-        return self.type == "deleted" or self.data.get("deleted") is True
 
 
 #: An event as projections take it: appended in the writing transaction, or read back.
