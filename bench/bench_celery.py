@@ -132,6 +132,22 @@ def redis_database(index: int) -> Iterator[str]:
         connection.close()
 
 
+def open_client(
+    stack: ExitStack, database_url: str, broker_url: str, results_url: str
+) -> tuple[RegistryClient, dict[str, str]]:
+    """A producer for one run's services, closed with `stack`, and the `DMR_*` environment
+    that points workers at the same services."""
+    env = {
+        "DMR_SETTINGS": str(PROJECT_ROOT / "settings.toml"),
+        "DMR_DATABASE_URL": database_url,
+        "DMR_BROKER_URL": broker_url,
+        "DMR_RESULT_BACKEND": results_url,
+    }
+    client = RegistryClient.from_settings(Settings.load(environ=env))
+    stack.callback(client.close)
+    return client, env
+
+
 # -- workers ----------------------------------------------------------------------------
 
 
@@ -263,14 +279,7 @@ def run_broker(broker: str, database_url: str, args: argparse.Namespace, logs: P
         else:
             broker_url = stack.enter_context(redis_database(args.redis_db))
         results_url = stack.enter_context(redis_database(args.redis_db + 1))
-        env = {
-            "DMR_SETTINGS": str(PROJECT_ROOT / "settings.toml"),
-            "DMR_DATABASE_URL": database_url,
-            "DMR_BROKER_URL": broker_url,
-            "DMR_RESULT_BACKEND": results_url,
-        }
-        client = RegistryClient.from_settings(Settings.load(environ=env))
-        stack.callback(client.close)
+        client, env = open_client(stack, database_url, broker_url, results_url)
         broker_logs = logs / broker
         broker_logs.mkdir()
         workers = Workers(args.layout, env, broker_logs)

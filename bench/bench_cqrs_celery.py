@@ -21,12 +21,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from registry.settings import Settings
 from tasks.client import RegistryClient
 
 from .bench_celery import (
     PROJECT_ROOT,
     Workers,
+    open_client,
     postgres_database,
     rabbitmq_vhost,
     redis_database,
@@ -91,14 +91,7 @@ def main() -> None:
         database_url = stack.enter_context(postgres_database(args.postgres))
         broker_url = stack.enter_context(rabbitmq_vhost())
         results_url = stack.enter_context(redis_database(args.redis_db))
-        env = {
-            "DMR_SETTINGS": str(PROJECT_ROOT / "settings.toml"),
-            "DMR_DATABASE_URL": database_url,
-            "DMR_BROKER_URL": broker_url,
-            "DMR_RESULT_BACKEND": results_url,
-        }
-        client = RegistryClient.from_settings(Settings.load(environ=env))
-        stack.callback(client.close)
+        client, env = open_client(stack, database_url, broker_url, results_url)
         workers = CqrsWorkers("1x2", env, Path(logs))
         stack.callback(workers.stop)
         workers.start()

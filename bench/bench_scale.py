@@ -38,13 +38,12 @@ from pydantic import BaseModel, Field
 
 from registry import DynamicModelRegistry
 from registry.query import Position, query_fingerprint
-from registry.settings import Settings
 from tasks.client import RegistryClient
 
 from .bench_celery import (
-    PROJECT_ROOT,
     RESULT_TIMEOUT,
     Workers,
+    open_client,
     percentile,
     postgres_database,
     rabbitmq_vhost,
@@ -232,14 +231,7 @@ def celery_client(database_url: str, redis_db: int, logs: Path) -> Iterator[Regi
     with ExitStack() as stack:
         broker_url = stack.enter_context(rabbitmq_vhost())
         results_url = stack.enter_context(redis_database(redis_db))
-        env = {
-            "DMR_SETTINGS": str(PROJECT_ROOT / "settings.toml"),
-            "DMR_DATABASE_URL": database_url,
-            "DMR_BROKER_URL": broker_url,
-            "DMR_RESULT_BACKEND": results_url,
-        }
-        client = RegistryClient.from_settings(Settings.load(environ=env))
-        stack.callback(client.close)
+        client, env = open_client(stack, database_url, broker_url, results_url)
         workers = Workers("1x2", env, logs)
         stack.callback(workers.stop)
         workers.start()
