@@ -71,6 +71,7 @@ def run_demo(data_dir: Path | None = None, out: Callable[[str], None] = print) -
         try:
             _wait_until_serving(client, worker, directory / "worker.log")
             out(f"Worker process {worker.pid} is serving queues registry and crud.")
+            _wait_for_flower(flower)
             scenario(client, out)
             _verify_audit(settings, out)
             _show_flower(flower, out)
@@ -170,7 +171,18 @@ class _Flower:
         self.process, self.port, self.auth = process, port, auth
 
     def tasks(self) -> dict[str, Any]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/tasks")
+        return self._get("/api/tasks")
+
+    def sees_a_live_worker(self) -> bool:
+        """True once Flower's event receiver has heard a worker: from then on it records
+        every task event, so tasks sent earlier would be missing from its list."""
+        try:
+            return any(self._get("/api/workers?status=true").values())
+        except OSError:
+            return False
+
+    def _get(self, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
         token = base64.b64encode(self.auth.encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -186,6 +198,17 @@ def _start_flower(env: dict[str, str], log: Path) -> _Flower:
     flower_env = {**env, "DMR_FLOWER__PORT": str(port), "DMR_FLOWER__ADDRESS": "127.0.0.1",
                   "DMR_FLOWER__BASIC_AUTH": auth}
     return _Flower(_start(["flower"], flower_env, log), port, auth)
+
+
+def _wait_for_flower(flower: _Flower) -> None:
+    # Flower starts in parallel with the worker and subscribes to events a few seconds later;
+    # the scenario waits for it so that Flower sees its tasks. A Flower that never hears the
+    # worker is reported by _show_flower, not here: the scenario runs either way.
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not flower.sees_a_live_worker():
+        if time.monotonic() > deadline or flower.process.poll() is not None:
+            return
+        time.sleep(0.2)
 
 
 def _show_flower(flower: _Flower, out: Callable[[str], None]) -> None:
