@@ -118,8 +118,7 @@ class CqrsService:
                 GroupedProjection(old, old_entry).drop(conn)
             grouped.create(conn)
             self._save_definition(conn, parsed, stored, user_id)
-            self.projector.ensure_checkpoint(conn, parsed.name)
-            self.projector._set_checkpoint(conn, parsed.name, 0)
+            self.projector.reset_checkpoint(conn, parsed.name)
         return grouped.describe()
 
     def projections(self) -> list[dict[str, Any]]:
@@ -205,8 +204,12 @@ class CqrsService:
         self.backfill.resume_all()
         with self.database.read() as conn:
             projections = self._maintained(conn)
+        by_model: dict[str, list[Projection]] = {}
+        for projection in projections:
+            by_model.setdefault(projection.model, []).append(projection)
         head = self.store.head()
-        return {"events": sum(self.projector.catch_up(p, head) for p in projections)}
+        return {"events": sum(self.projector.catch_up_together(group, head)
+                              for group in by_model.values())}
 
     def rebuild_projection(self, name: str) -> dict[str, int]:
         with self.database.read() as conn:
