@@ -84,10 +84,10 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticSerializationError, PydanticUndefined, SchemaError, core_schema
 
-from .errors import InvalidSchema, RegistryError
-from .names import validate_field_name, validate_model_name
-from .schema_depth import MAX_SCHEMA_DEPTH, check_schema_depth
-from .types import FieldKind, classify
+from ..errors import InvalidSchema, RegistryError
+from ..names import validate_field_name, validate_model_name
+from ..types import FieldKind, classify
+from .depth import MAX_SCHEMA_DEPTH, check_schema_depth
 
 __all__ = ["SchemaDiff", "diff_schemas", "model_from_schema", "model_to_schema", "schema_fields"]
 

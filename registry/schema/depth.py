@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidSchema
+from ..errors import InvalidSchema
 
 __all__ = ["MAX_SCHEMA_DEPTH", "check_schema_depth", "schema_depth"]
 
