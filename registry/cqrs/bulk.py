@@ -3,7 +3,7 @@
 The projector writes thousands of rows per batch. On PostgreSQL each column of a small batch
 travels as one array parameter that `unnest` turns back into rows, and a large batch is
 COPYed into a temporary table, so a batch is one INSERT (one parse, one plan) rather than
-one execution per row; keys to delete or read go as one `= ANY(array)` parameter. Values
+one execution per row; keys to delete or read go as one JSON array. Values
 are converted by each column type's own bind conversion, exactly as an ordinary insert of
 the same rows would store them. SQLite has no arrays, and no round trips to save: it runs
 the equivalent statement once per row (executemany) and chunks its IN lists.
@@ -11,6 +11,7 @@ the equivalent statement once per row (executemany) and chunks its IN lists.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -94,8 +95,11 @@ def _key_conditions(
     if not keys:
         return
     if conn.dialect.name == "postgresql":
-        array = sa.bindparam(None, list(keys), type_=postgresql.ARRAY(column.type))
-        yield column == sa.any_(array)
+        # One JSON text (json.dumps is C; psycopg's array text format is not) expanded by
+        # the server.
+        listed = sa.cast(sa.bindparam(None, json.dumps(list(keys)), type_=sa.Text),
+                         postgresql.JSON)
+        yield column.in_(sa.select(sa.func.json_array_elements_text(listed)))
         return
     for start in range(0, len(keys), _IN_CHUNK):
         yield column.in_(list(keys[start:start + _IN_CHUNK]))
