@@ -21,10 +21,10 @@ from .. import batch_audit
 from ..audit import AuditLogger, Clock
 from ..database import Database
 from ..errors import IdempotencyConflict, UnknownField, ValidationFailed
+from ..operations import MAX_IDEMPOTENCY_KEY, check_caller, check_text
 from ..permissions import Permission
 from ..settings import ModelsSettings
 from ..tables import idempotency_keys
-from .arguments import check_caller
 from .bulk import BulkValidator, Stamp, write_batch
 from .jobs import ModelSource
 
@@ -62,7 +62,8 @@ class BulkCreator:
 
         Raises `ValidationFailed` whose errors carry each failing item's `index` (and `loc`
         starting with it), `UnknownField`, `PermissionDenied`, or `IdempotencyConflict`."""
-        check_caller(user_id=user_id, user_role=user_role, idempotency_key=idempotency_key)
+        check_caller(user_id, user_role)
+        check_text("idempotency_key", idempotency_key, required=False, limit=MAX_IDEMPOTENCY_KEY)
         _check_items(items)
         try:
             return self._create(model, items, user_id, user_role, idempotency_key)

@@ -14,10 +14,10 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -27,10 +27,11 @@ from ..catalog import ModelEntry
 from ..database import Database
 from ..errors import ImportNotFound, RegistryError, UnknownField, ValidationFailed
 from ..inspections import stored_field_map, stored_inspection
+from ..operations import check_caller
 from ..permissions import Permission
 from ..records.service import validation_failed
-from .arguments import check_caller
-from .bulk import BulkValidator, Stamp, Validated, write_batch
+from . import keyed
+from .bulk import BulkValidator, Stamp, Validated
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -55,8 +56,16 @@ class ImportOptions(BaseModel):
     on_error: Literal["reject", "abort"] = "reject"
     #: insert: every row is a new record; upsert: a row whose `key` matches updates it.
     mode: Literal["insert", "upsert"] = "insert"
-    #: The field that identifies a record for upsert.
-    key: str | None = None
+    #: The field(s) that identify a record for upsert: unique (an `x-unique` index on exactly
+    #: these fields, or the primary key of the model's inspection). One name or a list.
+    key: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=8
+    )
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class SourceDescription(BaseModel):
@@ -100,7 +109,7 @@ class ImportService:
         its id. Raises `UnknownField` or `ValidationFailed` for a field map or source that
         does not fit the model, and `PermissionDenied` unless the role may create records and
         write every mapped field; nothing is written then."""
-        check_caller(user_id=user_id, user_role=user_role)
+        check_caller(user_id, user_role)
         described = _parse(SourceDescription, source, "source")
         chosen = _parse(ImportOptions, options or {}, "options")
         with self.database.write() as conn:
@@ -178,20 +187,37 @@ class ImportService:
         validated.errors.update(shape_errors)
         if shape_errors:
             _drop(validated, shape_errors)
-        self._reject(conn, job["id"], first_row, rows, plan, validated.errors)
         if validated.errors and options.on_error == "abort":
-            first_bad = first_row + min(validated.errors)
-            self._end(conn, job["id"], "aborted", f"Row {first_bad} is invalid.")
-            return self._finish_chunk(conn, job["id"], chunk_no, "aborted", 0,
-                                      len(validated.errors))
+            return self._abort(conn, job["id"], chunk_no, first_row, rows, plan, validated.errors)
         stamp = Stamp(job["user_id"], job["user_role"], self.clock())
-        write_batch(
-            conn, entry=entry, audit=self.audit,
+        written = keyed.write_chunk(conn, validated, keyed.ChunkWrite(
+            entry=entry, audit=self.audit, stamp=stamp,
             batch=batch_audit.new_batch_key("import", job["id"], chunk_no),
-            validated=validated, stamp=stamp, metadata={"import": job["id"], "chunk": chunk_no},
-        )
-        return self._finish_chunk(conn, job["id"], chunk_no, "written", len(validated.rows),
+            metadata={"import": job["id"], "chunk": chunk_no},
+            mapped=list(job["field_map"].values()), key=options.key or (),
+            abort_on_duplicate=options.on_error == "abort",
+        ))
+        validated.errors.update(written.rejected)
+        if written.aborted:
+            return self._abort(conn, job["id"], chunk_no, first_row, rows, plan, validated.errors)
+        self._reject(conn, job["id"], first_row, rows, plan, validated.errors)
+        return self._finish_chunk(conn, job["id"], chunk_no, "written", written.done,
                                   len(validated.errors))
+
+    def _abort(
+        self,
+        conn: Connection,
+        job_id: str,
+        chunk_no: int,
+        first_row: int,
+        rows: Sequence[Sequence[Any]],
+        plan: RowPlan,
+        errors: Mapping[int, list[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """on_error="abort": keep the chunk's bad rows, write none of it, end the job."""
+        self._reject(conn, job_id, first_row, rows, plan, errors)
+        self._end(conn, job_id, "aborted", f"Row {first_row + min(errors)} is invalid.")
+        return self._finish_chunk(conn, job_id, chunk_no, "aborted", 0, len(errors))
 
     def _validator(self, entry: ModelEntry) -> BulkValidator:
         key = (entry.name, entry.version)
@@ -297,7 +323,7 @@ class ImportService:
     ) -> dict[str, Any]:
         """One page of rejected rows, by row number, values masked for `user_role`:
         `{"items": [{"row", "values", "errors"}], "page", "page_size", "total"}`."""
-        check_caller(user_id=None, user_role=user_role)
+        check_caller(None, user_role)
         _check_page(page, page_size)
         with self.database.read() as conn:
             job = self._job(conn, job_id)
@@ -434,18 +460,15 @@ def _check_field_map(
 
 
 def _check_options(entry: ModelEntry, options: ImportOptions, fmap: Mapping[str, str]) -> None:
-    if options.mode == "upsert":
-        raise ValidationFailed(
-            "Upsert imports are not supported yet; import with mode 'insert'.",
-            model=entry.name,
-            errors=[{"loc": ["options", "mode"], "msg": "not supported", "type": "options"}],
-        )
+    keyed.check_key(entry, options.mode, options.key, fmap.values())
 
 
 def _check_permissions(
     entry: ModelEntry, role: str, fields: Any, options: ImportOptions
 ) -> None:
     entry.permissions.require(role, Permission.CREATE)
+    if options.mode == "upsert":
+        entry.permissions.require(role, Permission.UPDATE)
     entry.permissions.require_writable(role, list(fields))
 
 

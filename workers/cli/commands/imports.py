@@ -51,14 +51,20 @@ SUMMARY = ("job_id", "model", "state", "total", "done", "rejected", "skipped", "
 @click.option("--chunk-size", type=click.IntRange(1, 50_000), default=2000, show_default=True)
 @click.option("--on-error", type=click.Choice(["reject", "abort"]), default="reject",
               show_default=True)
+@click.option("--mode", type=click.Choice(["insert", "upsert"]), default="insert",
+              show_default=True,
+              help="upsert: a row whose --key matches a stored record updates it.")
+@click.option("--key", "key", multiple=True,
+              help="With --mode upsert: the unique field identifying a record (repeat for a "
+                   "composite key).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the end.")
 @identity_options
 @json_option
 @pass_cli
 def import_command(
     cli: CliContext, source: str, model: str, register: bool, field_map: str | None,
-    table: str | None, chunk_size: int, on_error: str, timeout: float | None, user: str,
-    role: str,
+    table: str | None, chunk_size: int, on_error: str, mode: str, key: tuple[str, ...],
+    timeout: float | None, user: str, role: str,
 ) -> None:
     """Import SOURCE (CSV, TSV, JSON Lines, or an SQL table) into MODEL through the workers,
     with a progress bar and a closing summary; --json prints the final status.
@@ -68,6 +74,7 @@ def import_command(
       dmr import orders.csv --model Order
       dmr import orders.csv --model Order --register --json
       dmr import postgresql://db/shop --table orders --model Order
+      dmr import orders.csv --model Order --mode upsert --key order_no
     """
     resource: Any = {"kind": "sql", "location": source, "table": table} if table else source
     if not table and not Path(source).exists():
@@ -75,7 +82,10 @@ def import_command(
     mapping = read_json(field_map, "the field map") if field_map else None
     if register:
         mapping = _register(cli, resource, model, user, role) if mapping is None else mapping
-    status = _run(cli, resource, model, mapping, chunk_size, on_error, timeout, user, role)
+    options: dict[str, Any] = {"chunk_size": chunk_size, "on_error": on_error, "mode": mode}
+    if key:
+        options["key"] = list(key)
+    status = _run(cli, resource, model, mapping, options, timeout, user, role)
     if cli.as_json:
         cli.emit(status)
     else:
@@ -102,7 +112,7 @@ def _register(cli: CliContext, resource: Any, model: str, user: str, role: str) 
 
 def _run(
     cli: CliContext, resource: Any, model: str, mapping: dict[str, str] | None,
-    chunk_size: int, on_error: str, timeout: float | None, user: str, role: str,
+    options: dict[str, Any], timeout: float | None, user: str, role: str,
 ) -> dict[str, Any]:
     from registry.errors import RegistryError
     from tasks.presence import NoWorker, worker_serving
@@ -125,7 +135,7 @@ def _run(
         try:
             return client.import_records(
                 model, resource, user_id=user, user_role=role, field_map=mapping,
-                options={"chunk_size": chunk_size, "on_error": on_error}, progress=show,
+                options=options, progress=show,
                 timeout=timeout,
             )
         except RegistryError as exc:
