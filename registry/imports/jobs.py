@@ -150,7 +150,7 @@ class ImportService:
     # -- chunks -------------------------------------------------------------------------
 
     def run_chunk(
-        self, job_id: str, chunk_no: int, first_row: int, rows: Sequence[Sequence[Any]]
+        self, job_id: str, chunk_no: int, first_row: int, rows: Sequence[Any]
     ) -> dict[str, Any]:
         """Write one chunk (rows numbered from `first_row`), once: a chunk already written
         answers as it did. Returns `{"chunk", "outcome", "done", "rejected"}`."""
@@ -178,7 +178,7 @@ class ImportService:
         options: ImportOptions,
         chunk_no: int,
         first_row: int,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Any],
     ) -> dict[str, Any]:
         plan = RowPlan(job["source"]["columns"], job["field_map"], entry.records,
                        job["source"].get("formats") or {})
@@ -210,7 +210,7 @@ class ImportService:
         job_id: str,
         chunk_no: int,
         first_row: int,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Any],
         plan: RowPlan,
         errors: Mapping[int, list[dict[str, Any]]],
     ) -> dict[str, Any]:
@@ -264,7 +264,7 @@ class ImportService:
         conn: Connection,
         job_id: str,
         first_row: int,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Any],
         plan: RowPlan,
         errors: Mapping[int, list[dict[str, Any]]],
     ) -> None:
@@ -475,12 +475,19 @@ def _check_permissions(
 def _check_chunk(chunk_no: Any, first_row: Any, rows: Any) -> None:
     whole = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                 for v in (chunk_no, first_row))
-    if not whole or not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+    if not whole or not isinstance(rows, list) or not all(_row_shape(r) for r in rows):
         raise ValidationFailed(
             "A chunk needs a chunk number and first row (whole numbers) and rows (a list of "
-            "lists of values).",
+            "lists of values, or {\"problem\": text, \"values\": list} for an unreadable row).",
             errors=[{"loc": ["rows"], "msg": "malformed chunk", "type": "argument"}],
         )
+
+
+def _row_shape(row: Any) -> bool:
+    if isinstance(row, list):
+        return True
+    return (isinstance(row, dict) and set(row) == {"problem", "values"}
+            and isinstance(row["problem"], str) and isinstance(row["values"], list))
 
 
 def _check_page(page: Any, page_size: Any) -> None:

@@ -80,7 +80,8 @@ def test_refusals_and_bad_input_exit_codes(
 
 
 def test_import_upsert_on_a_key(registry: DynamicModelRegistry, tmp_path: Path) -> None:
-    from tests.import_keyed_contract import PERMISSIONS as KEYED, Member, member
+    from tests.import_keyed_contract import PERMISSIONS as KEYED
+    from tests.import_keyed_contract import Member, member
     from tests.import_keyed_contract import write_csv as write_members
 
     registry.register_model("Member", Member, permissions=KEYED)
