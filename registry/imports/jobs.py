@@ -39,6 +39,8 @@ __all__ = ["ImportOptions", "ImportService", "SourceDescription"]
 
 #: Largest page of rejected rows one call returns.
 MAX_REJECTS_PAGE = 1000
+#: States of a job that has not ended (stalled is running without progress).
+_LIVE_STATES = frozenset({"running", "stalled"})
 
 
 class ModelSource(Protocol):
@@ -85,12 +87,20 @@ class SourceDescription(BaseModel):
 
 class ImportService:
     def __init__(
-        self, database: Database, audit: AuditLogger, models: ModelSource, clock: Clock
+        self,
+        database: Database,
+        audit: AuditLogger,
+        models: ModelSource,
+        clock: Clock,
+        *,
+        stall_after: float = 300.0,
     ) -> None:
         self.database = database
         self.audit = audit
         self.models = models
         self.clock = clock
+        #: Seconds without a chunk finishing after which a running job is "stalled".
+        self.stall_after = stall_after
         self._validators: dict[tuple[str, int], BulkValidator] = {}
         self._lock = threading.Lock()
 
@@ -295,7 +305,7 @@ class ImportService:
     def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
         """Stop the job between chunks: chunks not yet written are skipped. A job that has
         ended stays as it ended."""
-        if self.status(job_id)["state"] != "running":
+        if self.status(job_id)["state"] not in _LIVE_STATES:
             return self.status(job_id)
         with self.database.write() as conn:
             self._end(conn, job_id, "cancelled", reason or "Cancelled.")
@@ -304,7 +314,8 @@ class ImportService:
     def status(self, job_id: str) -> dict[str, Any]:
         """`{"job_id", "model", "state", "total", "done", "rejected", "skipped", "chunks",
         "rows_per_s", "started_at", "finished_at", "reason"}`; `state` is running,
-        finished, cancelled, aborted or failed."""
+        stalled (running, but no chunk has finished for `stall_after` seconds), finished,
+        cancelled, aborted or failed."""
         with self.database.read() as conn:
             job = self._job(conn, job_id)
             marks = conn.execute(
@@ -316,7 +327,27 @@ class ImportService:
                 ).where(import_chunks.c.job_id == job_id,
                         import_chunks.c.outcome != "writing")
             ).one()
-        return _status(job, *marks, now=self.clock())
+        return _status(job, *marks, now=self.clock(), stall_after=self.stall_after)
+
+    def marked_chunks(self, job_id: str) -> list[int]:
+        """The numbers of the job's chunks that have a completion mark (written, or skipped
+        after a cancel): a producer resuming the job sends only the others."""
+        with self.database.read() as conn:
+            self._job(conn, job_id)
+            found = conn.execute(
+                sa.select(import_chunks.c.chunk_no)
+                .where(import_chunks.c.job_id == job_id, import_chunks.c.outcome != "writing")
+                .order_by(import_chunks.c.chunk_no)
+            ).scalars()
+            return [int(number) for number in found]
+
+    def definition(self, job_id: str) -> dict[str, Any]:
+        """What the job was started with, for a producer that resumes it: `{"job_id",
+        "model", "source", "field_map", "options", "user_id", "user_role"}`."""
+        with self.database.read() as conn:
+            job = self._job(conn, job_id)
+        return {"job_id": job["id"], **{key: job[key] for key in (
+            "model", "source", "field_map", "options", "user_id", "user_role")}}
 
     def rejects(
         self, job_id: str, user_role: str, page: int = 1, page_size: int = 100
@@ -394,13 +425,17 @@ def _status(
     last_chunk_at: datetime.datetime | None,
     *,
     now: datetime.datetime,
+    stall_after: float,
 ) -> dict[str, Any]:
     state = job["state"]
     complete = job["chunk_count"] is not None and chunks >= job["chunk_count"]
     if state == "running" and complete:
         state = "finished"
+    last_progress = max(job["started_at"], last_chunk_at or job["started_at"])
+    if state == "running" and (now - last_progress).total_seconds() > stall_after:
+        state = "stalled"
     finished_at = job["ended_at"] if state != "finished" else (last_chunk_at or job["started_at"])
-    if state == "running":
+    if state in ("running", "stalled"):
         finished_at = None
     started = job["started_at"]
     elapsed = ((finished_at or now) - started).total_seconds()

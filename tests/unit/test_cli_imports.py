@@ -96,3 +96,18 @@ def test_import_upsert_on_a_key(registry: DynamicModelRegistry, tmp_path: Path) 
     refused = dmr("import", str(second), "--model", "Member", "--mode", "upsert",
                   "--key", "name")
     assert refused.exit_code == 1 and "not unique" in refused.output
+
+
+def test_imports_resume(registry: DynamicModelRegistry, tmp_path: Path) -> None:
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    source = people(tmp_path)
+    status = _json(dmr("import", str(source), "--model", "Person", "--field-map",
+                       json.dumps(FIELD_MAP), "--chunk-size", "3", "--json"))
+    resumed = _json(dmr("imports", "resume", status["job_id"], "--json"))
+    assert (resumed["job_id"], resumed["state"], resumed["done"]) == (status["job_id"],
+                                                                      "finished", 6)
+    source.write_text("changed\n")
+    changed = dmr("imports", "resume", status["job_id"])
+    assert changed.exit_code == 1 and "SourceUnreadable" in changed.output
+    unknown = dmr("imports", "resume", "imp_nope")
+    assert unknown.exit_code == 1 and "ImportNotFound" in unknown.output
