@@ -2,7 +2,8 @@
 
 Rows (CSV/TSV, JSON Lines, JSON arrays) are sampled, the first `sample_rows` of them (the whole
 source when it is smaller, and then `rows_total` is known), and each column inferred
-(`infer`). SQL tables are reflected (`sql`) and sampled for provenance. JSON Schema and OpenAPI
+(`infer`). SQL tables are reflected (`sql`) and Parquet files typed by their schema
+(`parquet`), both sampled for provenance. JSON Schema and OpenAPI
 documents are read (`documents`). Either way source names are mapped to safe field names, a
 primary key is proposed, and the sha256 of a file is recorded so an import can tell it is
 reading the same bytes.
@@ -112,6 +113,10 @@ def _inspect_rows(
     if resource.kind == "sql":
         results = _reflect(resource, samples, inference)
         rows_total = _count_rows(resource)
+    elif resource.kind == "parquet":
+        from .parquet import parquet_columns
+
+        results, rows_total = parquet_columns(resource, samples, inference)
     else:
         results = {column: infer_column(column, samples[column], inference) for column in columns}
         rows_total = len(sampled) if exhausted else None

@@ -7,15 +7,16 @@
 `open_rows(resource, field_map=None, options=None, on_bad_row="error", skip=0)` returns a
 `RowReader`: a context manager and an iterator of `SourceRow(number, values, problem)`. Values
 are raw: text for CSV/TSV (the empty string included), JSON values for JSON and JSON Lines,
-driver values for SQL. `number` counts data rows from 1 in source order (the header and blank
-lines are not rows; an SQL table is read in primary-key order, so numbers are stable between
-runs). Memory stays bounded whatever the source's size: files are read line by line or in
-chunks, an SQL table through a server-side cursor.
+driver values for SQL, Arrow's Python values for Parquet (the `parquet` extra). `number`
+counts data rows from 1 in source order (the header and blank lines are not rows; an SQL table
+is read in primary-key order, so numbers are stable between runs). Memory stays bounded
+whatever the source's size: files are read line by line or in chunks, an SQL table through a
+server-side cursor, a Parquet file in batches.
 
 - `field_map` ({source name: field}) renames the columns it names and drops the others; it
   raises `UnknownSourceField` when it names a column that a CSV header or an SQL table lacks.
 - `options` overrides the resource's own (`encoding`, `delimiter`, `quotechar`, `header`,
-  `null_values`, `max_field_size`, `max_row_size`, `schema`); pass an inspection's
+  `null_values`, `max_field_size`, `max_row_size`, `schema`, `batch_rows`); pass an inspection's
   `source.options` to read exactly as it did without sniffing again.
 - `on_bad_row="report"` yields a row that cannot be read (a ragged CSV row, a JSON line that
   is not an object) as `SourceRow(number, values, problem="...")` instead of raising
@@ -33,7 +34,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, TextIO
 
 from .errors import (
@@ -617,10 +618,21 @@ class _SqlReader(RowReader):
         self.engine.dispose()
 
 
-_OPENERS: dict[str, type[RowReader]] = {
+# --------------------------------------------------------------------------- Parquet
+
+
+def _open_parquet(resource: Resource, options: dict[str, Any], on_bad_row: BadRow) -> RowReader:
+    # pyarrow (an optional extra) loads only when a Parquet file is read, never for the rest.
+    from .parquet import ParquetReader
+
+    return ParquetReader(resource, options, on_bad_row)
+
+
+_OPENERS: dict[str, Callable[[Resource, dict[str, Any], BadRow], RowReader]] = {
     "csv": _CsvReader,
     "tsv": _CsvReader,
     "jsonl": _JsonLinesReader,
     "json": _JsonArrayReader,
     "sql": _SqlReader,
+    "parquet": _open_parquet,
 }

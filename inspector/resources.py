@@ -1,9 +1,10 @@
 """What the inspector reads: a file path, or `{"kind", "location", "table"?, "options"?}`.
 
-Kinds: `csv`, `tsv`, `jsonl`, `json` (an array of objects), `sql` (a SQLAlchemy URL plus a
-table name), `json_schema` (a JSON Schema document) and `openapi` (a component schema of an
-OpenAPI 3 document, named by `table` or `options["component"]`). A bare path's kind is told
-from its suffix and, for `.json`, from its content.
+Kinds: `csv`, `tsv`, `jsonl`, `json` (an array of objects), `parquet` (with the `parquet`
+extra installed), `sql` (a SQLAlchemy URL plus a table name), `json_schema` (a JSON Schema
+document) and `openapi` (a component schema of an OpenAPI 3 document, named by `table` or
+`options["component"]`). A bare path's kind is told from its suffix and, for `.json` and
+unknown suffixes, from its content (a Parquet file starts with `PAR1`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from .errors import ResourceNotFound, UnsupportedResource
 
 __all__ = ["KINDS", "Resource"]
 
-KINDS = ("csv", "tsv", "jsonl", "json", "sql", "json_schema", "openapi")
-FILE_KINDS = frozenset({"csv", "tsv", "jsonl", "json", "json_schema", "openapi"})
+KINDS = ("csv", "tsv", "jsonl", "json", "parquet", "sql", "json_schema", "openapi")
+FILE_KINDS = frozenset({"csv", "tsv", "jsonl", "json", "parquet", "json_schema", "openapi"})
 _SUFFIXES = {
     ".csv": "csv",
     ".txt": "csv",
@@ -29,11 +30,15 @@ _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
     ".yaml": "openapi",
     ".yml": "openapi",
 }
 #: URL schemes SQLAlchemy reaches with the drivers this project installs.
 _SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+#: The bytes a Parquet file starts with.
+_PARQUET_MAGIC = b"PAR1"
 #: How much of a `.json` file is read to tell an array of records from a schema document.
 _PEEK_BYTES = 64 * 1024
 
@@ -154,7 +159,10 @@ def _kind_of_json(path: Path) -> str:
 
 def _kind_of_text(path: Path) -> str:
     with path.open("rb") as handle:
-        head = handle.read(_PEEK_BYTES).lstrip()
+        head = handle.read(_PEEK_BYTES)
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    head = head.lstrip()
     if head.startswith(b"{"):
         return "jsonl"
     if head.startswith(b"["):

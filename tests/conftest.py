@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -99,6 +100,12 @@ def _mariadb_missing() -> str | None:
     return None
 
 
+def _pyarrow_missing() -> str | None:
+    if importlib.util.find_spec("pyarrow") is None:
+        return "pyarrow: not installed (pip install -c constraints.txt -e '.[dev,parquet]')"
+    return None
+
+
 def _node_missing() -> str | None:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     return f"Node.js: {' and '.join(missing)} not on PATH" if missing else None
@@ -109,7 +116,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     per service; under CI (CI=true) every test runs, and a missing service fails it."""
     if os.environ.get("CI", "").lower() in ("true", "1"):
         return
-    markers = {name for item in items for name in ("integration", "postgres", "mariadb", "node")
+    markers = {name for item in items
+               for name in ("integration", "postgres", "mariadb", "node", "parquet")
                if item.get_closest_marker(name)}
     reasons: dict[str, list[str]] = {}
     if markers & {"integration", "postgres"}:
@@ -123,6 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reasons["mariadb"] = [mariadb]
     if "node" in markers and (node := _node_missing()):
         reasons["node"] = [node]
+    if "parquet" in markers and (pyarrow := _pyarrow_missing()):
+        reasons["parquet"] = [pyarrow]
     if not reasons:
         return
     left_out = [item for item in items if any(item.get_closest_marker(m) for m in reasons)]

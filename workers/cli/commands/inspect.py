@@ -31,7 +31,7 @@ from ..common import (
 )
 
 _STDIN = "-"
-_KINDS = ["csv", "tsv", "jsonl", "json", "json_schema", "openapi"]
+_KINDS = ["csv", "tsv", "jsonl", "json", "parquet", "json_schema", "openapi"]
 _MODES = ["crud", "cqrs", "hybrid"]
 
 
