@@ -1,12 +1,13 @@
 """An import's source on the producer's side: the inspector's row readers, as chunks of lists.
 
 Reading is the inspector's (`inspector.open_rows`): the same sniffing of encoding, dialect and
-header, the same kinds (CSV or TSV, JSON Lines, a JSON array, an SQL table through a
-server-side cursor) and the same limits as the inspection that proposed the model, streamed so
-memory stays flat. This module only turns its `SourceRow`s into what a chunk carries: a list of
-values in column order, numbered from 1 (the first data row), or, for a row the reader could
-not read (a ragged CSV row, a JSON line that is not an object), `{"problem", "values"}` so the
-worker keeps it as a rejected row. Nothing here needs the workers: they receive the chunks.
+header, the same kinds (CSV or TSV, JSON Lines, a JSON array, Parquet when its extra is
+installed, an SQL table through a server-side cursor) and the same limits as the inspection
+that proposed the model, streamed so memory stays flat. This module only turns its
+`SourceRow`s into what a chunk carries: a list of values in column order, numbered from 1 (the
+first data row), or, for a row the reader could not read (a ragged CSV row, a JSON line that
+is not an object), `{"problem", "values"}` so the worker keeps it as a rejected row. Nothing
+here needs the workers: they receive the chunks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = ["OpenedSource", "chunked", "open_source"]
 _HASH_BLOCK = 1 << 20
 #: Keys of a source mapping that describe the import, not how to read the resource.
 _IMPORT_KEYS = ("formats",)
+#: Kinds whose values are text already (the rest may hold dates, decimals... to send as JSON).
+_TEXT_KINDS = frozenset({"csv", "tsv"})
 
 
 @dataclass
@@ -43,6 +46,8 @@ class OpenedSource:
     formats: dict[str, str] = field(default_factory=dict)
     #: Rows read to learn the columns (JSON sources), sent first.
     peeked: list[inspector.SourceRow] = field(default_factory=list)
+    #: The reader's one iterator (a second `iter(reader)` would start its parse again).
+    stream: Iterator[inspector.SourceRow] | None = None
 
     def __enter__(self) -> OpenedSource:
         return self
@@ -64,9 +69,9 @@ class OpenedSource:
         """Each row as a list in column order, or `{"problem", "values"}`. Raises
         `SourceUnreadable` when the source cannot be read on (bad bytes, a huge field)."""
         columns = self.columns
-        jsonable = self.kind == "sql"
+        jsonable = self.kind not in _TEXT_KINDS  # SQL and Parquet give driver values
         try:
-            for row in itertools.chain(self.peeked, self.reader):
+            for row in itertools.chain(self.peeked, self.stream or self.reader):
                 values = row.values
                 if row.problem is not None:
                     yield {"problem": row.problem, "values": [_jsonable(v) for v in
@@ -107,9 +112,10 @@ def _opened(
 ) -> OpenedSource:
     peeked: list[inspector.SourceRow] = []
     columns = reader.columns
+    stream = iter(reader)
     if columns is None:  # JSON: the first readable row's keys name the columns
         try:
-            for row in reader:
+            for row in stream:
                 peeked.append(row)
                 if row.problem is None:
                     break
@@ -126,6 +132,7 @@ def _opened(
         kind=found.kind, location=os.path.abspath(found.location) if file else
         found.display_location, table=found.table, columns=list(columns), reader=reader,
         sha256=_file_hash(found.location) if file else None, formats=formats, peeked=peeked,
+        stream=stream,
     )
 
 
