@@ -17,12 +17,13 @@ import itertools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import inspector
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceUnreadable
 from .jobs import SourceDescription
+
+if TYPE_CHECKING:  # the registry loads the inspector only when a source is read
+    import inspector
 
 __all__ = ["OpenedSource", "chunked", "open_source"]
 
@@ -68,6 +69,8 @@ class OpenedSource:
     def rows(self) -> Iterator[list[Any] | dict[str, Any]]:
         """Each row as a list in column order, or `{"problem", "values"}`. Raises
         `SourceUnreadable` when the source cannot be read on (bad bytes, a huge field)."""
+        from inspector import InspectorError
+
         columns = self.columns
         jsonable = self.kind not in _TEXT_KINDS  # SQL and Parquet give driver values
         try:
@@ -80,7 +83,7 @@ class OpenedSource:
                     yield [_jsonable(values.get(c)) for c in columns]
                 else:
                     yield [values.get(c) for c in columns]
-        except inspector.InspectorError as exc:
+        except InspectorError as exc:
             raise _unreadable(exc) from None
 
 
@@ -88,6 +91,8 @@ def open_source(
     resource: str | os.PathLike[str] | Mapping[str, Any], *, max_field_bytes: int = 1 << 20
 ) -> OpenedSource:
     """Open a resource; raises `SourceUnreadable` when it is missing or cannot be read."""
+    import inspector
+
     spec: Any = resource
     formats: dict[str, str] = {}
     if isinstance(resource, Mapping):
@@ -110,6 +115,8 @@ def open_source(
 def _opened(
     found: inspector.Resource, reader: inspector.RowReader, formats: dict[str, str]
 ) -> OpenedSource:
+    from inspector import InspectorError
+
     peeked: list[inspector.SourceRow] = []
     columns = reader.columns
     stream = iter(reader)
@@ -119,7 +126,7 @@ def _opened(
                 peeked.append(row)
                 if row.problem is None:
                     break
-        except inspector.InspectorError as exc:
+        except InspectorError as exc:
             raise _unreadable(exc) from None
         columns = list(peeked[-1].values) if peeked and peeked[-1].problem is None else []
     if not columns:
