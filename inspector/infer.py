@@ -56,8 +56,10 @@ __all__ = ["ColumnResult", "InferenceOptions", "infer_column", "infer_columns"]
 
 Examples = Literal["safe", "all", "none"]
 #: Values of these kinds, and fields whose names match, are not shown as examples.
+#: Matched against whole words of the snake_case name, so "author" and "passenger" are not.
 _SENSITIVE_NAME = re.compile(
-    r"pass(word|wd)?|pwd|token|secret|api_?key|auth|credential|private_?key|ssn|e_?mail|salt"
+    r"(^|_)(pass(word|wd|phrase)?|pwd|tokens?|secrets?|api_?keys?|auth(entication|orization)?"
+    r"|credentials?|private_?keys?|ssn|e_?mails?|salt)(_|$)"
 )
 _SECRET_VALUE = re.compile(r"eyJ[\w-]{10,}\.|^(sk|pk|ghp|gho|xox[bpa])[_-]|^AKIA[0-9A-Z]{12}")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
@@ -488,7 +490,7 @@ def _examples(name: str, present: list[Any], kind: str, mode: Examples) -> list[
     """Up to three distinct values, or None when they are not to be shown."""
     if mode == "none":
         return None
-    if mode == "safe" and (kind == "email" or _SENSITIVE_NAME.search(name.lower())):
+    if mode == "safe" and (kind == "email" or _looks_sensitive(name)):
         return None
     found: list[Any] = []
     seen: set[Any] = set()
@@ -503,6 +505,11 @@ def _examples(name: str, present: list[Any], kind: str, mode: Examples) -> list[
     if mode == "safe" and any(_looks_secret(value) for value in found):
         return None
     return found
+
+
+def _looks_sensitive(name: str) -> bool:
+    words = safe_field_names([name])[name]  # snake_case: "AuthToken" -> "auth_token"
+    return bool(_SENSITIVE_NAME.search(words))
 
 
 def _example(value: Any) -> Any:

@@ -51,6 +51,9 @@ class Person(BaseModel):
     note: str | None = None
 
 
+SYSTEM = ("id", "version", "created_at", "updated_at", "created_by", "updated_by")
+
+
 def good_row(i: int) -> list[str]:
     return [f"P{i}", str(i % 90), f"{i}.25", "2001-02-03", f"p{i}@example.com",
             "red" if i % 2 else "blue", "true" if i % 3 else "false", "" if i % 4 else "hi"]
@@ -139,6 +142,40 @@ class ImportContract:
         assert record["born"] == "2001-02-03" and record["active"] is True
         assert record["note"] == "hi" and record["colour"] == "blue"
         assert registry.read("Person", record["id"], "u1", "admin") == record
+
+    def test_tricky_values_import_as_single_creates_store_them(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        """The bulk write path (column conversions, COPY text) stores what `create` stores,
+        and a value no column can hold rejects its row instead of failing the chunk."""
+        names = ["tab\there", "new\nline", "back\\slash \\N", "cr\rlf\r\n", "quote \" ' ,",
+                 "\\", "é ü 中文 🙂", " padded ", "x" * 5000]
+        balances = ["1e5", "1.500", "-0.00", "12345678901234567890.125", "0.0000001", "7"]
+        rows = [[name, str(i), balances[i % len(balances)], "2001-02-03",
+                 f"Q{i}@Example.COM", "red", "yes" if i % 2 else "0", "" if i % 3 else "n\tb"]
+                for i, name in enumerate(names)]
+        rows.append(["huge age", str(2**70), "1", "2001-02-03", "a@b.co", "red", "true", ""])
+        rows.append(["nul\x00name", "1", "1", "2001-02-03", "a@b.co", "red", "true", ""])
+        job = registry.imports.start("Person", {"kind": "csv", "columns": HEADER}, FIELD_MAP,
+                                     {"chunk_size": 50}, "u1", "admin")
+        outcome = registry.imports.run_chunk(job, 0, 1, rows)
+        assert (outcome["done"], outcome["rejected"]) == (len(names), 2)
+        rejects = registry.imports.rejects(job, "admin")["items"]
+        assert [(r["row"], r["errors"][0]["loc"]) for r in rejects] == [
+            (len(names) + 1, ["age"]), (len(names) + 2, ["name"])]
+        imported = {r["name"]: r for r in registry.list("Person", "u1", "admin",
+                                                        page_size=100)["items"]}
+        assert sorted(imported) == sorted(names)
+        for row in rows[:len(names)]:
+            item = {field: value for field, value in zip(HEADER, row, strict=True) if value}
+            created = registry.create("Person", {FIELD_MAP[k]: v for k, v in item.items()},
+                                      "u1", "admin")
+            single = registry.read("Person", created["id"], "u1", "admin")
+            got = imported[row[0]]
+            assert {k: v for k, v in got.items() if k not in SYSTEM} == {
+                k: v for k, v in single.items() if k not in SYSTEM}
+            assert registry.history("Person", got["id"], "admin")[0].changes == registry.history(
+                "Person", created["id"], "admin")[0].changes
 
     def test_history_as_of_and_verification_cover_imported_records(
         self, registry: DynamicModelRegistry, mixed: Path

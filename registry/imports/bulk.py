@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-import enum
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +24,8 @@ from .. import batch_audit
 from ..audit import AuditLogger
 from ..catalog import ModelEntry
 from ..records import RecordTable
-from ..records.table import canonical_decimal
 from ..tables import as_utc
-from ..types import FieldKind
+from .columns import ColumnPlan, copy_escape, copy_text
 from .fast_email import swap_email
 
 __all__ = ["BulkValidator", "Validated", "write_batch"]
@@ -47,11 +44,25 @@ _SYSTEM = ("id", "version", "created_at", "updated_at", "created_by", "updated_b
 class Validated:
     """The outcome of validating one batch."""
 
-    #: Position in the batch of each valid item, and its column values in field order.
+    #: Position in the batch of each valid item.
     positions: list[int] = field(default_factory=list)
-    rows: list[list[Any]] = field(default_factory=list)
+    #: The valid items' stored values, column by column in field order.
+    columns: list[list[Any]] = field(default_factory=list)
     #: Position -> Pydantic's errors for it, without input values.
     errors: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        """The valid items' stored values, row by row."""
+        return [list(row) for row in zip(*self.columns, strict=True)] if self.columns else []
+
+    def drop(self, positions: Container[int]) -> None:
+        """Leave out the items at these batch positions (found invalid after validation)."""
+        keep = [i for i, p in enumerate(self.positions) if p not in positions]
+        if len(keep) == len(self.positions):
+            return
+        self.positions = [self.positions[i] for i in keep]
+        self.columns = [[values[i] for i in keep] for values in self.columns]
 
 
 class BulkValidator:
@@ -62,7 +73,10 @@ class BulkValidator:
         self.fields = records.field_names
         model = bulk_twin(records.model)
         self.adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
-        self._converters = [_converter(records, name) for name in self.fields]
+        self.plan = ColumnPlan(records)
+        # An instance's attributes are its dumped values unless the model dumps through code
+        # of its own (serializers), which only `dump_python` runs.
+        self._plain_dump = not _has_code(records.model)
 
     def validate(self, items: Sequence[Mapping[str, Any]]) -> Validated:
         outcome = Validated()
@@ -80,28 +94,24 @@ class BulkValidator:
                     continue
                 outcome.positions += positions
                 break
-        outcome.rows = self._column_rows(instances)
+        outcome.columns, problems = self.plan.convert(self._columns(instances))
+        if problems:
+            bad = {outcome.positions[local]: found for local, found in problems.items()}
+            outcome.errors.update(bad)
+            outcome.drop(bad)
         return outcome
 
-    def _column_rows(self, instances: list[Any]) -> list[list[Any]]:
-        # Column by column: each converter runs over one list (most fields have none), and
-        # the rows are put together once at the end.
-        dumped = self.adapter.dump_python(instances)
-        columns = []
-        for name, convert in zip(self.fields, self._converters, strict=True):
-            values = [item[name] for item in dumped]
-            if convert is not None:
-                values = [None if value is None else convert(value) for value in values]
-            columns.append(values)
-        return [list(row) for row in zip(*columns, strict=True)]
+    def _columns(self, instances: list[Any]) -> list[list[Any]]:
+        dumped = ([item.__dict__ for item in instances] if self._plain_dump
+                  else self.adapter.dump_python(instances))
+        return [[item[name] for item in dumped] for name in self.fields]
 
 
 def bulk_twin(model: type[BaseModel]) -> type[BaseModel]:
     """The model, or a twin that validates the same data to the same values faster: its
     `EmailStr` fields use `FastEmail`. Only a model with no validators or serializers of its
     own (every model rebuilt from a stored schema) has a twin: code cannot be copied safely."""
-    decorators = model.__pydantic_decorators__
-    if any(getattr(decorators, kind) for kind in _DECORATOR_KINDS):
+    if _has_code(model):
         return model
     fields: dict[str, Any] = {}
     swapped = False
@@ -116,35 +126,10 @@ def bulk_twin(model: type[BaseModel]) -> type[BaseModel]:
     return create_model(model.__name__, __config__=model.model_config, **fields)
 
 
-def _converter(records: RecordTable, name: str) -> Callable[[Any], Any] | None:
-    """The step from a dumped value to its column value, None when there is none (the
-    common case, kept off the per-value path)."""
-    kind = records.field_types[name].kind
-    if kind is FieldKind.DECIMAL:
-        return functools.partial(canonical_decimal, places=records.decimal_places.get(name))
-    if kind is FieldKind.STRING:
-        return str  # email and URL types dump as objects
-    if kind is FieldKind.DATETIME:
-        return as_utc
-    if kind is FieldKind.FLOAT:
-        return float
-    if kind is FieldKind.CHOICE and _plain_choices(records.field_types[name].choices):
-        return _choice_value
-    if kind in (FieldKind.JSON, FieldKind.CHOICE):
-        return functools.partial(records.to_column_value, name)
-    return None
-
-
-def _plain_choices(choices: tuple[Any, ...]) -> bool:
-    return bool(choices) and (
-        all(isinstance(c, str) for c in choices)
-        or all(isinstance(c, int) and not isinstance(c, bool) for c in choices)
-    )
-
-
-def _choice_value(value: Any) -> Any:
-    """A choice of text or whole numbers as its column stores it: its value."""
-    return value.value if isinstance(value, enum.Enum) else value
+def _has_code(model: type[BaseModel]) -> bool:
+    """Whether the model has validators or serializers of its own."""
+    decorators = model.__pydantic_decorators__
+    return any(getattr(decorators, kind) for kind in _DECORATOR_KINDS)
 
 
 def _errors_by_item(exc: ValidationError) -> dict[int, list[dict[str, Any]]]:
@@ -178,44 +163,39 @@ def write_batch(
 ) -> list[str]:
     """Insert the valid records of a batch and its audit entry in `conn`'s transaction;
     returns the new records' ids in batch order."""
-    if not validated.rows:
+    if not validated.positions:
         return []
     ids = [batch_audit.batch_record_id(batch, p) for p in validated.positions]
-    system = (1, stamp.at, stamp.at, stamp.user_id, stamp.user_id)
-    rows = [[record_id, *system, *values] for record_id, values in zip(ids, validated.rows,
-                                                                         strict=True)]
     if conn.dialect.name == "postgresql":
-        _copy_rows(conn, entry.records, rows)
+        _copy_rows(conn, entry.records, ids, validated, stamp)
     else:
+        system = (1, stamp.at, stamp.at, stamp.user_id, stamp.user_id)
         names = [*_SYSTEM, *entry.records.field_names]
-        conn.execute(entry.records.insert, [dict(zip(names, row, strict=True)) for row in rows])
+        conn.execute(entry.records.insert, [
+            dict(zip(names, (record_id, *system, *values), strict=True))
+            for record_id, values in zip(ids, validated.rows, strict=True)
+        ])
     _audit_batch(conn, entry, audit, batch, validated, stamp, metadata or {})
     return ids
 
 
-def _copy_rows(conn: Connection, records: RecordTable, rows: list[list[Any]]) -> None:
-    table = records.table
-    columns = [*_SYSTEM, *records.field_names]
-    # JSON values go through their column type's bind step, as an INSERT would send them;
-    # every other value is already what psycopg writes (see `_converter`).
-    steps = [
-        (len(_SYSTEM) + i, processor)
-        for i, name in enumerate(records.field_names)
-        if records.field_types[name].kind in (FieldKind.JSON, FieldKind.CHOICE)
-        and (processor := table.c[name].type.bind_processor(conn.dialect)) is not None
+def _copy_rows(
+    conn: Connection, records: RecordTable, ids: list[str], validated: Validated, stamp: Stamp
+) -> None:
+    """One COPY of the batch, written as one block of text (see `columns.copy_text`)."""
+    at = as_utc(stamp.at).isoformat()
+    user = "\\N" if stamp.user_id is None else copy_escape(stamp.user_id)
+    system = [[copy_escape(record_id) for record_id in ids]] + [
+        [value] * len(ids) for value in ("1", at, at, user, user)
     ]
+    text = copy_text(system + ColumnPlan(records).encode(validated.columns))
     preparer = conn.dialect.identifier_preparer
-    quoted = ", ".join(preparer.quote(name) for name in columns)
-    statement = f"COPY {preparer.format_table(table)} ({quoted}) FROM STDIN"
+    quoted = ", ".join(preparer.quote(name) for name in [*_SYSTEM, *records.field_names])
+    statement = f"COPY {preparer.format_table(records.table)} ({quoted}) FROM STDIN"
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        write = copy.write_row
-        for row in rows:
-            for i, process in steps:
-                if row[i] is not None:
-                    row[i] = process(row[i])
-            write(row)
+        copy.write(text)
 
 
 def _audit_batch(
@@ -239,6 +219,6 @@ def _audit_batch(
         operation=batch_audit.BATCH_OPERATION,
         user_id=stamp.user_id,
         changes=changes,
-        metadata={"role": stamp.user_role, "version": 1, "count": len(validated.rows),
+        metadata={"role": stamp.user_role, "version": 1, "count": len(validated.positions),
                   **metadata},
     )

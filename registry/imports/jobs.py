@@ -31,7 +31,7 @@ from ..operations import check_caller
 from ..permissions import Permission
 from ..records.service import validation_failed
 from . import keyed
-from .bulk import BulkValidator, Stamp, Validated
+from .bulk import BulkValidator, Stamp
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -195,8 +195,7 @@ class ImportService:
         items, shape_errors = plan.items(rows)
         validated = self._validator(entry).validate(items)
         validated.errors.update(shape_errors)
-        if shape_errors:
-            _drop(validated, shape_errors)
+        validated.drop(shape_errors)
         if validated.errors and options.on_error == "abort":
             return self._abort(conn, job["id"], chunk_no, first_row, rows, plan, validated.errors)
         stamp = Stamp(job["user_id"], job["user_role"], self.clock())
@@ -532,12 +531,6 @@ def _check_page(page: Any, page_size: Any) -> None:
             f"Page must be from 1 and page size from 1 to {MAX_REJECTS_PAGE}.",
             errors=[{"loc": ["page"], "msg": "out of range", "type": "page"}],
         )
-
-
-def _drop(validated: Validated, positions: Mapping[int, Any]) -> None:
-    keep = [i for i, p in enumerate(validated.positions) if p not in positions]
-    validated.positions = [validated.positions[i] for i in keep]
-    validated.rows = [validated.rows[i] for i in keep]
 
 
 def _insert_ignore(conn: Connection, table: sa.Table) -> Any:

@@ -22,7 +22,7 @@ A model without unique fields, imported with mode `insert`, takes the plain bulk
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +101,7 @@ def write_chunk(conn: Connection, validated: Validated, how: ChunkWrite) -> Writ
     if not how.key and not unique:
         write_batch(conn, entry=how.entry, audit=how.audit, batch=how.batch,
                     validated=validated, stamp=how.stamp, metadata=how.metadata)
-        n = len(validated.rows)
+        n = len(validated.positions)
         return Written(done=n, inserted=n)
     if how.key and conn.dialect.name == "postgresql":
         _lock_model(conn, how.entry)
@@ -119,8 +119,9 @@ def write_chunk(conn: Connection, validated: Validated, how: ChunkWrite) -> Writ
             if how.abort_on_duplicate and rejected:
                 return Written(rejected=rejected, aborted=True)
             continue
-        done = len(plan.inserts.rows) + len(plan.updates) + len(plan.unchanged)
-        return Written(done=done, inserted=len(plan.inserts.rows), updated=len(plan.updates),
+        inserted = len(plan.inserts.positions)
+        done = inserted + len(plan.updates) + len(plan.unchanged)
+        return Written(done=done, inserted=inserted, updated=len(plan.updates),
                        unchanged=len(plan.unchanged), rejected=rejected)
     raise DuplicateValue(
         f"A chunk for {how.entry.name!r} kept meeting unique values that other writers were "
@@ -195,7 +196,8 @@ def _plan(
     names = records.field_names
     key_at = [names.index(f) for f in how.key]
     keyed: dict[tuple[Any, ...], int] = {}
-    for i, (position, row) in enumerate(zip(validated.positions, validated.rows, strict=True)):
+    rows = validated.rows
+    for i, (position, row) in enumerate(zip(validated.positions, rows, strict=True)):
         key = tuple(row[k] for k in key_at)
         if any(value is None for value in key):
             rejected[position] = [_error(how.key, "missing_key",
@@ -204,18 +206,17 @@ def _plan(
             rejected[position] = [_duplicate_error(how.entry, how.key, in_chunk=True)]
         else:
             keyed[_hashable(key)] = i
-    stored = _stored_by_key(conn, how.entry, how.key, [validated.rows[i][k] for i in
+    stored = _stored_by_key(conn, how.entry, how.key, [rows[i][k] for i in
                                                         keyed.values() for k in key_at])
-    inserts = Validated()
+    inserted: list[int] = []
     updates: list[_Update] = []
     unchanged: list[int] = []
     mapped_at = [(name, names.index(name)) for name in how.mapped]
     for hashed, i in keyed.items():
-        position, row = validated.positions[i], validated.rows[i]
+        position, row = validated.positions[i], rows[i]
         found = stored.get(hashed)
         if found is None:
-            inserts.positions.append(position)
-            inserts.rows.append(row)
+            inserted.append(position)
             continue
         if len(found) > 1:
             rejected[position] = [_duplicate_error(how.entry, how.key, in_chunk=False)]
@@ -229,7 +230,8 @@ def _plan(
             updates.append(_Update(position, current["id"], current["version"], values, changes))
         else:
             unchanged.append(position)
-    return _Plan(inserts=inserts, updates=updates, unchanged=unchanged)
+    return _Plan(inserts=_without(validated, set(validated.positions) - set(inserted)),
+                 updates=updates, unchanged=unchanged)
 
 
 def _stored_by_key(
@@ -259,12 +261,14 @@ def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(to_jsonable_python(value) for value in values)
 
 
-def _without(validated: Validated, rejected: Mapping[int, Any]) -> Validated:
-    if not rejected:
+def _without(validated: Validated, left_out: Collection[int]) -> Validated:
+    """A copy of `validated` without the rows at these positions (`validated` is kept whole
+    for the next try)."""
+    if not left_out:
         return validated
-    kept = [i for i, p in enumerate(validated.positions) if p not in rejected]
-    return Validated(positions=[validated.positions[i] for i in kept],
-                     rows=[validated.rows[i] for i in kept])
+    kept = Validated(positions=list(validated.positions), columns=list(validated.columns))
+    kept.drop(left_out)
+    return kept
 
 
 # -- writing --------------------------------------------------------------------------------

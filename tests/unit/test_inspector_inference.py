@@ -245,6 +245,16 @@ def test_examples_are_left_out_for_sensitive_fields_unless_asked(tmp_path: Path)
     assert shown.provenance["password"].examples == ["hunter2", "s3cret"]
 
 
+def test_sensitive_names_are_whole_words(tmp_path: Path) -> None:
+    hidden = ["Password", "AuthToken", "user_email", "API Key", "client-secret", "SSN", "auth"]
+    shown = ["author", "passenger", "tokenizer_name", "emailed_on", "keyword"]
+    path = write_csv(tmp_path, hidden + shown, [[f"v{i}" for i in range(12)]] * 2)
+    found = inspector.inspect(path)
+    by_source = {facts.source_field: facts for facts in found.provenance.values()}
+    assert [name for name in hidden if by_source[name].examples is not None] == []
+    assert [name for name in shown if by_source[name].examples is None] == []
+
+
 def test_json_values_keep_their_types_and_nest(tmp_path: Path) -> None:
     path = tmp_path / "orders.jsonl"
     rows = [

@@ -53,6 +53,7 @@ def typed_columns() -> dict[str, Any]:
         "maybe": [None if i % 4 == 0 else i for i in range(ROWS)],
         "tags": [["a", "b"][: i % 3] for i in range(ROWS)],
         "point": [{"x": i, "y": None} for i in range(ROWS)],
+        "attrs": pa.array([[("k", i)] for i in range(ROWS)], pa.map_(pa.string(), pa.int64())),
         "blob": [b"\x00\x01"] * ROWS,
     }
 
@@ -91,6 +92,7 @@ def test_types_come_from_the_parquet_schema(tmp_path: Path) -> None:
     assert "maybe" not in found.json_schema["required"]
     assert "code" in found.json_schema["required"]
     assert properties["tags"]["type"] == "array"
+    assert properties["attrs"] == {"type": "object"}  # no nulls: every row was sampled
     assert properties["point"]["properties"]["x"]["anyOf"][0]["type"] == "integer"
     assert provenance["price"]["parquet_type"] == "decimal128(8, 2)"
     assert "examples" not in provenance["contact"]  # sensitive, as for any source
@@ -115,7 +117,7 @@ def test_rows_read_and_register_through_the_inspection(tmp_path: Path) -> None:
     assert first.seen == datetime.datetime(2024, 1, 1, 1, tzinfo=datetime.UTC)
     assert type(first.seen) is datetime.datetime  # not a pandas Timestamp, whatever is installed
     assert first.sold == datetime.date(2012, 2, 15) and first.code == "00001"
-    assert first.tags == ["a"] and first.point.x == 1
+    assert first.tags == ["a"] and first.point.x == 1 and first.attrs == {"k": 1}
     assert records[0].maybe is None and records[1].maybe == 1
 
 
