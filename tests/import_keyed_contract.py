@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from registry import (
+    DuplicateValue,
     DynamicModelRegistry,
     PermissionDenied,
     UnknownField,
@@ -230,3 +231,16 @@ class KeyedImportContract:
         with pytest.raises(PermissionDenied, match="update"):
             self.run(registry, source, mode="upsert", key=["code"], role="clerk")
         assert jobs(registry) == 0 and by_code(registry) == {}
+
+    # -- create_many ----------------------------------------------------------------------
+
+    def test_create_many_repeating_a_unique_value_is_a_duplicate_value(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.create("Member", dict(zip(HEADER, member(1), strict=True)), "u", "admin")
+        items = [dict(zip(HEADER, member(i), strict=True)) for i in (2, 3)]
+        items[1]["email"] = "m1@example.com"
+        with pytest.raises(DuplicateValue, match="field 'email'") as caught:
+            registry.create_many("Member", items, "u", "admin")
+        assert caught.value.details["fields"] == ["email"]
+        assert sorted(by_code(registry)) == ["C1"]  # all or nothing

@@ -38,7 +38,7 @@ from ..inspections import stored_inspection
 from ..query.indexes import IndexSpec, duplicate_error, duplicate_value
 from .bulk import Stamp, Validated, write_batch
 
-__all__ = ["ChunkWrite", "Written", "check_key", "write_chunk"]
+__all__ = ["ChunkWrite", "Written", "check_key", "duplicate_of", "write_chunk"]
 
 #: Tries of one chunk's write when unique violations keep appearing (each try sets the rows
 #: found aside, so a second try fails only when another writer committed a clash meanwhile).
@@ -313,12 +313,21 @@ def _lock_model(conn: Connection, entry: ModelEntry) -> None:
 def _names_unique_index(exc: Exception, entry: ModelEntry, unique: Sequence[IndexSpec]) -> bool:
     """Whether `exc` is the violation of one of the model's unique indexes (not of a primary
     key, which would be a fault of ours and must surface)."""
+    return duplicate_of(exc, entry, unique) is not None
+
+
+def duplicate_of(
+    exc: Exception, entry: ModelEntry, unique: Sequence[IndexSpec] | None = None
+) -> DuplicateValue | None:
+    """The `DuplicateValue` that a bulk write's integrity error means (from SQLAlchemy, or
+    from psycopg when the write was a COPY), None for any other error."""
+    if isinstance(exc, psycopg.Error) and exc.sqlstate != _UNIQUE_VIOLATION:
+        return None
     wrapped = exc if isinstance(exc, sa.exc.IntegrityError) else sa.exc.IntegrityError(
         None, None, exc
     )
-    if isinstance(exc, psycopg.Error) and exc.sqlstate != _UNIQUE_VIOLATION:
-        return False
-    return duplicate_value(wrapped, entry.name, entry.records.table.name, unique) is not None
+    specs = unique if unique is not None else [s for s in entry.indexes if s.unique]
+    return duplicate_value(wrapped, entry.name, entry.records.table.name, specs)
 
 
 def _duplicates(
