@@ -47,8 +47,9 @@ class OpenedSource:
     formats: dict[str, str] = field(default_factory=dict)
     #: Rows read to learn the columns (JSON sources), sent first.
     peeked: list[inspector.SourceRow] = field(default_factory=list)
-    #: The reader's one iterator (a second `iter(reader)` would start its parse again).
-    stream: Iterator[inspector.SourceRow] | None = None
+    #: The reader's one iterator (a second would start its parse again): lists in column
+    #: order (`RowReader.lists`) when the source declares its columns, else `SourceRow`s.
+    stream: Iterator[list[Any] | inspector.SourceRow] = iter(())
 
     def __enter__(self) -> OpenedSource:
         return self
@@ -74,15 +75,14 @@ class OpenedSource:
         columns = self.columns
         jsonable = self.kind not in _TEXT_KINDS  # SQL and Parquet give driver values
         try:
-            for row in itertools.chain(self.peeked, self.stream or self.reader):
-                values = row.values
-                if row.problem is not None:
-                    yield {"problem": row.problem, "values": [_jsonable(v) for v in
-                                                              values.values()]}
-                elif jsonable:
-                    yield [_jsonable(values.get(c)) for c in columns]
-                else:
-                    yield [values.get(c) for c in columns]
+            for row in itertools.chain(self.peeked, self.stream):
+                if isinstance(row, list):  # the common case: a readable row, in column order
+                    yield [_jsonable(v) for v in row] if jsonable else row
+                elif row.problem is not None:
+                    yield {"problem": row.problem,
+                           "values": [_jsonable(v) for v in row.values.values()]}
+                else:  # JSON: an object, its values by the columns' names
+                    yield [row.values.get(c) for c in columns]
         except InspectorError as exc:
             raise _unreadable(exc) from None
 
@@ -119,7 +119,7 @@ def _opened(
 
     peeked: list[inspector.SourceRow] = []
     columns = reader.columns
-    stream = iter(reader)
+    stream: Iterator[Any] = reader.lists() if columns is not None else iter(reader)
     if columns is None:  # JSON: the first readable row's keys name the columns
         try:
             for row in stream:

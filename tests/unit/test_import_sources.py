@@ -53,3 +53,21 @@ def test_a_parquet_file_imports_with_its_inspection(
     second = next(item for item in items if item["source_id"] == 1)
     assert second["price"] == "1.25" and second["sold"] == "2012-02-15"
     assert second["code"] == "00001"
+
+
+def test_row_lists_for_imports(tmp_path: Path) -> None:
+    """`RowReader.lists()`: the values in column order without a dict per row; an unreadable
+    row comes as its SourceRow with the problem."""
+    source = tmp_path / "t.csv"
+    source.write_text("a,b\n1,x\n2\n3,z\n")
+    with inspector.open_rows(source, on_bad_row="report") as rows:
+        got = list(rows.lists())
+    assert got[0] == ["1", "x"] and got[2] == ["3", "z"]
+    assert isinstance(got[1], inspector.SourceRow) and "has 1 fields" in (got[1].problem or "")
+    with inspector.open_rows(source, on_bad_row="report", skip=1) as rows:
+        assert [row if isinstance(row, list) else row.number for row in rows.lists()] == [
+            2, ["3", "z"]]
+    lines = tmp_path / "t.jsonl"
+    lines.write_text('{"a": 1}\n')
+    with inspector.open_rows(lines) as rows, pytest.raises(inspector.UnsupportedResource):
+        next(rows.lists())
