@@ -31,7 +31,7 @@ from ..operations import check_caller
 from ..permissions import Permission
 from ..records.service import validation_failed
 from . import keyed
-from .bulk import BulkValidator, Stamp
+from .bulk import BulkValidator, Stamp, paused_gc
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -53,7 +53,7 @@ class ImportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Rows per chunk (one message, one transaction).
-    chunk_size: int = Field(default=2000, ge=1, le=50_000)
+    chunk_size: int = Field(default=5000, ge=1, le=50_000)
     #: reject: keep bad rows aside and go on; abort: stop the job at the first chunk with one.
     on_error: Literal["reject", "abort"] = "reject"
     #: insert: every row is a new record; upsert: a row whose `key` matches updates it.
@@ -178,7 +178,8 @@ class ImportService:
             except RegistryError as exc:
                 self._end(conn, job_id, "failed", exc.message)
                 return self._finish_chunk(conn, job_id, chunk_no, "skipped", 0, 0)
-            return self._write_chunk(conn, job, entry, options, chunk_no, first_row, rows)
+            with paused_gc():
+                return self._write_chunk(conn, job, entry, options, chunk_no, first_row, rows)
 
     def _write_chunk(
         self,
