@@ -108,6 +108,8 @@ def write_chunk(conn: Connection, validated: Validated, how: ChunkWrite) -> Writ
     rejected: dict[int, list[dict[str, Any]]] = {}
     for _ in range(_ATTEMPTS):
         plan = _plan(conn, _without(validated, rejected), how, rejected)
+        if how.abort_on_duplicate and rejected:
+            return Written(rejected=rejected, aborted=True)
         try:
             with conn.begin_nested():
                 _apply(conn, plan, how)
@@ -343,10 +345,10 @@ def _duplicates(
     writes += [(u.position, u.record_id, u.values) for u in plan.updates]
     found: dict[int, list[dict[str, Any]]] = {}
     for spec in unique:
-        if not all(f in values for _p, _id, values in writes for f in spec.fields):
-            continue
+        # An update leaves unmapped fields as they are: it cannot break an index on them.
         candidates = [(p, target, tuple(values[f] for f in spec.fields))
-                      for p, target, values in writes]
+                      for p, target, values in writes
+                      if all(f in values for f in spec.fields)]
         candidates = [c for c in candidates if all(v is not None for v in c[2])]
         holders = _holders(conn, entry, spec.fields, [c[2] for c in candidates])
         seen: set[tuple[Any, ...]] = set()
