@@ -11,7 +11,7 @@ import pytest
 
 from registry import DynamicModelRegistry
 from registry.errors import InvalidSchema
-from registry.schema_depth import MAX_SCHEMA_DEPTH, schema_depth
+from registry.schema.depth import MAX_SCHEMA_DEPTH, schema_depth
 from registry.settings import Settings
 
 

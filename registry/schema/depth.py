@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidSchema
+from ..errors import InvalidSchema
 
-__all__ = ["MAX_SCHEMA_DEPTH", "check_schema_depth", "schema_depth"]
+__all__ = ["MAX_SCHEMA_DEPTH", "check_schema_depth", "schema_depth", "too_deep"]
 
 #: Deepest nesting of objects and arrays a model's schema may describe. No record needs more;
 #: well within what rebuilding a model (and a task message, `celery.max_message_depth`) allows.
@@ -45,6 +45,18 @@ def check_schema_depth(model_name: str, schema: Mapping[str, Any]) -> None:
             model=model_name,
             limit=MAX_SCHEMA_DEPTH,
         )
+
+
+def too_deep(model_name: str) -> InvalidSchema:
+    """The error for a model whose building overflowed the stack (a `RecursionError`)."""
+    # The depth check keeps registered schemas well inside the stack; a Python class can still
+    # nest deeper models than that before it is ever turned into one.
+    return InvalidSchema(
+        f"The schema of model {model_name!r} nests too deeply to be stored or rebuilt; the "
+        f"limit is {MAX_SCHEMA_DEPTH} levels of objects and arrays.",
+        model=model_name,
+        limit=MAX_SCHEMA_DEPTH,
+    )
 
 
 def schema_depth(schema: Mapping[str, Any], stop_past: int) -> int:
