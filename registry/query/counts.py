@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..errors import ValidationFailed
 
@@ -96,10 +98,11 @@ class CountPlan:
         self,
         conn: Connection,
         source: sa.FromClause,
-        conditions: list[sa.ColumnElement[bool]],
+        conditions: Callable[[], list[sa.ColumnElement[bool]]],
         values: dict[str, Any],
     ) -> Total:
-        """The total from the scalars' values, asking the planner when they do not settle it."""
+        """The total from the scalars' values, asking the planner when they do not settle it
+        (`conditions` gives the filter's conditions, values bound in, for that question)."""
         if self.mode is CountMode.NONE:
             return Total(None, exact=False)
         if self.mode is CountMode.EXACT:
@@ -109,7 +112,7 @@ class CountPlan:
             return Total(int(counted), exact=True)
         estimate = values.get(_ESTIMATE)
         if estimate is None:
-            estimate = planner_estimate(conn, source, conditions)
+            estimate = planner_estimate(conn, source, conditions())
         return Total(max(int(round(estimate)), int(counted or 0)), exact=False)
 
 
@@ -180,9 +183,11 @@ def planner_estimate(
 
 
 class _Explain(Executable, ClauseElement):
-    """`EXPLAIN (FORMAT JSON) <query>`, compiled with the query's own parameter handling."""
+    """`EXPLAIN (FORMAT JSON) <query>`, compiled with the query's own parameter handling
+    (and cached as the query is: its cache key is the query's)."""
 
-    inherit_cache = False
+    inherit_cache = True
+    _traverse_internals = [("query", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, query: sa.Select[Any]) -> None:
         self.query = query

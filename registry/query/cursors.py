@@ -36,12 +36,17 @@ from sqlalchemy.engine import Connection
 from ..errors import InvalidCursor
 
 __all__ = [
+    "AFTER_ID",
+    "AFTER_VALUE",
     "CursorCodec",
     "KeysetOrder",
-    "cursor_key",
     "Position",
+    "after_kind",
+    "after_params",
+    "cursor_key",
     "fetch_page",
     "query_fingerprint",
+    "segments",
 ]
 
 #: Longest cursor accepted, in characters (an order value is at most a few hundred bytes).
@@ -96,33 +101,52 @@ def fetch_page(
 ) -> tuple[list[Mapping[Any, Any]], bool]:
     """Up to `limit` rows of `query` after `after` (or from the start, skipping `offset`),
     and whether more follow. `query` selects the rows, with its filters, and no order.
-    `run` executes each range's statement (default: on `conn`); a caller may fold more into
-    the first one (see listing.py)."""
+    `run` executes each range's statement, its values bound in (default: on `conn`)."""
     wanted = limit + 1  # one more, to learn whether there is a next page
+    params = after_params(order, after)
     rows: list[Mapping[Any, Any]] = []
-    for segment in _segments(query, order, after):
+    for segment in segments(query, order, after_kind(after)):
         statement = segment.limit(wanted - len(rows))
         if offset:
             statement = statement.offset(offset)
-        found = run(statement) if run is not None else list(conn.execute(statement).mappings())
+        if run is not None:
+            found = run(statement.params(params))
+        else:
+            found = list(conn.execute(statement, params).mappings())
         rows.extend(found)
         if len(rows) >= wanted:
             break
-        if offset:
-            # The offset ran past this range; count what it skipped there against the next.
-            offset = max(0, offset - _count(conn, segment)) if not found else 0
     return rows[:limit], len(rows) > limit
 
 
-def _count(conn: Connection, segment: sa.Select[Any]) -> int:
-    counted = sa.select(sa.func.count()).select_from(segment.order_by(None).subquery())
-    return int(conn.execute(counted).scalar_one())
+#: Bound parameters of a position: the order column's value and the id.
+AFTER_VALUE, AFTER_ID = "dmr_after_value", "dmr_after_id"
 
 
-def _segments(
-    query: sa.Select[Any], order: KeysetOrder, after: Position | None
+def after_kind(after: Position | None) -> str | None:
+    """Which ranges a page past `after` reads: None from the start, "null" from inside the
+    nulls, "value" from a value."""
+    if after is None:
+        return None
+    return "null" if after.value is None else "value"
+
+
+def after_params(order: KeysetOrder, after: Position | None) -> dict[str, Any]:
+    """The values `segments` binds for `after`; raises `InvalidCursor` for a position whose
+    value does not fit the order's column."""
+    if after is None:
+        return {}
+    if after.value is None:
+        return {AFTER_ID: after.record_id}
+    return {AFTER_VALUE: _parsed(order, after.value), AFTER_ID: after.record_id}
+
+
+def segments(
+    query: sa.Select[Any], order: KeysetOrder, after: str | None
 ) -> list[sa.Select[Any]]:
-    """The ranges that make up the order, each a select ordered and bounded on its own."""
+    """The ranges that make up the order past a position of kind `after` (see
+    `after_kind`), each a select ordered and bounded on its own, the position's value and id
+    the bound parameters `AFTER_VALUE` and `AFTER_ID` (see `after_params`)."""
     column, ident = order.column, order.id_column
     by_id = ident.desc() if order.descending else ident.asc()
     values = query.order_by(*order.sort_clauses())
@@ -133,14 +157,12 @@ def _segments(
         # From the start the whole order is one range: an index on (column, id) gives nulls
         # last read forwards and first read backwards, just as the sort clauses ask.
         return [query.order_by(*order.sort_clauses())]
-    beyond_id = ident < after.record_id if order.descending else ident > after.record_id
-    if after.value is None:  # the walk is inside the nulls
+    after_id = sa.bindparam(AFTER_ID, type_=ident.type)
+    beyond_id = ident < after_id if order.descending else ident > after_id
+    if after == "null":  # the walk is inside the nulls
         rest = nulls.where(beyond_id)
         return [rest, values] if order.descending else [rest]
-    bound = sa.tuple_(
-        sa.bindparam(None, _parsed(order, after.value), type_=column.type),
-        sa.bindparam(None, after.record_id, type_=ident.type),
-    )
+    bound = sa.tuple_(sa.bindparam(AFTER_VALUE, type_=column.type), after_id)
     key = sa.tuple_(column, ident)
     later = key < bound if order.descending else key > bound
     parts = [values.where(later)]

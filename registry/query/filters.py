@@ -29,9 +29,11 @@ from ..errors import InvalidFilter, PermissionDenied, UnknownField, ValidationFa
 
 __all__ = [
     "OPERATORS",
+    "Condition",
     "FilterField",
     "Visibility",
     "compile_filters",
+    "parse_filters",
 ]
 
 #: Every operator, in the order error messages list them.
@@ -69,6 +71,81 @@ class FilterField:
     range_operand: Callable[[Any], Any] | None = None
 
 
+@dataclass(frozen=True)
+class Condition:
+    """One checked filter condition: the field, the operator as SQL will apply it, and the
+    typed value bound into it. Its `shape` says which SQL it takes, so a statement built for
+    one shape serves every value (see statements.py)."""
+
+    field: FilterField
+    #: eq ne gt gte lt lte in startswith, or is_null / not_null (which bind nothing).
+    operator: str
+    value: Any = None
+
+    @property
+    def shape(self) -> tuple[str, str]:
+        return (self.field.name, self.operator)
+
+    def clause(self, dialect: str, name: str | None = None) -> sa.ColumnElement[bool]:
+        """The condition as SQL. With `name`, its value is the bound parameter `name` (and
+        `name`_like for startswith), given at execution by `params(name)`; without, the
+        value is bound into the clause itself."""
+        column = self.field.column
+        if self.operator in ("is_null", "not_null"):
+            return column.is_(None) if self.operator == "is_null" else column.is_not(None)
+        if self.operator == "startswith":
+            return self._starts_with(dialect, name)
+        if self.operator in _RANGE:
+            target = self.field.range_column if self.field.range_column is not None else column
+            bound = _param(name, self.value, target.type)
+            comparison: sa.ColumnElement[bool] = getattr(target, _RANGE[self.operator])(bound)
+            return comparison
+        bound = _param(name, self.value, column.type, expanding=self.operator == "in")
+        if self.operator == "in":
+            return column.in_(bound)
+        return column == bound if self.operator == "eq" else column.is_distinct_from(bound)
+
+    def params(self, name: str) -> dict[str, Any]:
+        """The values `clause(dialect, name)` binds."""
+        if self.operator in ("is_null", "not_null"):
+            return {}
+        if self.operator == "startswith":
+            return {name: self.value, f"{name}_like": _like_prefix(self.value)}
+        return {name: self.value}
+
+    def _starts_with(self, dialect: str, name: str | None) -> sa.ColumnElement[bool]:
+        column = self.field.column
+        pattern = _param(None if name is None else f"{name}_like", _like_prefix(self.value),
+                         column.type)
+        condition: sa.ColumnElement[bool] = column.like(pattern, escape=_LIKE_ESCAPE)
+        if dialect == "sqlite":
+            # SQLite's LIKE ignores ASCII case; PostgreSQL's does not. The exact prefix test
+            # makes both answer alike, while LIKE still narrows the rows first.
+            prefix = _param(name, self.value, column.type)
+            condition = sa.and_(
+                condition, sa.func.substr(column, 1, sa.func.length(prefix)) == prefix
+            )
+        return condition
+
+
+_LIKE_ESCAPE = "/"
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern matching what starts with `text`, whose %, _ and / match themselves."""
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, _LIKE_ESCAPE + special)
+    return text + "%"
+
+
+def _param(
+    name: str | None, value: Any, type_: Any, *, expanding: bool = False
+) -> sa.BindParameter[Any]:
+    if name is None:
+        return sa.bindparam(None, value, type_=type_, expanding=expanding)
+    return sa.bindparam(name, type_=type_, expanding=expanding)
+
+
 def compile_filters(
     filters: Any,
     fields: Mapping[str, FilterField],
@@ -79,7 +156,25 @@ def compile_filters(
     max_values: int,
     dialect: str,
 ) -> list[sa.ColumnElement[bool]]:
-    """The conditions a filter object stands for (AND them together).
+    """The conditions a filter object stands for (AND them together), values bound in.
+
+    Raises as `parse_filters` does."""
+    parsed = parse_filters(
+        filters, fields, visibility, model=model, role=role, max_values=max_values
+    )
+    return [condition.clause(dialect) for condition in parsed]
+
+
+def parse_filters(
+    filters: Any,
+    fields: Mapping[str, FilterField],
+    visibility: Callable[[str], Visibility],
+    *,
+    model: str,
+    role: str,
+    max_values: int,
+) -> list[Condition]:
+    """The checked conditions of a filter object, each value typed by its field.
 
     Raises `ValidationFailed` when `filters` is not an object, `UnknownField` for a field the
     table lacks, `PermissionDenied` for one the role may not filter on this way, and
@@ -91,16 +186,13 @@ def compile_filters(
             "Filters must be an object of field: value or field: {operator: value}.",
             errors=[{"loc": ["filters"], "msg": "must be an object", "type": "filter"}],
         )
-    conditions: list[sa.ColumnElement[bool]] = []
+    conditions: list[Condition] = []
     for name, condition in filters.items():
         field = _field(fields, model, name)
         operators = _operators(field, condition)
         _check_visible(field, operators, visibility(field.name), model=model, role=role)
         for operator, operand in operators.items():
-            conditions.append(
-                _condition(field, operator, operand, model=model, max_values=max_values,
-                           dialect=dialect)
-            )
+            conditions.append(_condition(field, operator, operand, max_values=max_values))
     return conditions
 
 
@@ -144,35 +236,29 @@ def _check_visible(
     )
 
 
-def _condition(
-    field: FilterField, operator: str, operand: Any, *, model: str, max_values: int, dialect: str
-) -> sa.ColumnElement[bool]:
-    column = field.column
+def _condition(field: FilterField, operator: str, operand: Any, *, max_values: int) -> Condition:
     if operator == "is_null":
         if not isinstance(operand, bool):
             raise _invalid(field, operator, "the operand must be true or false")
-        return column.is_(None) if operand else column.is_not(None)
+        return Condition(field, "is_null" if operand else "not_null")
     if not field.scalar:
         raise _invalid(field, operator, "does not apply: the field holds JSON; only is_null does")
     if operator == "in":
-        return column.in_(_in_values(field, operand, max_values))
+        return Condition(field, "in", _in_values(field, operand, max_values))
     if operator == "startswith":
-        return _starts_with(field, operand, dialect)
+        return Condition(field, "startswith", _starts_with_operand(field, operand))
     if operator in ("eq", "ne"):
-        value = _typed(field, operator, operand) if operand is not None else None
-        if operator == "eq":
-            return column.is_(None) if value is None else column == value
-        return column.is_not(None) if value is None else column.is_distinct_from(value)
+        if operand is None:  # equal to null: is null; not equal: is not null
+            return Condition(field, "is_null" if operator == "eq" else "not_null")
+        return Condition(field, operator, _typed(field, operator, operand))
     if not field.ordered:
         raise _invalid(field, operator, "does not apply: the field's values have no order")
     if operand is None:
         raise _invalid(field, operator, "cannot compare with null; use is_null")
     value = _typed(field, operator, operand)
-    target = field.range_column if field.range_column is not None else column
     if field.range_operand is not None:
         value = field.range_operand(value)
-    comparison: sa.ColumnElement[bool] = getattr(target, _RANGE[operator])(value)
-    return comparison
+    return Condition(field, operator, value)
 
 
 def _in_values(field: FilterField, operand: Any, max_values: int) -> list[Any]:
@@ -188,18 +274,12 @@ def _in_values(field: FilterField, operand: Any, max_values: int) -> list[Any]:
     return [_typed(field, "in", value) for value in operand]
 
 
-def _starts_with(field: FilterField, operand: Any, dialect: str) -> sa.ColumnElement[bool]:
+def _starts_with_operand(field: FilterField, operand: Any) -> str:
     if not field.text:
         raise _invalid(field, "startswith", "does not apply: the field is not text")
     if not isinstance(operand, str) or "\x00" in operand:
         raise _invalid(field, "startswith", "the operand must be text without NUL characters")
-    # autoescape makes % and _ (and the escape character) in the operand match themselves.
-    condition = field.column.startswith(operand, autoescape=True)
-    if dialect == "sqlite":
-        # SQLite's LIKE ignores ASCII case; PostgreSQL's does not. The exact prefix test
-        # makes both answer alike, while LIKE still narrows the rows first.
-        condition = sa.and_(condition, sa.func.substr(field.column, 1, len(operand)) == operand)
-    return condition
+    return operand
 
 
 def _typed(field: FilterField, operator: str, operand: Any) -> Any:

@@ -7,7 +7,9 @@ True})`); composite indexes go on the model, `"x-indexes": [["a", "b"], {"fields
 
 A single-field index is built on `(field, id)`: it serves equality and range filters on the
 field and, because id breaks ties in every order, keyset pages ordered by it. Every table also
-gets one on `(created_at, id)`, the default order. Unique indexes hold just their fields; nulls
+gets one on `(created_at, id)`, the default order, and every other non-unique index carries
+`created_at` (PostgreSQL's INCLUDE), so a filtered page in the default order is found in the
+index alone. Unique indexes hold just their fields; nulls
 never clash (SQL's rule). Indexes we manage are named `dmr_ix_...` / `dmr_ux_...`; others on
 the table are left alone.
 
@@ -36,6 +38,7 @@ from ..types import FieldKind, FieldType
 __all__ = [
     "IndexSpec",
     "declared_indexes",
+    "duplicate_error",
     "duplicate_value",
     "index_states",
     "refuse_duplicates",
@@ -68,10 +71,24 @@ class IndexSpec:
             return (*self.fields, "id")
         return self.fields
 
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """Columns the index carries beside its keys: `created_at`, the default order, in
+        every non-unique index that does not already hold it, so a filtered page in the
+        default order finds its rows' keys in the index alone (see statements.py)."""
+        if self.unique or self.system or _DEFAULT_ORDER in self.columns:
+            return ()
+        return (_DEFAULT_ORDER,)
+
     def name_on(self, table_name: str) -> str:
-        """A stable name within PostgreSQL's 63 bytes, unique per table and column list."""
+        """A stable name within PostgreSQL's 63 bytes, unique per table, column list and
+        carried columns (an index whose definition changes gets a new name, so a sync
+        builds it afresh)."""
         prefix = "dmr_ux_" if self.unique else "dmr_ix_"
-        digest = hashlib.sha256(f"{table_name}|{','.join(self.columns)}".encode()).hexdigest()
+        definition = ",".join(self.columns)
+        if self.carried:
+            definition += f"|{','.join(self.carried)}"
+        digest = hashlib.sha256(f"{table_name}|{definition}".encode()).hexdigest()
         readable = re.sub(r"[^a-z0-9_]", "", "_".join(self.fields).lower())[:30]
         return f"{prefix}{readable}_{digest[:12]}"
 
@@ -80,7 +97,8 @@ class IndexSpec:
                 "unique": self.unique}
 
 
-DEFAULT_ORDER_INDEX = IndexSpec(("created_at",), system=True)
+_DEFAULT_ORDER = "created_at"
+DEFAULT_ORDER_INDEX = IndexSpec((_DEFAULT_ORDER,), system=True)
 
 
 def declared_indexes(
@@ -267,12 +285,19 @@ def _build_concurrently(
 
 
 def _create_sql(conn: Connection, table_name: str, name: str, spec: IndexSpec, how: str) -> str:
-    columns = ", ".join(_quoted(conn, column) for column in spec.columns)
+    keys, carried = list(spec.columns), list(spec.carried)
+    include = ""
+    if conn.dialect.name == "postgresql":
+        if carried:
+            include = f" INCLUDE ({', '.join(_quoted(conn, column) for column in carried)})"
+    else:
+        keys += carried  # SQLite has no INCLUDE; trailing keys cover the same columns
+    columns = ", ".join(_quoted(conn, column) for column in keys)
     unique = "UNIQUE " if spec.unique else ""
     concurrently = f"{how} " if how else ""
     return (
         f"CREATE {unique}INDEX {concurrently}IF NOT EXISTS {_quoted(conn, name)} "
-        f"ON {_quoted(conn, table_name)} ({columns})"
+        f"ON {_quoted(conn, table_name)} ({columns}){include}"
     )
 
 
@@ -308,6 +333,12 @@ def duplicate_value(
         if spec.fields == named:
             return _duplicate(model_name, spec.fields)
     return None
+
+
+def duplicate_error(model_name: str, fields: tuple[str, ...]) -> DuplicateValue:
+    """The `DuplicateValue` of a write that repeats a stored value of unique `fields` (an
+    import keeps it as a rejected row's error)."""
+    return _duplicate(model_name, fields)
 
 
 def _duplicate(

@@ -21,10 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import ValidationFailed
-from .counts import count_mode, count_plan, count_rows
-from .cursors import CursorCodec, KeysetOrder, fetch_page, query_fingerprint
+from .counts import count_mode, count_rows
+from .cursors import CursorCodec, after_kind, after_params, fetch_page, query_fingerprint
 from .fields import ordering
-from .filters import FilterField, Visibility, compile_filters
+from .filters import FilterField, Visibility, parse_filters
+from .statements import OFFSET, filter_params, page_statements
 
 __all__ = ["ListLimits", "ListRequest", "Page", "list_page"]
 
@@ -78,34 +79,39 @@ def list_page(
 ) -> Page:
     """One page of `table` as `request` asks, for `role`. On PostgreSQL the page, its count
     and `guard` (say, the registry version the caller's cached model belongs to) are read
-    by one statement, one round trip; a second is needed only for an estimate of a
-    filtered count past the exact limit, or when a page spans values and nulls."""
+    by one statement, one round trip, built once per shape of request (statements.py); a
+    second is needed only for an estimate of a filtered count past the exact limit, or when
+    a page spans values and nulls."""
     page, page_size = _paging(request, limits)
     mode = count_mode(request.count)
-    conditions = compile_filters(
+    dialect = conn.dialect.name
+    conditions = parse_filters(
         request.filters, fields, visibility, model=model, role=role,
-        max_values=limits.max_filter_values, dialect=conn.dialect.name,
+        max_values=limits.max_filter_values,
     )
     order = ordering(
         request.order_by, fields, visibility, model=model, role=role, default=default_order
     )
     fingerprint = query_fingerprint(model, request.filters, order.spelling)
     after = codec.decode(request.after, fingerprint) if request.after is not None else None
-    query = sa.select(table).where(*conditions)
     offset = (page - 1) * page_size
-    if conn.dialect.name == "postgresql":
-        plan = count_plan(table, conditions, mode, exact_limit=limits.count_exact_limit)
-        scalars = dict(plan.scalars)
-        if guard is not None:
-            scalars[_GUARD] = guard
-        values: dict[str, Any] = {}
-        run = _folding_into_first(conn, order, scalars, values)
-        rows, more = fetch_page(conn, query, order, after, page_size, offset=offset, run=run)
-        total = plan.total(conn, table, conditions, values)
+    if dialect == "postgresql":
+        statements = page_statements(
+            table, conditions, order, after_kind(after), offset=offset > 0, count=mode,
+            exact_limit=limits.count_exact_limit, guard=guard, guard_label=_GUARD,
+        )
+        params = {**filter_params(conditions), **after_params(order, after), OFFSET: offset}
+        rows, more, values = statements.run(conn, params, page_size)
+        total = statements.count.total(
+            conn, table, lambda: [condition.clause(dialect) for condition in conditions],
+            values,
+        )
         guarded = values.get(_GUARD)
     else:
+        clauses = [condition.clause(dialect) for condition in conditions]
+        query = sa.select(table).where(*clauses)
         rows, more = fetch_page(conn, query, order, after, page_size, offset=offset)
-        total = count_rows(conn, table, conditions, mode, exact_limit=limits.count_exact_limit)
+        total = count_rows(conn, table, clauses, mode, exact_limit=limits.count_exact_limit)
         guarded = conn.execute(sa.select(guard)).scalar() if guard is not None else None
     next_cursor = codec.encode(fingerprint, order.position_of(rows[-1])) if more else None
     answer = {
@@ -119,45 +125,6 @@ def list_page(
 
 
 _GUARD = "dmr_guard"
-
-
-def _folding_into_first(
-    conn: Connection,
-    order: KeysetOrder,
-    scalars: dict[str, Any],
-    values: dict[str, Any],
-) -> Callable[[sa.Select[Any]], list[Mapping[Any, Any]]]:
-    """Runs the page's first statement with `scalars` beside it, their values into `values`:
-    `SELECT scalars..., page.* FROM (SELECT scalars) LEFT JOIN LATERAL (page) ON true`, so
-    an empty page still brings them back. Later statements run as they are."""
-    folded = False
-
-    def run(statement: sa.Select[Any]) -> list[Mapping[Any, Any]]:
-        nonlocal folded
-        if folded or not scalars:
-            return list(conn.execute(statement).mappings())
-        folded = True
-        base = sa.select(*(scalar.label(name) for name, scalar in scalars.items())).subquery()
-        page = statement.add_columns(order.column.label(_ORDER_KEY)).subquery().lateral()
-        key, ident = page.c[_ORDER_KEY], page.c.id
-        outer_order = (
-            [key.desc().nulls_first(), ident.desc()] if order.descending
-            else [key.asc().nulls_last(), ident.asc()]
-        )
-        combined = (
-            sa.select(base, page)
-            .select_from(base.outerjoin(page, sa.true()))
-            .order_by(*outer_order)
-        )
-        found = list(conn.execute(combined).mappings())
-        if found:
-            values.update({name: found[0][name] for name in scalars})
-        return [row for row in found if row["id"] is not None]
-
-    return run
-
-
-_ORDER_KEY = "dmr_order_key"
 
 
 def _paging(request: ListRequest, limits: ListLimits) -> tuple[int, int]:

@@ -88,19 +88,22 @@ def _naming_duplicates(write: Callable[..., _Result]) -> Callable[..., _Result]:
 def _listed(entry: ModelEntry, user_role: str, found: Page) -> dict[str, Any]:
     """The page as the role may see it: `ModelPermissions.view` of each record, with how the
     role sees each field decided once per page rather than once per row and field."""
-    records = [entry.records.to_record(row) for row in found.rows]
-    fields = records[0].keys() if records else ()
-    plan = [(field, entry.permissions.field_visibility(field, user_role)) for field in fields]
-    shown = [(field, how) for field, how in plan if how is not False]
-    items = [
-        {
-            field: value if how is True or value is None else how(value)
-            for field, how in shown
-            for value in (record[field],)
-        }
-        for record in records
-    ]
-    return {"items": items, **found.answer}
+    records = entry.records.to_records(found.rows)
+    hidden, masked = [], []
+    for field in entry.records.record_columns:
+        how = entry.permissions.field_visibility(field, user_role)
+        if how is False:
+            hidden.append(field)
+        elif how is not True:
+            masked.append((field, how))
+    if hidden or masked:
+        for record in records:
+            for field in hidden:
+                del record[field]
+            for field, mask in masked:
+                if record[field] is not None:
+                    record[field] = mask(record[field])
+    return {"items": records, **found.answer}
 
 
 class RecordService:

@@ -13,7 +13,7 @@ import enum
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,9 +235,23 @@ class RecordTable:
 
     def to_record(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """A stored row as the JSON-ready record callers receive, system columns first."""
-        record = {column: row[column] for column in ("id", "version")}
-        record.update(self.field_values(row))
-        for column in ("created_at", "updated_at", "created_by", "updated_by"):
-            record[column] = row[column]
-        jsonable: dict[str, Any] = to_jsonable_python(record)
+        jsonable: dict[str, Any] = to_jsonable_python(
+            {column: row[column] for column in self.record_columns}
+        )
         return jsonable
+
+    def to_records(self, rows: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+        """Rows as records (see `to_record`), made JSON-ready in one pass for all of them."""
+        columns = self.record_columns
+        jsonable: list[dict[str, Any]] = to_jsonable_python(
+            [{column: row[column] for column in columns} for row in rows]
+        )
+        return jsonable
+
+    @functools.cached_property
+    def record_columns(self) -> tuple[str, ...]:
+        """A record's keys, in order: id and version, the fields, then who and when."""
+        return (
+            "id", "version", *self.field_types,
+            "created_at", "updated_at", "created_by", "updated_by",
+        )

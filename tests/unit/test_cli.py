@@ -110,6 +110,37 @@ def test_register_then_create_read_update_list_history_delete(
     assert _json(dmr("records", "list", "Product", "--json"))["total"] == 0
 
 
+def test_list_takes_operators_cursors_and_counts_and_prints_the_next_cursor(
+    registry: DynamicModelRegistry, tmp_path: Path
+) -> None:
+    _register(tmp_path)
+    for name, price in [("Lamp", 5), ("Desk", 15), ("Chair", 25), ("Rug", 35)]:
+        dmr("records", "create", "Product", json.dumps({"name": name, "price": price}))
+    ranged = '{"price": {"gte": 10, "lt": 30}}'
+    page = _json(dmr("records", "list", "Product", "--filter", ranged, "--order-by", "price",
+                     "--count", "exact", "--json"))
+    assert [item["name"] for item in page["items"]] == ["Desk", "Chair"]
+    assert page["total"] == 2 and page["total_exact"] is True
+
+    first = dmr("records", "list", "Product", "--order-by", "-price", "--page-size", "3")
+    assert first.exit_code == 0, first.output
+    assert "4 records; page 1." in first.output
+    cursor = first.output.split("Next page: --after ", 1)[1].split()[0]
+    rest = dmr("records", "list", "Product", "--order-by", "-price", "--page-size", "3",
+               "--after", cursor, "--json")
+    assert [item["name"] for item in _json(rest)["items"]] == ["Lamp"]
+    assert _json(rest)["next_cursor"] is None and _json(rest)["page"] is None
+
+    tampered = dmr("records", "list", "Product", "--order-by", "-price", "--after",
+                   cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB"))
+    assert tampered.exit_code != 0 and "cursor" in tampered.output
+    none = _json(dmr("records", "list", "Product", "--count", "none", "--json"))
+    assert none["total"] is None
+    starts = _json(dmr("records", "list", "Product", "--filter",
+                       '{"name": {"startswith": "D"}}', "--json"))
+    assert [item["name"] for item in starts["items"]] == ["Desk"]
+
+
 def test_human_output_is_a_compact_table_without_python_reprs(
     registry: DynamicModelRegistry, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from registry import (
     DuplicateValue,
@@ -14,6 +15,7 @@ from registry import (
     InvalidCursor,
     InvalidFilter,
     InvalidIndex,
+    model_to_schema,
 )
 from tests.unit.support import run_task
 from workers.app import app
@@ -102,3 +104,32 @@ def test_a_cqrs_list_query_pages_by_cursor_too(registry: DynamicModelRegistry) -
         page = registry.execute_query({**query, "after": page["next_cursor"]}, user_role="user")
         totals += [item["total"] for item in page["items"]]
     assert totals == [0.0, 1.0, 2.0, 3.0] and page["total"] == 4
+
+
+def test_index_keywords_survive_the_schema_round_trip(registry: DynamicModelRegistry) -> None:
+    """Pydantic -> stored schema -> rebuilt model -> schema again, as a worker or another
+    registry sees the model: every index keyword is still there."""
+
+    class Invoice(BaseModel):
+        model_config = ConfigDict(json_schema_extra={"x-indexes": [["status", "total"]]})
+
+        number: str = Field(json_schema_extra={"x-unique": True})
+        total: float = Field(json_schema_extra={"x-index": True})
+        status: str
+
+    registry.register_model("Invoice", Invoice)
+    exported = model_to_schema(registry.model_info("Invoice").model)
+    assert exported["properties"]["number"]["x-unique"] is True
+    assert exported["properties"]["total"]["x-index"] is True
+    assert exported["x-indexes"] == [["status", "total"]]
+    elsewhere = DynamicModelRegistry()
+    try:
+        elsewhere.register_schema("Invoice", exported)
+        again = model_to_schema(elsewhere.model_info("Invoice").model)
+        indexes = next(m for m in elsewhere.list_models() if m["name"] == "Invoice")["indexes"]
+    finally:
+        elsewhere.close()
+    assert again["x-indexes"] == [["status", "total"]]
+    assert {(tuple(ix["fields"]), ix["unique"]) for ix in indexes} == {
+        (("number",), True), (("total",), False), (("status", "total"), False)
+    }

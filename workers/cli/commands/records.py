@@ -131,27 +131,38 @@ def delete(
 @records.command("list")
 @click.argument("model")
 @click.option("--filter", "-f", "filters", metavar="FILTERS",
-              help="Field equality filters as JSON: a file, `-`, or the JSON itself.")
+              help="Filters as JSON: {field: value} for equality, {field: {operator: value}} "
+                   "with eq ne gt gte lt lte in startswith is_null; a file, `-`, or the JSON "
+                   "itself.")
 @click.option("--order-by", help="Field to sort by; prefix - for descending (-price).")
-@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--page", type=click.IntRange(min=1), default=None,
+              help="Page number (offset paging, up to the largest offset; default 1).")
 @click.option("--page-size", type=click.IntRange(min=1), help="Records per page.")
+@click.option("--after", metavar="CURSOR",
+              help="Continue after a page: the next_cursor that page printed.")
+@click.option("--count", type=click.Choice(["auto", "exact", "estimated", "none"]),
+              help="How the total is counted (default auto: exact when cheap, else estimated).")
 @identity_options
 @json_option
 @pass_cli
 def list_records(
-    cli: CliContext, model: str, filters: str | None, order_by: str | None, page: int,
-    page_size: int | None, user: str, role: str,
+    cli: CliContext, model: str, filters: str | None, order_by: str | None, page: int | None,
+    page_size: int | None, after: str | None, count: str | None, user: str, role: str,
 ) -> None:
     """List records, one row each, with filters, order and paging.
+
+    Each page that has a next one prints its cursor; pass it as --after for that page.
 
     \b
     Example:
       dmr records list Product --filter '{"name": "Lamp"}' --order-by -price --page-size 20
+      dmr records list Product --filter '{"price": {"gte": 10, "lt": 20}}' --count exact
+      dmr records list Product --order-by -price --after eyJm...
     """
     wanted = read_json(filters, "the filters") if filters else None
     found = cli.call("crud", lambda client: client.list(
-        model, user_id=user, user_role=role, filters=wanted, order_by=order_by, page=page,
-        page_size=page_size))
+        model, user_id=user, user_role=role, filters=wanted, order_by=order_by,
+        page=page if page is not None else 1, page_size=page_size, after=after, count=count))
     cli.emit(found, _page_view)
 
 
@@ -197,15 +208,28 @@ def as_of(cli: CliContext, model: str, record_id: str, at: str, user: str, role:
 
 def _page_view(page: dict[str, Any]) -> Any:
     items = page.get("items", [])
-    summary = Text(
-        f"{page.get('total', len(items))} records; page {page.get('page', 1)}"
-        f" of {page.get('pages', 1)}."
-    )
+    lines = [Text(_page_summary(page, len(items)))]
+    if page.get("next_cursor"):
+        # One unbroken line, so the cursor can be copied whole.
+        lines.append(Text(f"Next page: --after {page['next_cursor']}", no_wrap=True,
+                          overflow="ignore"))
     if not items:
-        return summary
+        return Group(*lines)
     fields = [key for key in items[0] if key not in (*SYSTEM_COLUMNS, *HIDDEN_COLUMNS)]
     columns = [*fields, *(key for key in SYSTEM_COLUMNS if key in items[0])]
-    return Group(rows_table(items, columns), summary)
+    return Group(rows_table(items, columns), *lines)
+
+
+def _page_summary(page: dict[str, Any], shown: int) -> str:
+    total = page.get("total")
+    if total is None:
+        counted = f"{shown} records shown"
+    elif page.get("total_exact", True):
+        counted = f"{total} records"
+    else:
+        counted = f"about {total} records (estimated)"
+    where = f"page {page['page']}" if page.get("page") is not None else "a page after a cursor"
+    return f"{counted}; {where}."
 
 
 def _history_view(entries: list[dict[str, Any]]) -> Any:

@@ -1,0 +1,194 @@
+"""A page's statements on PostgreSQL, built once per shape and run again with new values.
+
+Building a SQLAlchemy statement (subqueries, a lateral join, their column collections) costs
+more than PostgreSQL takes to run it. So the statements of a page are built once for each
+shape of request (the table; the filters' fields and operators; the order; where the page
+starts: the beginning, a value or the nulls; offset or not; the count; the guard) and kept.
+Every value (filter operands, the cursor's position, the limit, the offset) is a bound
+parameter given at execution. A kept statement also keeps its SQLAlchemy cache key, so its
+compiled SQL is found without walking the statement again.
+
+With filters, a page first finds the keys of its rows (`id` in the page's order, through
+whichever index the filter has) and then reads just those rows by primary key. A declared
+index carries `created_at`, the default order (see indexes.py), so a filtered page in the
+default order takes its keys from the index alone and reads the table for the page's rows
+only, not for every row that matches.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .counts import CountMode, CountPlan, count_plan
+from .cursors import KeysetOrder, segments
+from .filters import Condition
+
+__all__ = ["LIMIT", "OFFSET", "PageStatements", "filter_params", "page_statements"]
+
+#: Bound parameters of every page: rows to fetch (one more than the page, to learn whether
+#: another follows) and rows to skip.
+LIMIT, OFFSET = "dmr_limit", "dmr_offset"
+#: Shapes kept per table; past it the table's shapes are built again as they come.
+MAX_SHAPES_PER_TABLE = 256
+_ORDER_KEY = "dmr_order_key"
+
+
+def filter_params(conditions: Sequence[Condition]) -> dict[str, Any]:
+    """The values of the conditions, named as the kept statements bind them."""
+    params: dict[str, Any] = {}
+    for index, condition in enumerate(conditions):
+        params.update(condition.params(_name(index)))
+    return params
+
+
+def _name(index: int) -> str:
+    return f"dmr_f{index}"
+
+
+@dataclass(frozen=True)
+class PageStatements:
+    """The statements of one shape of page: the first range, with the count's and the
+    guard's scalars beside it, and the ranges that may follow it (see cursors.segments)."""
+
+    first: sa.Select[Any]
+    rest: tuple[sa.Select[Any], ...]
+    count: CountPlan
+    #: Labels of the scalars the first statement returns in every row.
+    scalars: tuple[str, ...]
+
+    def run(
+        self, conn: Connection, params: Mapping[str, Any], page_size: int
+    ) -> tuple[list[Mapping[Any, Any]], bool, dict[str, Any]]:
+        """The page's rows, whether more follow, and the scalars' values."""
+        wanted = page_size + 1
+        # fetchall: one driver call for the page, not one per row.
+        found: list[Mapping[Any, Any]] = list(
+            conn.execute(self.first, {**params, LIMIT: wanted}).mappings().all()
+        )
+        values: dict[str, Any] = {}
+        rows = found
+        if self.scalars:
+            # The scalars ride on every row; a left join brings one row for an empty page.
+            values = {name: found[0][name] for name in self.scalars}
+            rows = [row for row in found if row["id"] is not None]
+        for statement in self.rest:
+            if len(rows) >= wanted:
+                break
+            more = conn.execute(statement, {**params, LIMIT: wanted - len(rows)})
+            rows.extend(more.mappings().all())
+        return rows[:page_size], len(rows) > page_size, values
+
+
+_kept: weakref.WeakKeyDictionary[sa.Table, dict[Any, PageStatements]] = (
+    weakref.WeakKeyDictionary()
+)
+_lock = threading.Lock()
+
+
+def page_statements(
+    table: sa.Table,
+    conditions: Sequence[Condition],
+    order: KeysetOrder,
+    after: str | None,
+    *,
+    offset: bool,
+    count: CountMode,
+    exact_limit: int,
+    guard: sa.ScalarSelect[Any] | None = None,
+    guard_label: str = "dmr_guard",
+) -> PageStatements:
+    """The kept statements for this shape of page, built on first use. `after` is the kind
+    of position the page starts from (cursors.after_kind); `guard` a scalar read beside the
+    page (say, the registry version)."""
+    shape = (
+        tuple(condition.shape for condition in conditions), order.spelling, after, offset,
+        count, exact_limit, guard, guard_label,
+    )
+    with _lock:
+        kept = _kept.setdefault(table, {})
+        statements = kept.get(shape)
+    if statements is None:
+        statements = _build(
+            table, conditions, order, after, offset=offset, count=count,
+            exact_limit=exact_limit, guard=guard, guard_label=guard_label,
+        )
+        with _lock:
+            if len(kept) >= MAX_SHAPES_PER_TABLE:
+                kept.clear()
+            kept[shape] = statements
+    return statements
+
+
+def _build(
+    table: sa.Table,
+    conditions: Sequence[Condition],
+    order: KeysetOrder,
+    after: str | None,
+    *,
+    offset: bool,
+    count: CountMode,
+    exact_limit: int,
+    guard: sa.ScalarSelect[Any] | None,
+    guard_label: str,
+) -> PageStatements:
+    clauses = [
+        condition.clause("postgresql", _name(index)) for index, condition in enumerate(conditions)
+    ]
+    ranges = [
+        statement.limit(sa.bindparam(LIMIT, type_=sa.Integer))
+        for statement in segments(sa.select(table).where(*clauses), order, after)
+    ]
+    if offset:
+        ranges[0] = ranges[0].offset(sa.bindparam(OFFSET, type_=sa.Integer))
+    plan = count_plan(table, clauses, count, exact_limit=exact_limit)
+    scalars = dict(plan.scalars)
+    if guard is not None:
+        scalars[guard_label] = guard
+    first = _first_range(table, ranges[0], order, scalars, keys_first=bool(clauses))
+    return PageStatements(first, tuple(ranges[1:]), plan, tuple(scalars))
+
+
+def _first_range(
+    table: sa.Table,
+    statement: sa.Select[Any],
+    order: KeysetOrder,
+    scalars: Mapping[str, Any],
+    *,
+    keys_first: bool,
+) -> sa.Select[Any]:
+    """The first range, its rows read by key when `keys_first`, with `scalars` beside it:
+    `SELECT scalars..., page.* FROM (SELECT scalars) LEFT JOIN LATERAL (page) ON true`, so
+    an empty page still brings them back."""
+    if not keys_first and not scalars:
+        return statement
+    if keys_first:
+        keys = statement.with_only_columns(table.c.id).subquery("dmr_keys")
+        rows = sa.select(table, order.column.label(_ORDER_KEY)).join(
+            keys, table.c.id == keys.c.id
+        )
+    else:
+        rows = statement.add_columns(order.column.label(_ORDER_KEY))
+    if not scalars:
+        alone = rows.subquery("dmr_page")
+        return sa.select(alone).order_by(*_outer_order(alone, order))
+    base = sa.select(*(scalar.label(name) for name, scalar in scalars.items())).subquery()
+    page = rows.subquery("dmr_page").lateral()
+    return (
+        sa.select(base, page)
+        .select_from(base.outerjoin(page, sa.true()))
+        .order_by(*_outer_order(page, order))
+    )
+
+
+def _outer_order(page: sa.FromClause, order: KeysetOrder) -> list[sa.ColumnElement[Any]]:
+    key, ident = page.c[_ORDER_KEY], page.c.id
+    if order.descending:
+        return [key.desc().nulls_first(), ident.desc()]
+    return [key.asc().nulls_last(), ident.asc()]
