@@ -104,8 +104,6 @@ class EncodedJSON(sa.TypeDecorator[Any]):
 
 
 def as_utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is datetime.UTC:
-        return value  # the common case, at a fraction of astimezone's cost
     if value.tzinfo is None:
         return value.replace(tzinfo=datetime.UTC)
     return value.astimezone(datetime.UTC)
