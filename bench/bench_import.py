@@ -46,7 +46,6 @@ from pydantic import BaseModel, EmailStr, Field
 from tasks.client import RegistryClient
 
 from .bench_celery import (
-    PROJECT_ROOT,
     Workers,
     open_client,
     postgres_database,
@@ -187,7 +186,9 @@ def run_backend(
         broker_url = stack.enter_context(rabbitmq_vhost())
         results_url = stack.enter_context(redis_database(args.redis_db))
         client, env = open_client(stack, database_url, broker_url, results_url)
-        workers = ImportWorkers(args.workers, args.concurrency, env, logs)
+        # `--workers` processes serving imports (and registry/crud for the model and creates).
+        workers = Workers(f"{args.workers}x{args.concurrency}", env, logs,
+                          queues="imports,registry,crud", app_module="workers.app", name="import")
         stack.callback(workers.stop)
         workers.start()
         model = f"Order{os.getpid()}"
@@ -199,33 +200,6 @@ def run_backend(
         if many:
             figures["single"], figures["many"] = many_against_single(client, model, args.singles)
         return figures
-
-
-class ImportWorkers(Workers):
-    """`--workers` processes serving imports (and registry/crud for the model and creates)."""
-
-    def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
-        super().__init__("1x2", env, logs)
-        self.count, self.concurrency = count, concurrency
-
-    def start(self) -> None:
-        import socket
-        import subprocess
-        import sys
-
-        host = socket.gethostname()
-        for index in range(1, self.count + 1):
-            command = [
-                sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-                "-Q", "imports,registry,crud", "-P", "prefork", "-c", str(self.concurrency),
-                "-n", f"import{index}@{host}", "-l", "warning",
-                "--without-gossip", "--without-mingle",
-            ]
-            with (self.logs / f"worker{index}.log").open("ab") as log:
-                self.processes.append(subprocess.Popen(
-                    command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                ))
 
 
 # -- SQLite -------------------------------------------------------------------------------

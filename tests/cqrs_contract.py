@@ -425,15 +425,15 @@ class CqrsContract(StaleModeContract, AuditOfCommandsContract):
         for n in range(6):
             agg = self.create(registry, amount=str(n + 1), status="paid")
             records[agg] = {"category": "books", "status": "paid", "amount": str(n + 1), "qty": 0}
-        original = Projector._set_checkpoint
+        original = Projector.set_checkpoint
 
         def die(self: Projector, conn: Any, name: str, position: int) -> None:
             raise KeyboardInterrupt("killed between applying and committing")
 
-        monkeypatch.setattr(Projector, "_set_checkpoint", die)
+        monkeypatch.setattr(Projector, "set_checkpoint", die)
         with pytest.raises(KeyboardInterrupt):
             registry.project()
-        monkeypatch.setattr(Projector, "_set_checkpoint", original)
+        monkeypatch.setattr(Projector, "set_checkpoint", original)
         registry.project()
         registry.project()
         assert_matches_fold(projected_sales(registry), fold_sales(records))

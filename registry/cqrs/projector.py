@@ -140,7 +140,7 @@ class Projector:
         value = conn.execute(query).scalar_one_or_none()
         return int(value) if value is not None else None
 
-    def _set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
+    def set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
         conn.execute(
             sa.update(checkpoints).where(checkpoints.c.name == name)
             .values(position=position, updated_at=self.clock())
@@ -172,7 +172,7 @@ class Projector:
             full = len(events) == self.batch_size
             last = events[-1].position if full else head
             assert last is not None
-            self._set_checkpoint(conn, projection.name, last)
+            self.set_checkpoint(conn, projection.name, last)
             return len(events)
 
     # -- rebuilding --------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Projector:
                 head = self.store.last_position(conn)
                 more, _ = self._replay_in(conn, shadow.projection, projection.model, position, head)
                 self._swap(conn, shadow)
-                self._set_checkpoint(conn, projection.name, head)
+                self.set_checkpoint(conn, projection.name, head)
                 rows = conn.execute(
                     sa.select(sa.func.count()).select_from(sa.table(shadow.live_names[0]))
                 ).scalar_one()

@@ -119,7 +119,7 @@ class CqrsService:
             grouped.create(conn)
             self._save_definition(conn, parsed, stored, user_id)
             self.projector.ensure_checkpoint(conn, parsed.name)
-            self.projector._set_checkpoint(conn, parsed.name, 0)
+            self.projector.set_checkpoint(conn, parsed.name, 0)
         return grouped.describe()
 
     def projections(self) -> list[dict[str, Any]]:
