@@ -26,7 +26,7 @@ _FIELD_VALUE_ARGUMENTS = frozenset({"data", "updates", "filters"})
 _PLAIN_RESULT_KEYS = frozenset(
     {"id", "version", "created_at", "updated_at", "created_by", "updated_by"}
 )
-_PAGE_KEYS = frozenset({"items", "page", "page_size", "total"})
+_PAGE_KEYS = frozenset({"items", "page", "page_size", "total", "total_exact", "next_cursor"})
 #: What a delete answers: shown whole, it holds no field value.
 _DELETED_KEYS = frozenset({"id", "deleted", "version"})
 _MAX_ITEMS = 20
@@ -67,7 +67,10 @@ def _result_value(value: Any, *, top: bool = True) -> Any:
     """`top`: a record (or a delete's answer) whose system columns may show; nested values
     never show, whatever their keys are called (a field may hold {"id": "<secret>"})."""
     if isinstance(value, Mapping) and set(value) == _PAGE_KEYS:
-        return {**{key: _plain(value[key]) for key in ("page", "page_size", "total")},
+        # A cursor carries the last row's order value: it stays hidden like the values.
+        shown = ("page", "page_size", "total", "total_exact")
+        return {**{key: _plain(value[key]) for key in shown},
+                "next_cursor": None if value["next_cursor"] is None else REDACTED,
                 "items": _result_value(value["items"], top=True)}
     if isinstance(value, Mapping) and set(value) == _DELETED_KEYS and value["deleted"] is True:
         return {key: _plain(item) for key, item in value.items()}

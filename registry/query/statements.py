@@ -168,27 +168,31 @@ def _first_range(
     an empty page still brings them back."""
     if not keys_first and not scalars:
         return statement
+    # The order column comes back as a column of its own only when it is not one of the
+    # table's (each row would otherwise carry, and convert, the same value twice).
+    own = table.c.get(order.key) is order.column
+    extra = [] if own else [order.column.label(_ORDER_KEY)]
     if keys_first:
         keys = statement.with_only_columns(table.c.id).subquery("dmr_keys")
-        rows = sa.select(table, order.column.label(_ORDER_KEY)).join(
-            keys, table.c.id == keys.c.id
-        )
+        rows = sa.select(table, *extra).join(keys, table.c.id == keys.c.id)
     else:
-        rows = statement.add_columns(order.column.label(_ORDER_KEY))
+        rows = statement.add_columns(*extra)
+    sort_key = order.key if own else _ORDER_KEY
     if not scalars:
         alone = rows.subquery("dmr_page")
-        return sa.select(alone).order_by(*_outer_order(alone, order))
+        return sa.select(alone).order_by(*_outer_order(alone.c[sort_key], alone.c.id, order))
     base = sa.select(*(scalar.label(name) for name, scalar in scalars.items())).subquery()
     page = rows.subquery("dmr_page").lateral()
     return (
         sa.select(base, page)
         .select_from(base.outerjoin(page, sa.true()))
-        .order_by(*_outer_order(page, order))
+        .order_by(*_outer_order(page.c[sort_key], page.c.id, order))
     )
 
 
-def _outer_order(page: sa.FromClause, order: KeysetOrder) -> list[sa.ColumnElement[Any]]:
-    key, ident = page.c[_ORDER_KEY], page.c.id
+def _outer_order(
+    key: sa.ColumnElement[Any], ident: sa.ColumnElement[Any], order: KeysetOrder
+) -> list[sa.ColumnElement[Any]]:
     if order.descending:
         return [key.desc().nulls_first(), ident.desc()]
     return [key.asc().nulls_last(), ident.asc()]
