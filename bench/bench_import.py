@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="pool children each")
-    parser.add_argument("--chunk-size", type=int, default=2000)
+    parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--singles", type=int, default=1000, help="single creates to time")
     parser.add_argument("--sqlite-rows", type=int, default=200_000, help="0 skips SQLite")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL")

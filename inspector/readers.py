@@ -147,6 +147,20 @@ class RowReader:
     def _rows(self) -> Iterator[SourceRow]:
         raise NotImplementedError
 
+    def lists(self) -> Iterator[list[Any] | SourceRow]:
+        """The rows as lists of values in `columns` order, the cheapest form for a consumer
+        that sends rows on (an import); a row that cannot be read comes as its `SourceRow`
+        (with `problem`), as `on_bad_row="report"` gives it. Rows are numbered by position.
+        Only for a source that declares its columns (CSV, TSV, an SQL table, Parquet);
+        raises `UnsupportedResource` for one that does not (JSON)."""
+        columns = self.columns
+        if columns is None:
+            raise UnsupportedResource(
+                f"{self.resource.display_location!r} declares no columns to order values by.",
+            )
+        for row in self:
+            yield row if row.problem is not None else [row.values.get(c) for c in columns]
+
     def bad_row(self, error: MalformedSource, number: int, values: dict[str, Any]) -> SourceRow:
         if self.on_bad_row == "error":
             raise error
@@ -331,25 +345,40 @@ class _CsvReader(_TextReader):
         )
 
     def _rows(self) -> Iterator[SourceRow]:
+        return self._scan(as_lists=False)  # type: ignore[return-value]
+
+    def lists(self) -> Iterator[list[Any] | SourceRow]:
+        if self.skip or self._rename is not None:
+            return super().lists()
+        return self._scan(as_lists=True)
+
+    def _scan(self, *, as_lists: bool) -> Iterator[list[Any] | SourceRow]:
         assert self.columns is not None
         columns, width = self.columns, len(self.columns)
         if self._pending is not None:
-            yield from self._checked([self._pending], columns, width)
+            yield from self._listed(self._checked([self._pending], columns, width), as_lists)
             self._pending = None
         while True:
             try:
-                # The hot loop: csv.reader in C, one tuple and one dict per row.
+                # The hot loop: csv.reader in C, one tuple and one dict per row (none as lists).
                 for fields in self._reader:
                     if len(fields) == width:
                         self._number += 1
-                        yield SourceRow(self._number, dict(zip(columns, fields, strict=True)))
+                        yield fields if as_lists else SourceRow(
+                            self._number, dict(zip(columns, fields, strict=True))
+                        )
                     elif fields:
-                        yield from self._checked([fields], columns, width)
+                        yield from self._listed(self._checked([fields], columns, width), as_lists)
                 return
             except csv.Error as exc:
                 raise self._csv_error(exc) from None
             except UnicodeDecodeError as exc:
                 raise _unreadable(exc, f" near line {self._reader.line_num + 1}") from None
+
+    @staticmethod
+    def _listed(rows: Iterator[SourceRow], as_lists: bool) -> Iterator[list[Any] | SourceRow]:
+        for row in rows:
+            yield list(row.values.values()) if as_lists and row.problem is None else row
 
     def _checked(
         self, rows: list[list[str]], columns: list[str], width: int

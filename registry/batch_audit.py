@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.engine import Connection
 
 from .database import Database
@@ -40,6 +41,7 @@ __all__ = [
     "batch_entry_id",
     "batch_of",
     "batch_record_id",
+    "batch_record_ids",
     "expand",
     "new_batch_key",
     "with_batches",
@@ -75,9 +77,13 @@ def new_batch_key(*identity: object) -> str:
 
 def batch_record_id(batch: str, index: int) -> str:
     """The id of the record at `index` in batch `batch`, a version 8 UUID."""
-    tail = f"{index:0{_INDEX_HEX}x}"
-    return (f"{batch[0:8]}-{batch[8:12]}-8{batch[12:15]}-8{batch[15:18]}-"
-            f"{batch[18:20]}{tail}")
+    return batch_record_ids(batch, [index])[0]
+
+
+def batch_record_ids(batch: str, indexes: Iterable[int]) -> list[str]:
+    """`batch_record_id` of each index, the batch's part written once."""
+    head = f"{batch[0:8]}-{batch[8:12]}-8{batch[12:15]}-8{batch[15:18]}-{batch[18:20]}"
+    return [f"{head}{index:0{_INDEX_HEX}x}" for index in indexes]
 
 
 def batch_of(record_id: str) -> tuple[str, int] | None:
@@ -111,11 +117,10 @@ class BatchPayload:
         self.rows = rows
 
     def encode(self) -> tuple[bytes, str]:
-        """The compressed payload and its sha256 (hex)."""
-        raw = json.dumps(
-            {"fields": self.fields, "indexes": self.indexes, "rows": self.rows},
-            separators=(",", ":"),
-        ).encode()
+        """The compressed payload and its sha256 (hex). Row values may be any Python value
+        Pydantic serializes (decimals, dates, ...): they are written in their JSON form, in
+        one call that costs a fraction of converting them first."""
+        raw = to_json({"fields": self.fields, "indexes": self.indexes, "rows": self.rows})
         payload = zlib.compress(raw, _LEVEL)
         return payload, hashlib.sha256(payload).hexdigest()
 

@@ -99,7 +99,10 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             self.database, self.audit_logger, self.settings.models, self.model_cache, clock
         )
         # Import jobs and create_many (registry/imports/).
-        self.imports = ImportService(self.database, self.audit_logger, self.model_cache, clock)
+        self.imports = ImportService(
+            self.database, self.audit_logger, self.model_cache, clock,
+            stall_after=self.settings.models.import_stall_after_s,
+        )
         self.bulk = BulkCreator(
             self.database, self.audit_logger, self.settings.models, self.model_cache, clock
         )

@@ -90,6 +90,9 @@ class ModelsSettings(_Section):
     cursor_secret: str = ""
     #: Largest accepted record payload, in bytes of its JSON encoding.
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Seconds a running import may go without a chunk finishing before its status says
+    #: "stalled" (a chunk's worker died and its message was lost); resume it then.
+    import_stall_after_s: float = Field(default=300.0, gt=0)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
     #: Roles that may register models and change permissions (the management permission).

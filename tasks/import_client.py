@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from registry.imports import ImportOptions, producer
-from registry.imports.sources import open_source
+from registry.imports.sources import OpenedSource, open_source
 
 if TYPE_CHECKING:
     from .client import RegistryClient, TaskHandle
@@ -89,9 +89,43 @@ class ImportMethods:
         """Read `resource`, send it to the workers in chunks and (with `wait`) return the
         job's final status. Raises `SourceUnreadable`, and the errors of `imports.start`
         (`UnknownField`, `ValidationFailed`, `PermissionDenied`) before any row is sent."""
-        client = _client(self)
         chosen = ImportOptions.model_validate(options or {})
         source = open_source(resource, max_field_bytes=MAX_FIELD_BYTES)
+        return self._send_all(model, source, user_id, user_role, field_map, chosen,
+                              progress, wait, timeout)
+
+    def resume_import(
+        self,
+        job_id: str,
+        *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Finish a job that stalled (status "stalled": a chunk's message was lost) or whose
+        producer stopped: read its source again here (it must be unchanged) and send the
+        chunks that have no completion mark (`imports.marks`). Raises `ImportNotFound`, or
+        `SourceUnreadable` when the source is gone or changed."""
+        job = _client(self).send("imports.job", job_id=job_id).get()
+        source = producer.reopen(job, max_field_bytes=MAX_FIELD_BYTES)
+        return self._send_all(
+            job["model"], source, job["user_id"], job["user_role"], job["field_map"],
+            ImportOptions.model_validate(job["options"]), progress, wait, timeout,
+        )
+
+    def _send_all(
+        self,
+        model: str,
+        source: OpenedSource,
+        user_id: str | None,
+        user_role: str,
+        field_map: Mapping[str, str] | None,
+        chosen: ImportOptions,
+        progress: Callable[[dict[str, Any]], None] | None,
+        wait: bool,
+        timeout: float | None,
+    ) -> dict[str, Any]:
+        client = _client(self)
         calls = producer.ImportCalls(
             start=lambda description: client.start_import(
                 model, description, user_id, user_role, field_map, chosen.model_dump()
@@ -104,6 +138,7 @@ class ImportMethods:
             ).get(),
             status=lambda job_id: client.import_status(job_id).get(),
             cancel=lambda job_id, reason: client.cancel_import(job_id, reason).get(),
+            marked=lambda job_id: client.send("imports.marks", job_id=job_id).get(),
         )
         with source:
             job_id, status = producer.run(source, chosen.chunk_size, calls, progress)
@@ -116,7 +151,7 @@ class ImportMethods:
 
 
 def _send_chunk(
-    client: RegistryClient, job_id: str, chunk_no: int, first_row: int, rows: list[list[Any]]
+    client: RegistryClient, job_id: str, chunk_no: int, first_row: int, rows: list[Any]
 ) -> None:
     client.send(
         "imports.chunk", job_id=job_id, chunk_no=chunk_no, first_row=first_row, rows=rows

@@ -8,12 +8,17 @@
                                "started_at", "finished_at", ...}
     imports.rejects(job_id, user_role, page=1, page_size=100) -> {"items", "page", ...}
     imports.cancel(job_id, reason=None) -> status
+    imports.marks(job_id) -> [chunk_no, ...]  (chunks with a completion mark)
+    imports.job(job_id) -> {"job_id", "model", "source", "field_map", "options", "user_id",
+                            "user_role"}  (what a producer needs to resume the job)
     records.create_many(model, items, user_id, user_role, idempotency_key=None) -> [record]
 
 A producer (`tasks.import_client`) reads the source, sends `imports.start`, then one
 `imports.chunk` per chunk of rows, then `imports.seal`: workers never open the producer's
 files. Each chunk is written once whatever the number of deliveries (see
-registry/imports/jobs.py).
+registry/imports/jobs.py). A job that stalled (a chunk's message lost) is resumed by a
+producer (`RegistryClient.resume_import`, or the same import run again), which sends only the
+chunks `imports.marks` does not list: only the producer can read the source.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from workers.app import app
 
 from .base import RegistryTask
 
-__all__ = ["cancel", "chunk", "create_many", "rejects", "seal", "start", "status"]
+__all__ = ["cancel", "chunk", "create_many", "job", "marks", "rejects", "seal", "start", "status"]
 
 
 @app.task(name="imports.start", base=RegistryTask, bind=True)
@@ -67,6 +72,16 @@ def rejects(
 @app.task(name="imports.cancel", base=RegistryTask, bind=True)
 def cancel(self: RegistryTask, job_id: str, reason: str | None = None) -> dict[str, Any]:
     return self.registry.imports.cancel(job_id, reason)
+
+
+@app.task(name="imports.marks", base=RegistryTask, bind=True)
+def marks(self: RegistryTask, job_id: str) -> list[int]:
+    return self.registry.imports.marked_chunks(job_id)
+
+
+@app.task(name="imports.job", base=RegistryTask, bind=True)
+def job(self: RegistryTask, job_id: str) -> dict[str, Any]:
+    return self.registry.imports.definition(job_id)
 
 
 @app.task(name="records.create_many", base=RegistryTask, bind=True)

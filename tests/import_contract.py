@@ -118,7 +118,10 @@ class ImportContract:
         assert first["values"]["age"] == "five" and first["values"]["name"] == "P5"
         assert [e["loc"] for e in first["errors"]] == [["age"]]
         assert rejects["items"][1]["errors"][0]["loc"] == ["email"]
-        assert rejects["items"][3]["errors"][0]["type"] == "ragged_row"
+        ragged = rejects["items"][3]
+        assert ragged["errors"][0]["type"] == "unreadable_row"
+        assert "has 2 fields; the header has 8" in ragged["errors"][0]["msg"]
+        assert (ragged["values"]["name"], ragged["values"]["age"]) == ("P23", "1")
 
     def test_rejected_values_are_masked_for_the_role(
         self, registry: DynamicModelRegistry, mixed: Path
@@ -356,16 +359,20 @@ class ImportContract:
         assert count(registry, import_jobs) == 0
 
     def test_bad_sources(self, registry: DynamicModelRegistry, tmp_path: Path) -> None:
-        with pytest.raises(SourceUnreadable, match="does not exist"):
+        with pytest.raises(SourceUnreadable, match="No file at"):
             self.run(registry, tmp_path / "missing.csv")
         latin = tmp_path / "latin.csv"
         latin.write_bytes(",".join(HEADER).encode() + b"\nP\xe9,1,1,2001-01-01,a@b.co,red,true,\n")
-        with pytest.raises(SourceUnreadable, match="not utf-8-sig text"):
-            self.run(registry, latin)
+        given = {"kind": "csv", "location": str(latin), "options": {"encoding": "utf-8"}}
+        with pytest.raises(SourceUnreadable, match="does not decode as utf-8"):
+            self.run(registry, given)
         huge = write_csv(tmp_path / "huge.csv", [good_row(1), [*good_row(2)[:7], "x" * 2_000_000]])
-        with pytest.raises(SourceUnreadable, match="Row 2"):
+        with pytest.raises(SourceUnreadable, match="line 3 .* is larger than"):
             self.run(registry, huge)
         assert registry.list("Person", "u1", "admin")["total"] == 0
+        # Without an encoding given, the reader sniffs it as the inspection does (cp1252).
+        assert self.run(registry, latin)["done"] == 1
+        assert registry.list("Person", "u1", "admin")["items"][0]["name"] == "P\u00e9"
         with pytest.raises(ValidationFailed, match="chunk_size"):
             self.run(registry, latin, chunk_size=0)
         with pytest.raises(ImportNotFound):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from registry.errors import MessageRefused, PayloadTooLarge, RegistryError
@@ -34,6 +35,9 @@ JSON = "application/json"
 MAX_ID_LENGTH = 255
 #: Headers Celery reads from a protocol 2 message, and the types it can handle for each
 #: (None is allowed for all but `task` and `id`).
+#: Types of values that hold no others (what JSON decodes to, besides lists and objects).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SEQUENCES = frozenset({list, tuple})
 _HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
     "lang": str,
     "shadow": str,
@@ -130,21 +134,35 @@ def clamp_time_limits(message: Any, limits: MessageLimits) -> None:
 
 def nesting_depth(value: Any, stop_past: int) -> int:
     """How deeply lists and objects nest in `value` (a scalar is 0), counted without recursion;
-    the count stops once it passes `stop_past`."""
+    the count stops once it passes `stop_past`.
+
+    Runs in the worker's main process on every message, so scalars are passed over in bulk
+    (C-level passes over the types of a container's values): a container of plain JSON
+    scalars adds its own level only, and a list of such lists (an import chunk's rows) one
+    more."""
     deepest = 0
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
+        if type(item) in _SEQUENCES:
+            children: Any = item
+        elif isinstance(item, Mapping):
+            children = item.values()
         elif isinstance(item, list | tuple):
             children = item
         else:
             continue
         deepest = max(deepest, depth)
+        types = set(map(type, children))
+        if types <= _SCALARS:
+            pass
+        elif types <= _SEQUENCES and _SCALARS.issuperset(map(type, chain.from_iterable(children))):
+            deepest = max(deepest, depth + 1)
+        else:
+            pending.extend((child, depth + 1) for child in children
+                           if type(child) not in _SCALARS)
         if deepest > stop_past:
-            return deepest
-        pending.extend((child, depth + 1) for child in children)
+            return min(deepest, stop_past + 1)
     return deepest
 
 

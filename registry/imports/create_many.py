@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
@@ -21,12 +22,13 @@ from .. import batch_audit
 from ..audit import AuditLogger, Clock
 from ..database import Database
 from ..errors import IdempotencyConflict, UnknownField, ValidationFailed
+from ..operations import MAX_IDEMPOTENCY_KEY, check_caller, check_text
 from ..permissions import Permission
 from ..settings import ModelsSettings
 from ..tables import idempotency_keys
-from .arguments import check_caller
 from .bulk import BulkValidator, Stamp, write_batch
 from .jobs import ModelSource
+from .keyed import duplicate_of
 
 __all__ = ["MAX_ITEMS", "BulkCreator"]
 
@@ -61,8 +63,10 @@ class BulkCreator:
         """Create every item or none; returns the records as `user_role` may see them.
 
         Raises `ValidationFailed` whose errors carry each failing item's `index` (and `loc`
-        starting with it), `UnknownField`, `PermissionDenied`, or `IdempotencyConflict`."""
-        check_caller(user_id=user_id, user_role=user_role, idempotency_key=idempotency_key)
+        starting with it), `UnknownField`, `PermissionDenied`, `IdempotencyConflict`, or
+        `DuplicateValue` (an item repeats a unique value: nothing is created)."""
+        check_caller(user_id, user_role)
+        check_text("idempotency_key", idempotency_key, required=False, limit=MAX_IDEMPOTENCY_KEY)
         _check_items(items)
         try:
             return self._create(model, items, user_id, user_role, idempotency_key)
@@ -98,8 +102,15 @@ class BulkCreator:
                 raise _invalid(entry.name, validated.errors)
             stamp = Stamp(user_id, user_role, self.clock())
             batch = batch_audit.new_batch_key(_OPERATION, key or uuid.uuid4().hex)
-            ids = write_batch(conn, entry=entry, audit=self.audit, batch=batch,
-                              validated=validated, stamp=stamp)
+            try:
+                ids = write_batch(conn, entry=entry, audit=self.audit, batch=batch,
+                                  validated=validated, stamp=stamp)
+            except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
+                # All or nothing: the transaction rolls back; name the field, not the index.
+                duplicate = duplicate_of(exc, entry)
+                if duplicate is None:
+                    raise
+                raise duplicate from None
             records = _records(entry.records.field_names, ids, validated.rows, stamp)
             if key is not None:
                 conn.execute(sa.insert(idempotency_keys), {

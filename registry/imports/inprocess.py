@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import producer
 from .jobs import ImportOptions, _parse
-from .sources import open_source
+from .sources import OpenedSource, open_source
 
 if TYPE_CHECKING:
     from ..core import DynamicModelRegistry
@@ -47,9 +47,37 @@ class BulkMethods:
         chosen: ImportOptions = _parse(ImportOptions, options or {}, "options")
         registry: DynamicModelRegistry = self  # type: ignore[assignment]
         source = open_source(resource, max_field_bytes=registry.settings.models.max_payload_bytes)
+        return self._send_all(model_name, source, user_id, user_role, field_map, chosen,
+                              progress)
+
+    def resume_import(
+        self, job_id: str, *, progress: producer.Progress | None = None
+    ) -> dict[str, Any]:
+        """Finish a job that stalled or whose producer stopped: read its source again (it
+        must be unchanged) and write the chunks that have no completion mark; returns the
+        final status. Raises `ImportNotFound`, or `SourceUnreadable` when the source is gone
+        or changed."""
+        registry: DynamicModelRegistry = self  # type: ignore[assignment]
+        job = registry.imports.definition(job_id)
+        source = producer.reopen(job, max_field_bytes=registry.settings.models.max_payload_bytes)
+        return self._send_all(job["model"], source, job["user_id"], job["user_role"],
+                              job["field_map"], ImportOptions.model_validate(job["options"]),
+                              progress)
+
+    def _send_all(
+        self,
+        model_name: str,
+        source: OpenedSource,
+        user_id: str | None,
+        user_role: str,
+        field_map: Mapping[str, str] | None,
+        chosen: ImportOptions,
+        progress: producer.Progress | None,
+    ) -> dict[str, Any]:
+        registry: DynamicModelRegistry = self  # type: ignore[assignment]
         service = registry.imports
 
-        def send(job_id: str, chunk_no: int, first_row: int, rows: list[list[Any]]) -> None:
+        def send(job_id: str, chunk_no: int, first_row: int, rows: list[Any]) -> None:
             service.run_chunk(job_id, chunk_no, first_row, rows)
 
         calls = producer.ImportCalls(
@@ -57,6 +85,7 @@ class BulkMethods:
                 model_name, description, field_map, chosen.model_dump(), user_id, user_role
             ),
             send=send, seal=service.seal, status=service.status, cancel=service.cancel,
+            marked=service.marked_chunks,
         )
         with source:
             job_id, _sent = producer.run(source, chosen.chunk_size, calls, progress)

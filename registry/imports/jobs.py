@@ -14,10 +14,10 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -27,10 +27,11 @@ from ..catalog import ModelEntry
 from ..database import Database
 from ..errors import ImportNotFound, RegistryError, UnknownField, ValidationFailed
 from ..inspections import stored_field_map, stored_inspection
+from ..operations import check_caller
 from ..permissions import Permission
 from ..records.service import validation_failed
-from .arguments import check_caller
-from .bulk import BulkValidator, Stamp, write_batch
+from . import keyed
+from .bulk import BulkValidator, Stamp, paused_gc
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -38,6 +39,8 @@ __all__ = ["ImportOptions", "ImportService", "SourceDescription"]
 
 #: Largest page of rejected rows one call returns.
 MAX_REJECTS_PAGE = 1000
+#: States of a job that has not ended (stalled is running without progress).
+_LIVE_STATES = frozenset({"running", "stalled"})
 
 
 class ModelSource(Protocol):
@@ -50,13 +53,21 @@ class ImportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Rows per chunk (one message, one transaction).
-    chunk_size: int = Field(default=2000, ge=1, le=50_000)
+    chunk_size: int = Field(default=5000, ge=1, le=50_000)
     #: reject: keep bad rows aside and go on; abort: stop the job at the first chunk with one.
     on_error: Literal["reject", "abort"] = "reject"
     #: insert: every row is a new record; upsert: a row whose `key` matches updates it.
     mode: Literal["insert", "upsert"] = "insert"
-    #: The field that identifies a record for upsert.
-    key: str | None = None
+    #: The field(s) that identify a record for upsert: unique (an `x-unique` index on exactly
+    #: these fields, or the primary key of the model's inspection). One name or a list.
+    key: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=8
+    )
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class SourceDescription(BaseModel):
@@ -76,12 +87,20 @@ class SourceDescription(BaseModel):
 
 class ImportService:
     def __init__(
-        self, database: Database, audit: AuditLogger, models: ModelSource, clock: Clock
+        self,
+        database: Database,
+        audit: AuditLogger,
+        models: ModelSource,
+        clock: Clock,
+        *,
+        stall_after: float = 300.0,
     ) -> None:
         self.database = database
         self.audit = audit
         self.models = models
         self.clock = clock
+        #: Seconds without a chunk finishing after which a running job is "stalled".
+        self.stall_after = stall_after
         self._validators: dict[tuple[str, int], BulkValidator] = {}
         self._lock = threading.Lock()
 
@@ -100,7 +119,7 @@ class ImportService:
         its id. Raises `UnknownField` or `ValidationFailed` for a field map or source that
         does not fit the model, and `PermissionDenied` unless the role may create records and
         write every mapped field; nothing is written then."""
-        check_caller(user_id=user_id, user_role=user_role)
+        check_caller(user_id, user_role)
         described = _parse(SourceDescription, source, "source")
         chosen = _parse(ImportOptions, options or {}, "options")
         with self.database.write() as conn:
@@ -141,7 +160,7 @@ class ImportService:
     # -- chunks -------------------------------------------------------------------------
 
     def run_chunk(
-        self, job_id: str, chunk_no: int, first_row: int, rows: Sequence[Sequence[Any]]
+        self, job_id: str, chunk_no: int, first_row: int, rows: Sequence[Any]
     ) -> dict[str, Any]:
         """Write one chunk (rows numbered from `first_row`), once: a chunk already written
         answers as it did. Returns `{"chunk", "outcome", "done", "rejected"}`."""
@@ -159,7 +178,8 @@ class ImportService:
             except RegistryError as exc:
                 self._end(conn, job_id, "failed", exc.message)
                 return self._finish_chunk(conn, job_id, chunk_no, "skipped", 0, 0)
-            return self._write_chunk(conn, job, entry, options, chunk_no, first_row, rows)
+            with paused_gc():
+                return self._write_chunk(conn, job, entry, options, chunk_no, first_row, rows)
 
     def _write_chunk(
         self,
@@ -169,7 +189,7 @@ class ImportService:
         options: ImportOptions,
         chunk_no: int,
         first_row: int,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Any],
     ) -> dict[str, Any]:
         plan = RowPlan(job["source"]["columns"], job["field_map"], entry.records,
                        job["source"].get("formats") or {})
@@ -177,20 +197,37 @@ class ImportService:
         validated = self._validator(entry).validate(items)
         validated.errors.update(shape_errors)
         validated.drop(shape_errors)
-        self._reject(conn, job["id"], first_row, rows, plan, validated.errors)
         if validated.errors and options.on_error == "abort":
-            first_bad = first_row + min(validated.errors)
-            self._end(conn, job["id"], "aborted", f"Row {first_bad} is invalid.")
-            return self._finish_chunk(conn, job["id"], chunk_no, "aborted", 0,
-                                      len(validated.errors))
+            return self._abort(conn, job["id"], chunk_no, first_row, rows, plan, validated.errors)
         stamp = Stamp(job["user_id"], job["user_role"], self.clock())
-        write_batch(
-            conn, entry=entry, audit=self.audit,
+        written = keyed.write_chunk(conn, validated, keyed.ChunkWrite(
+            entry=entry, audit=self.audit, stamp=stamp,
             batch=batch_audit.new_batch_key("import", job["id"], chunk_no),
-            validated=validated, stamp=stamp, metadata={"import": job["id"], "chunk": chunk_no},
-        )
-        return self._finish_chunk(conn, job["id"], chunk_no, "written", len(validated.rows),
+            metadata={"import": job["id"], "chunk": chunk_no},
+            mapped=list(job["field_map"].values()), key=options.key or (),
+            abort_on_duplicate=options.on_error == "abort",
+        ))
+        validated.errors.update(written.rejected)
+        if written.aborted:
+            return self._abort(conn, job["id"], chunk_no, first_row, rows, plan, validated.errors)
+        self._reject(conn, job["id"], first_row, rows, plan, validated.errors)
+        return self._finish_chunk(conn, job["id"], chunk_no, "written", written.done,
                                   len(validated.errors))
+
+    def _abort(
+        self,
+        conn: Connection,
+        job_id: str,
+        chunk_no: int,
+        first_row: int,
+        rows: Sequence[Any],
+        plan: RowPlan,
+        errors: Mapping[int, list[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """on_error="abort": keep the chunk's bad rows, write none of it, end the job."""
+        self._reject(conn, job_id, first_row, rows, plan, errors)
+        self._end(conn, job_id, "aborted", f"Row {first_row + min(errors)} is invalid.")
+        return self._finish_chunk(conn, job_id, chunk_no, "aborted", 0, len(errors))
 
     def _validator(self, entry: ModelEntry) -> BulkValidator:
         key = (entry.name, entry.version)
@@ -237,7 +274,7 @@ class ImportService:
         conn: Connection,
         job_id: str,
         first_row: int,
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Any],
         plan: RowPlan,
         errors: Mapping[int, list[dict[str, Any]]],
     ) -> None:
@@ -268,7 +305,7 @@ class ImportService:
     def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
         """Stop the job between chunks: chunks not yet written are skipped. A job that has
         ended stays as it ended."""
-        if self.status(job_id)["state"] != "running":
+        if self.status(job_id)["state"] not in _LIVE_STATES:
             return self.status(job_id)
         with self.database.write() as conn:
             self._end(conn, job_id, "cancelled", reason or "Cancelled.")
@@ -277,7 +314,8 @@ class ImportService:
     def status(self, job_id: str) -> dict[str, Any]:
         """`{"job_id", "model", "state", "total", "done", "rejected", "skipped", "chunks",
         "rows_per_s", "started_at", "finished_at", "reason"}`; `state` is running,
-        finished, cancelled, aborted or failed."""
+        stalled (running, but no chunk has finished for `stall_after` seconds), finished,
+        cancelled, aborted or failed."""
         with self.database.read() as conn:
             job = self._job(conn, job_id)
             marks = conn.execute(
@@ -289,14 +327,34 @@ class ImportService:
                 ).where(import_chunks.c.job_id == job_id,
                         import_chunks.c.outcome != "writing")
             ).one()
-        return _status(job, *marks, now=self.clock())
+        return _status(job, *marks, now=self.clock(), stall_after=self.stall_after)
+
+    def marked_chunks(self, job_id: str) -> list[int]:
+        """The numbers of the job's chunks that have a completion mark (written, or skipped
+        after a cancel): a producer resuming the job sends only the others."""
+        with self.database.read() as conn:
+            self._job(conn, job_id)
+            found = conn.execute(
+                sa.select(import_chunks.c.chunk_no)
+                .where(import_chunks.c.job_id == job_id, import_chunks.c.outcome != "writing")
+                .order_by(import_chunks.c.chunk_no)
+            ).scalars()
+            return [int(number) for number in found]
+
+    def definition(self, job_id: str) -> dict[str, Any]:
+        """What the job was started with, for a producer that resumes it: `{"job_id",
+        "model", "source", "field_map", "options", "user_id", "user_role"}`."""
+        with self.database.read() as conn:
+            job = self._job(conn, job_id)
+        return {"job_id": job["id"], **{key: job[key] for key in (
+            "model", "source", "field_map", "options", "user_id", "user_role")}}
 
     def rejects(
         self, job_id: str, user_role: str, page: int = 1, page_size: int = 100
     ) -> dict[str, Any]:
         """One page of rejected rows, by row number, values masked for `user_role`:
         `{"items": [{"row", "values", "errors"}], "page", "page_size", "total"}`."""
-        check_caller(user_id=None, user_role=user_role)
+        check_caller(None, user_role)
         _check_page(page, page_size)
         with self.database.read() as conn:
             job = self._job(conn, job_id)
@@ -367,13 +425,17 @@ def _status(
     last_chunk_at: datetime.datetime | None,
     *,
     now: datetime.datetime,
+    stall_after: float,
 ) -> dict[str, Any]:
     state = job["state"]
     complete = job["chunk_count"] is not None and chunks >= job["chunk_count"]
     if state == "running" and complete:
         state = "finished"
+    last_progress = max(job["started_at"], last_chunk_at or job["started_at"])
+    if state == "running" and (now - last_progress).total_seconds() > stall_after:
+        state = "stalled"
     finished_at = job["ended_at"] if state != "finished" else (last_chunk_at or job["started_at"])
-    if state == "running":
+    if state in ("running", "stalled"):
         finished_at = None
     started = job["started_at"]
     elapsed = ((finished_at or now) - started).total_seconds()
@@ -433,30 +495,34 @@ def _check_field_map(
 
 
 def _check_options(entry: ModelEntry, options: ImportOptions, fmap: Mapping[str, str]) -> None:
-    if options.mode == "upsert":
-        raise ValidationFailed(
-            "Upsert imports are not supported yet; import with mode 'insert'.",
-            model=entry.name,
-            errors=[{"loc": ["options", "mode"], "msg": "not supported", "type": "options"}],
-        )
+    keyed.check_key(entry, options.mode, options.key, fmap.values())
 
 
 def _check_permissions(
     entry: ModelEntry, role: str, fields: Any, options: ImportOptions
 ) -> None:
     entry.permissions.require(role, Permission.CREATE)
+    if options.mode == "upsert":
+        entry.permissions.require(role, Permission.UPDATE)
     entry.permissions.require_writable(role, list(fields))
 
 
 def _check_chunk(chunk_no: Any, first_row: Any, rows: Any) -> None:
     whole = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                 for v in (chunk_no, first_row))
-    if not whole or not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+    if not whole or not isinstance(rows, list) or not all(_row_shape(r) for r in rows):
         raise ValidationFailed(
             "A chunk needs a chunk number and first row (whole numbers) and rows (a list of "
-            "lists of values).",
+            "lists of values, or {\"problem\": text, \"values\": list} for an unreadable row).",
             errors=[{"loc": ["rows"], "msg": "malformed chunk", "type": "argument"}],
         )
+
+
+def _row_shape(row: Any) -> bool:
+    if isinstance(row, list):
+        return True
+    return (isinstance(row, dict) and set(row) == {"problem", "values"}
+            and isinstance(row["problem"], str) and isinstance(row["values"], list))
 
 
 def _check_page(page: Any, page_size: Any) -> None:

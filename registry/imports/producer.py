@@ -3,21 +3,24 @@
 The same loop runs in-process (`registry.import_records`, chunks written directly) and through
 Celery (`tasks.import_client`, chunks sent as `imports.chunk` messages): only the calls differ.
 A source is cut the same way every time, so running the same command again after the producer
-was killed names the same job and the same chunks; chunks already written are skipped by the
-workers, and the rest are written.
+was killed names the same job and the same chunks. The loop asks which chunks already have a
+completion mark and sends only the others: a job that stalled because a chunk's message was
+lost (its worker died with it unacknowledged past the broker's redelivery, say) is finished
+by running the same import again, or by `resume` with its job id.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SourceUnreadable
-from .sources import OpenedSource, chunked
+from .jobs import ImportOptions, SourceDescription, job_id_for
+from .sources import OpenedSource, chunked, open_source
 
-__all__ = ["ImportCalls", "Progress", "run", "wait"]
+__all__ = ["ImportCalls", "Progress", "reopen", "run", "wait"]
 
 #: Called with the job's status as it goes.
 Progress = Callable[[dict[str, Any]], None]
@@ -29,10 +32,12 @@ class ImportCalls:
     """How the loop reaches the jobs: directly or through the workers."""
 
     start: Callable[[dict[str, Any]], str]
-    send: Callable[[str, int, int, list[list[Any]]], None]
+    send: Callable[[str, int, int, list[Any]], None]
     seal: Callable[[str, int, int], dict[str, Any]]
     status: Callable[[str], dict[str, Any]]
     cancel: Callable[[str, str], dict[str, Any]]
+    #: The numbers of the job's chunks that have a completion mark.
+    marked: Callable[[str], list[int]]
 
 
 def run(
@@ -41,15 +46,18 @@ def run(
     calls: ImportCalls,
     progress: Progress | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Send the whole source; returns the job id and its status once every chunk is sent."""
+    """Send every chunk of the source that has no completion mark yet (all of them, for a
+    new job); returns the job id and its status once they are sent."""
     job_id = calls.start(source.description())
     status = calls.status(job_id)
-    if status["state"] != "running" or status["chunk_count"] is not None:
+    if status["state"] in _DONE_STATES:
         return job_id, status  # this import ran to its end before
+    marked = frozenset(calls.marked(job_id))
     rows = chunks = 0
     try:
         for first_row, chunk in chunked(source.rows(), chunk_size):
-            calls.send(job_id, chunks, first_row, chunk)
+            if chunks not in marked:
+                calls.send(job_id, chunks, first_row, chunk)
             rows, chunks = rows + len(chunk), chunks + 1
             if progress is not None:
                 progress({**status, "sent": rows})
@@ -57,6 +65,30 @@ def run(
         calls.cancel(job_id, f"The source could not be read to its end: {exc.message}")
         raise
     return job_id, calls.seal(job_id, rows, chunks)
+
+
+def reopen(job: Mapping[str, Any], *, max_field_bytes: int) -> OpenedSource:
+    """Open the source of a started job (`ImportService.definition`) to resume it. Raises
+    `SourceUnreadable` when it is gone, or when it is not what the job read: its content
+    (sha256), columns or location changed, so its chunks would not be the job's chunks."""
+    stored = job["source"]
+    resource = {"kind": stored["kind"], "location": stored["location"],
+                "formats": stored.get("formats") or {}}
+    if stored.get("table") is not None:
+        resource["table"] = stored["table"]
+    source = open_source(resource, max_field_bytes=max_field_bytes)
+    same = job_id_for(
+        job["model"], SourceDescription.model_validate(source.description()), job["field_map"],
+        ImportOptions.model_validate(job["options"]), job["user_id"], job["user_role"],
+    ) == job["job_id"]
+    if not same:
+        source.close()
+        raise SourceUnreadable(
+            f"The source {stored['location']!r} is not the one import {job['job_id']} read: "
+            "it changed since, so the job cannot be resumed from it.",
+            job_id=job["job_id"], location=stored["location"],
+        )
+    return source
 
 
 def wait(

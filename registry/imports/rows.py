@@ -1,7 +1,8 @@
 """From a source's raw rows to the field values a model validates.
 
-Rows travel as lists of values in the source's column order. The job's field map says which
-column feeds which field; an empty value is a missing one (the field's default, or a
+Rows travel as lists of values in the source's column order; a row the producer's reader
+could not read travels as `{"problem", "values"}` and becomes a rejected row. The job's field
+map says which column feeds which field; an empty value is a missing one (the field's default, or a
 "Field required" error). Dates written in a format other than ISO are parsed with the format
 the inspection recorded, so the model sees a date, not text it cannot read.
 """
@@ -35,18 +36,15 @@ class RowPlan:
         ]
 
     def items(
-        self, rows: Sequence[Sequence[Any]]
+        self, rows: Sequence[Sequence[Any] | Mapping[str, Any]]
     ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
         """The rows as items, and the errors of rows that do not have the source's width."""
         items: list[dict[str, Any]] = []
         ragged: dict[int, list[dict[str, Any]]] = {}
         width, steps = self.width, self.steps
         for position, row in enumerate(rows):
-            if len(row) != width:
-                ragged[position] = [{
-                    "loc": [], "type": "ragged_row",
-                    "msg": f"The row has {len(row)} values; the source has {width} columns.",
-                }]
+            if type(row) is not list or len(row) != width:
+                ragged[position] = [_shape_error(row, width)]
                 items.append({})
                 continue
             item = {}
@@ -58,10 +56,21 @@ class RowPlan:
             items.append(item)
         return items, ragged
 
-    def source_values(self, row: Sequence[Any]) -> dict[str, Any]:
+    def source_values(self, row: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
         """A row's original values by field, as a rejected row keeps them."""
+        if isinstance(row, Mapping):  # unreadable: the values the reader could make out
+            row = row.get("values") or []
         return {field: row[index] if index < len(row) else None
                 for index, field, _parse in self.steps}
+
+
+def _shape_error(row: Any, width: int) -> dict[str, Any]:
+    """A row the producer's reader could not read (`{"problem", "values"}`), or one of
+    another width than the source's columns."""
+    if isinstance(row, Mapping):
+        return {"loc": [], "type": "unreadable_row", "msg": str(row.get("problem"))}
+    return {"loc": [], "type": "ragged_row",
+            "msg": f"The row has {len(row)} values; the source has {width} columns."}
 
 
 def _parser(

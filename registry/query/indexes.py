@@ -38,6 +38,7 @@ from ..types import FieldKind, FieldType
 __all__ = [
     "IndexSpec",
     "declared_indexes",
+    "duplicate_error",
     "duplicate_value",
     "index_states",
     "refuse_duplicates",
@@ -332,6 +333,12 @@ def duplicate_value(
         if spec.fields == named:
             return _duplicate(model_name, spec.fields)
     return None
+
+
+def duplicate_error(model_name: str, fields: tuple[str, ...]) -> DuplicateValue:
+    """The `DuplicateValue` of a write that repeats a stored value of unique `fields` (an
+    import keeps it as a rejected row's error)."""
+    return _duplicate(model_name, fields)
 
 
 def _duplicate(

@@ -132,7 +132,7 @@ def valid_calls(record_id: str) -> dict[str, dict[str, Any]]:
 #: Tasks fuzzed from an empty call (each wrong value alone): not yet given a valid call here.
 WITHOUT_A_VALID_CALL = {
     "imports.cancel", "imports.chunk", "imports.rejects", "imports.seal", "imports.start",
-    "imports.status", "records.create_many",
+    "imports.status", "imports.marks", "imports.job", "records.create_many",
 }
 
 

@@ -77,3 +77,37 @@ def test_refusals_and_bad_input_exit_codes(
                   "--field-map", json.dumps({**FIELD_MAP, "note": "nickname"}))
     assert unknown.exit_code == 1 and "UnknownField" in unknown.output
     assert registry.list("Person", "u", "admin")["total"] == 0
+
+
+def test_import_upsert_on_a_key(registry: DynamicModelRegistry, tmp_path: Path) -> None:
+    from tests.import_keyed_contract import PERMISSIONS as KEYED
+    from tests.import_keyed_contract import Member, member
+    from tests.import_keyed_contract import write_csv as write_members
+
+    registry.register_model("Member", Member, permissions=KEYED)
+    first = write_members(tmp_path / "a.csv", [member(1), member(2)])
+    assert _json(dmr("import", str(first), "--model", "Member", "--json"))["done"] == 2
+    second = write_members(tmp_path / "b.csv", [member(1, age=40), member(3)])
+    status = _json(dmr("import", str(second), "--model", "Member", "--mode", "upsert",
+                       "--key", "code", "--json"))
+    assert (status["state"], status["done"], status["rejected"]) == ("finished", 2, 0)
+    stored = {r["code"]: r for r in registry.list("Member", "u", "admin")["items"]}
+    assert sorted(stored) == ["C1", "C2", "C3"] and stored["C1"]["age"] == 40
+    refused = dmr("import", str(second), "--model", "Member", "--mode", "upsert",
+                  "--key", "name")
+    assert refused.exit_code == 1 and "not unique" in refused.output
+
+
+def test_imports_resume(registry: DynamicModelRegistry, tmp_path: Path) -> None:
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    source = people(tmp_path)
+    status = _json(dmr("import", str(source), "--model", "Person", "--field-map",
+                       json.dumps(FIELD_MAP), "--chunk-size", "3", "--json"))
+    resumed = _json(dmr("imports", "resume", status["job_id"], "--json"))
+    assert (resumed["job_id"], resumed["state"], resumed["done"]) == (status["job_id"],
+                                                                      "finished", 6)
+    source.write_text("changed\n")
+    changed = dmr("imports", "resume", status["job_id"])
+    assert changed.exit_code == 1 and "SourceUnreadable" in changed.output
+    unknown = dmr("imports", "resume", "imp_nope")
+    assert unknown.exit_code == 1 and "ImportNotFound" in unknown.output

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kombu.message import Message
 
 from registry.errors import MessageRefused, PayloadTooLarge
@@ -40,6 +43,37 @@ def test_depth_is_counted_without_recursion_and_stops_past_the_limit() -> None:
     assert nesting_depth(5, stop_past=10) == 0
     assert nesting_depth({"a": [1, {"b": []}]}, stop_past=10) == 4
     assert nesting_depth(nested(100_000), stop_past=10) == 11
+
+
+def reference_depth(value: Any) -> int:
+    if isinstance(value, Mapping):
+        children: Any = list(value.values())
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return 0
+    return 1 + max((reference_depth(child) for child in children), default=0)
+
+
+class Text(str):
+    pass
+
+
+JSON_LIKE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+              st.builds(Text, st.text(max_size=3))),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(st.text(max_size=2), inner, max_size=3)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_LIKE, stop_past=st.integers(0, 6))
+def test_depth_matches_its_definition(value: Any, stop_past: int) -> None:
+    expected = reference_depth(value)
+    assert nesting_depth(value, stop_past) == (
+        expected if expected <= stop_past else stop_past + 1)
 
 
 def test_a_well_formed_message_passes() -> None:

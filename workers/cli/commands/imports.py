@@ -2,12 +2,13 @@
 
     dmr import orders.csv --model Order            import into a registered model
     dmr import orders.csv --model Order --register inspect, register, then import
-    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID
+    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,20 @@ SUMMARY = ("job_id", "model", "state", "total", "done", "rejected", "skipped", "
 @click.option("--chunk-size", type=click.IntRange(1, 50_000), default=2000, show_default=True)
 @click.option("--on-error", type=click.Choice(["reject", "abort"]), default="reject",
               show_default=True)
+@click.option("--mode", type=click.Choice(["insert", "upsert"]), default="insert",
+              show_default=True,
+              help="upsert: a row whose --key matches a stored record updates it.")
+@click.option("--key", "key", multiple=True,
+              help="With --mode upsert: the unique field identifying a record (repeat for a "
+                   "composite key).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the end.")
 @identity_options
 @json_option
 @pass_cli
 def import_command(
     cli: CliContext, source: str, model: str, register: bool, field_map: str | None,
-    table: str | None, chunk_size: int, on_error: str, timeout: float | None, user: str,
-    role: str,
+    table: str | None, chunk_size: int, on_error: str, mode: str, key: tuple[str, ...],
+    timeout: float | None, user: str, role: str,
 ) -> None:
     """Import SOURCE (CSV, TSV, JSON Lines, or an SQL table) into MODEL through the workers,
     with a progress bar and a closing summary; --json prints the final status.
@@ -68,6 +75,7 @@ def import_command(
       dmr import orders.csv --model Order
       dmr import orders.csv --model Order --register --json
       dmr import postgresql://db/shop --table orders --model Order
+      dmr import orders.csv --model Order --mode upsert --key order_no
     """
     resource: Any = {"kind": "sql", "location": source, "table": table} if table else source
     if not table and not Path(source).exists():
@@ -75,7 +83,14 @@ def import_command(
     mapping = read_json(field_map, "the field map") if field_map else None
     if register:
         mapping = _register(cli, resource, model, user, role) if mapping is None else mapping
-    status = _run(cli, resource, model, mapping, chunk_size, on_error, timeout, user, role)
+    options: dict[str, Any] = {"chunk_size": chunk_size, "on_error": on_error, "mode": mode}
+    if key:
+        options["key"] = list(key)
+    status = _run(cli, resource, model, mapping, options, timeout, user, role)
+    _summarize(cli, status)
+
+
+def _summarize(cli: CliContext, status: dict[str, Any]) -> None:
     if cli.as_json:
         cli.emit(status)
     else:
@@ -102,8 +117,20 @@ def _register(cli: CliContext, resource: Any, model: str, user: str, role: str) 
 
 def _run(
     cli: CliContext, resource: Any, model: str, mapping: dict[str, str] | None,
-    chunk_size: int, on_error: str, timeout: float | None, user: str, role: str,
+    options: dict[str, Any], timeout: float | None, user: str, role: str,
 ) -> dict[str, Any]:
+    return _send_with_progress(cli, _estimate_rows(resource), lambda client, show: (
+        client.import_records(
+            model, resource, user_id=user, user_role=role, field_map=mapping,
+            options=options, progress=show, timeout=timeout,
+        )
+    ))
+
+
+def _send_with_progress(
+    cli: CliContext, estimate: int | None, send: Callable[[Any, Callable[..., None]], Any]
+) -> dict[str, Any]:
+    """Run `send(client, progress)` with a progress bar; typed errors become exit codes."""
     from registry.errors import RegistryError
     from tasks.presence import NoWorker, worker_serving
 
@@ -112,7 +139,6 @@ def _run(
         worker_serving(client.app, "imports", 1.0)
     except NoWorker as exc:
         raise CliError(str(exc), EXIT_UNAVAILABLE) from None
-    estimate = _estimate_rows(resource)
     with _bar(cli) as bar:
         task = bar.add_task("import", total=estimate, rejected=0, rate=0.0)
 
@@ -123,11 +149,8 @@ def _run(
                        rate=status.get("rows_per_s", 0.0))
 
         try:
-            return client.import_records(
-                model, resource, user_id=user, user_role=role, field_map=mapping,
-                options={"chunk_size": chunk_size, "on_error": on_error}, progress=show,
-                timeout=timeout,
-            )
+            status: dict[str, Any] = send(client, show)
+            return status
         except RegistryError as exc:
             raise CliError(f"{type(exc).__name__}: {exc}", EXIT_REFUSED) from None
         except TimeoutError as exc:
@@ -214,6 +237,24 @@ def cancel(cli: CliContext, job_id: str) -> None:
       dmr imports cancel imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8
     """
     cli.emit(cli.call("crud", lambda client: client.cancel_import(job_id)), key_value_table)
+
+
+@imports.command("resume")
+@click.argument("job_id")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the end.")
+@json_option
+@pass_cli
+def resume(cli: CliContext, job_id: str, timeout: float | None) -> None:
+    """Finish a stalled job (or one whose producer stopped): read its source again, which
+    must be unchanged, and send only the chunks that have no completion mark.
+
+    \b
+    Example:
+      dmr imports resume imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8
+    """
+    status = _send_with_progress(cli, None, lambda client, show: client.resume_import(
+        job_id, progress=show, timeout=timeout))
+    _summarize(cli, status)
 
 
 def register(root: click.Group) -> None:
