@@ -119,6 +119,7 @@ def raw_copy(database_url: str, path: Path) -> float:
         started = time.perf_counter()
         with engine.begin() as conn:
             raw = conn.connection.driver_connection
+            assert raw is not None  # a connection checked out of the pool is open
             with raw.cursor() as cursor, cursor.copy(
                 f"COPY bench_raw_orders ({', '.join(COLUMNS)}) FROM STDIN "
                 "WITH (FORMAT csv, HEADER true)"
@@ -161,6 +162,41 @@ def many_against_single(client: RegistryClient, model: str, singles: int) -> tup
     return single_rate, many_rate
 
 
+def cpu_seconds(groups: set[int], database_url: str) -> dict[str, float]:
+    """CPU time (user + system, seconds) used so far by this process (the producer), by the
+    worker processes, and by PostgreSQL's backends serving the run's database (which stay
+    connected for the run: the workers' pools)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    workers = [int(e) for e in os.listdir("/proc") if e.isdigit() and _group_of(int(e)) in groups]
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {"producer": own.ru_utime + own.ru_stime,
+               "workers": sum(used(pid) for pid in workers), "database": 0.0}
+    if database_url.startswith("postgresql"):
+        engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            backends = conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()").scalars().all()
+        engine.dispose()
+        figures["database"] = sum(used(pid) for pid in backends)
+    return figures
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (OSError, ProcessLookupError):
+        return None
+
+
 def peak_mb_of_groups(groups: set[int]) -> list[float]:
     """VmHWM (peak resident memory, MB) of every process in the given process groups."""
     peaks = []
@@ -191,10 +227,14 @@ def run_backend(
         workers.start()
         model = f"Order{os.getpid()}"
         client.register_model(model, Order, user_role="admin").get(timeout=120)
+        before = cpu_seconds(workers.process_groups(), database_url)
         status, elapsed = import_through_workers(client, model, path, args.chunk_size)
-        figures = {"status": status, "seconds": elapsed,
-                   "rate": (status["done"] + status["rejected"]) / elapsed,
-                   "worker_mb": peak_mb_of_groups(workers.process_groups())}
+        after = cpu_seconds(workers.process_groups(), database_url)
+        rows = status["done"] + status["rejected"]
+        figures = {"status": status, "seconds": elapsed, "rate": rows / elapsed,
+                   "worker_mb": peak_mb_of_groups(workers.process_groups()),
+                   "cpu_us": {part: (after[part] - before[part]) / rows * 1e6
+                              for part in after}}
         if many:
             figures["single"], figures["many"] = many_against_single(client, model, args.singles)
         return figures
@@ -271,10 +311,19 @@ def report_postgres(rows: int, raw: float, figures: dict[str, Any], producer_mb:
           f"goal <= {MEMORY_GOAL_MB}: {verdict(producer_mb <= MEMORY_GOAL_MB)}")
     print(f"  peak memory, worker processes {', '.join(f'{mb:.0f}' for mb in workers)} MB  "
           f"goal <= {MEMORY_GOAL_MB}: {verdict(max(workers) <= MEMORY_GOAL_MB)}")
+    print_cpu(figures["cpu_us"])
     single, many = figures["single"], figures["many"]
     print(f"  records.create (single)       {single:>10,.0f} rows/s")
     print(f"  records.create_many (1,000)   {many:>10,.0f} rows/s   x{many / single:.1f}   "
           f"goal >= x{MANY_GOAL}: {verdict(many / single >= MANY_GOAL)}")
+
+
+def print_cpu(cpu_us: dict[str, float]) -> None:
+    """CPU per imported row by part, and the rate two fully used cores would give."""
+    total = sum(cpu_us.values())
+    parts = ", ".join(f"{part} {value:.1f}" for part, value in cpu_us.items())
+    print(f"  CPU per row (us)              {parts}; total {total:.1f}")
+    print(f"  ceiling on 2 cores            {2e6 / total:>10,.0f} rows/s (all CPU to this run)")
 
 
 def report_sqlite(rows: int, raw: float, figures: dict[str, Any]) -> None:
@@ -284,6 +333,7 @@ def report_sqlite(rows: int, raw: float, figures: dict[str, Any]) -> None:
     print(f"  raw csv + executemany         {raw:>10,.0f} rows/s")
     print(f"  import through the workers    {figures['rate']:>10,.0f} rows/s   "
           f"{figures['seconds']:.1f} s   ratio {figures['rate'] / raw:.2f}")
+    print_cpu(figures["cpu_us"])
 
 
 def main() -> None:

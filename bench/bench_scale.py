@@ -23,6 +23,7 @@ entries), then VACUUM ANALYZE.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -190,7 +191,7 @@ def list_calls(registry: DynamicModelRegistry) -> dict[str, dict[str, Any]]:
     }
 
 
-CONTRAST = {
+CONTRAST: dict[str, dict[str, Any]] = {
     "first page, count=exact (contrast)": {"count": "exact"},
     "deepest offset page allowed (contrast)": {"page": 200},
 }
@@ -216,7 +217,9 @@ def in_process(
     """Latencies (ms) per workload, and this process's CPU time per call (ms): the part of
     a page that is Python here, which contention from other processes inflates least."""
     workloads: dict[str, Callable[[], Any]] = {
-        label: lambda kw=kwargs: registry.list("Scale", user_role="user", page_size=50, **kw)
+        label: functools.partial(
+            registry.list, "Scale", user_role="user", page_size=50, **kwargs
+        )
         for label, kwargs in {**list_calls(registry), **CONTRAST}.items()
     }
     record_id = registry.list("Scale", user_role="user", page_size=1)["items"][0]["id"]

@@ -199,6 +199,8 @@ def fast_canonical_decimal(value: decimal.Decimal, places: int | None) -> decima
     text = str(value)
     if "E" in text or "N" in text or "n" in text or len(text) + (places or 0) >= MAX_DECIMAL_DIGITS:
         return canonical_decimal(value, places)
+    if places is not None and _has_places(text, places):
+        return value  # already written with `places` places: quantizing changes nothing
     context = decimal.getcontext()
     if places is not None:
         quantum = _QUANTUMS.get(places)
@@ -208,6 +210,12 @@ def fast_canonical_decimal(value: decimal.Decimal, places: int | None) -> decima
     if value == value.to_integral_value():
         return value.quantize(decimal.Decimal(1), rounding=context.rounding, context=_WIDE)
     return value.normalize(_WIDE)
+
+
+def _has_places(text: str, places: int) -> bool:
+    """Whether a decimal's plain text has exactly `places` digits after its point."""
+    point = text.find(".")
+    return point == -1 if places == 0 else 0 <= point == len(text) - places - 1
 
 
 # -- COPY text ------------------------------------------------------------------------------

@@ -83,6 +83,31 @@ def test_imported_values_parse_with_the_recorded_format_and_validate(cars: Path)
     assert str(records[-1].sold) == "2013-01-31"
 
 
+def test_an_import_parses_dates_with_each_recorded_format(tmp_path: Path) -> None:
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    source = tmp_path / "dates.csv"
+    source.write_text("n,slashed,named,us,zip\n" + "".join(
+        f"{i},{2000 + i}/{1 + i % 12:02}/{13 + i:02},{months[i % 12]} {1 + i} {1990 + i},"
+        f"{1 + i % 12:02}/{13 + i:02}/{2010 + i},{i:05}\n"
+        for i in range(12)
+    ))  # fmt: skip
+    found = inspector.inspect(source, name="Dated")
+    formats = {field: found.provenance[field].format for field in ("slashed", "named", "us")}
+    assert formats == {"slashed": "%Y/%m/%d", "named": "%b %d %Y", "us": "%m/%d/%Y"}
+    registry = DynamicModelRegistry(f"sqlite:///{tmp_path / 'dmr.sqlite3'}")
+    try:
+        registry.register_inspection(found)
+        status = registry.import_records("Dated", source, user_id="u", user_role="admin")
+        assert (status["done"], status["rejected"]) == (12, 0), status
+        items = registry.list("Dated", "u", "admin", order_by="n", page_size=2)["items"]
+    finally:
+        registry.close()
+    second = items[1]
+    assert (second["slashed"], second["named"], second["us"], second["zip"]) == (
+        "2001-02-14", "1991-02-02", "2011-02-14", "00001"
+    )  # fmt: skip
+
+
 def test_register_from_resource_is_async_and_returns_the_name(cars: Path) -> None:
     registry = DynamicModelRegistry()
     assert asyncio.run(registry.register_from_resource(cars, "Vehicle")) == "Vehicle"
