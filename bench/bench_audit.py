@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import multiprocessing
 import statistics
@@ -40,7 +41,8 @@ from registry.audit.blocks import split_lines
 from registry.audit.codecs import codec_for
 from registry.tables import audit_blocks
 
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from .workload import DEFAULT_POSTGRES
+
 GOALS = {"ratio": 5.0, "compaction": 50_000.0, "cost": 0.10}
 UPDATES_PER_RECORD = 3
 
@@ -75,7 +77,7 @@ def make_entries(url: str, total: int, threads: int) -> float:
     records = total // (1 + UPDATES_PER_RECORD)
     shares = [range(t, records, threads) for t in range(threads)]
     started = time.perf_counter()
-    run_threads([lambda share=share: _crud(url, share) for share in shares])
+    run_threads([functools.partial(_crud, url, share) for share in shares])
     return time.perf_counter() - started
 
 
@@ -205,7 +207,7 @@ def create_rate(url: str, threads: int, seconds: float) -> float:
         registry.close()
 
     started = time.perf_counter()
-    run_threads([lambda slot=slot: body(slot) for slot in range(threads)])
+    run_threads([functools.partial(body, slot) for slot in range(threads)])
     return sum(counts) / (time.perf_counter() - started)
 
 

@@ -22,6 +22,7 @@ afterwards.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import socket
@@ -267,7 +268,7 @@ def measure(
         figures.noop_ms.append(round_trip_ms(noop))
         record_id = record_ids[i % len(record_ids)]
         figures.read_ms.append(
-            round_trip_ms(lambda rid=record_id: client.read("Product", rid, "bench", "user"))
+            round_trip_ms(functools.partial(client.read, "Product", record_id, "bench", "user"))
         )
     return figures
 

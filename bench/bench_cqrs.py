@@ -88,7 +88,7 @@ def writers_rate(url: str, writers: int, count: int) -> float:
         process.start()
     time.sleep(3)  # every process has opened its registry and warmed up
     start.set()
-    spans = [done.get(timeout=600) for _ in processes]
+    spans: list[tuple[float, float]] = [done.get(timeout=600) for _ in processes]
     for process in processes:
         process.join()
     return writers * count / (max(end for _, end in spans) - min(begin for begin, _ in spans))

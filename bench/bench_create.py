@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 import sqlalchemy as sa
 
@@ -25,6 +25,8 @@ from registry import DynamicModelRegistry, Settings
 from registry.audit import utc_now as utc_now_for_bench
 
 from .workload import DEFAULT_POSTGRES, RAW_TABLE, Product, rows
+
+T = TypeVar("T")
 
 GOAL = 0.60
 
@@ -57,9 +59,18 @@ def run_create(registry: DynamicModelRegistry, data: list[dict[str, Any]]) -> fl
     return len(data) / (time.perf_counter() - start)
 
 
+class Rates(TypedDict):
+    """One backend's figures: rows per second, and create's share of the raw rate."""
+
+    backend: str
+    raw: float
+    create: float
+    ratio: float
+
+
 def measure(
     name: str, url: str, count: int, rounds: int = 3, synchronous: str = "full"
-) -> dict[str, float]:
+) -> Rates:
     settings = Settings().with_overrides(database={"sqlite_synchronous": synchronous})
     registry = DynamicModelRegistry(url, settings=settings)
     registry.register_model("Product", Product)
@@ -74,12 +85,11 @@ def measure(
         create_rates.append(run_create(registry, data))
     registry.close()
     raw, create = statistics.median(raw_rates), statistics.median(create_rates)
-    return {"backend": name, "raw": raw, "create": create, "ratio": create / raw}  # type: ignore[dict-item]
+    return {"backend": name, "raw": raw, "create": create, "ratio": create / raw}
 
 
-def with_postgres_database(
-    admin_url: str, body: Callable[[str], dict[str, float]]
-) -> dict[str, float]:
+def with_postgres_database(admin_url: str, body: Callable[[str], T]) -> T:
+    """What `body` returns for the URL of a fresh PostgreSQL database, dropped afterwards."""
     name = f"dmr_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -98,7 +108,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
-    results = []
+    results: list[Rates] = []
     for synchronous in ("full", "normal"):
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"

@@ -40,7 +40,7 @@ from workers.demo import (
 )
 
 GOAL_MS = 100.0
-BROKERS = {
+BROKERS: dict[str, Callable[[Path], dict[str, str]]] = {
     "file broker (new default)": lambda directory: embedded_environment(directory),
     "SQLAlchemy transport (old default)": lambda directory: {
         **embedded_environment(directory),

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bench.bench_create import DEFAULT_POSTGRES, with_postgres_database
+from bench.bench_create import with_postgres_database
+from bench.workload import DEFAULT_POSTGRES
 from registry import DynamicModelRegistry
 
 

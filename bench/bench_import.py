@@ -119,6 +119,7 @@ def raw_copy(database_url: str, path: Path) -> float:
         started = time.perf_counter()
         with engine.begin() as conn:
             raw = conn.connection.driver_connection
+            assert raw is not None  # a connection checked out of the pool is open
             with raw.cursor() as cursor, cursor.copy(
                 f"COPY bench_raw_orders ({', '.join(COLUMNS)}) FROM STDIN "
                 "WITH (FORMAT csv, HEADER true)"

@@ -161,7 +161,8 @@ def genson_verdict(path: Path) -> str:
     if "enum" in schema:
         return "enum"
     if schema.get("format") in ("email", "uuid", "date", "date-time"):
-        return {"date-time": "datetime"}.get(schema["format"], schema["format"])
+        found: str = schema["format"]
+        return {"date-time": "datetime"}.get(found, found)
     kinds = schema.get("type") or [item.get("type") for item in schema.get("anyOf", [])]
     if isinstance(kinds, str):
         return kinds

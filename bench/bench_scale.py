@@ -23,6 +23,7 @@ entries), then VACUUM ANALYZE.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -190,7 +191,7 @@ def list_calls(registry: DynamicModelRegistry) -> dict[str, dict[str, Any]]:
     }
 
 
-CONTRAST = {
+CONTRAST: dict[str, dict[str, Any]] = {
     "first page, count=exact (contrast)": {"count": "exact"},
     "deepest offset page allowed (contrast)": {"page": 200},
 }
@@ -211,7 +212,8 @@ def in_process(registry: DynamicModelRegistry, calls: int) -> dict[str, list[flo
     workloads = {**list_calls(registry), **CONTRAST}
     found = {
         label: timed_ms(
-            lambda kw=kwargs: registry.list("Scale", user_role="user", page_size=50, **kw), calls
+            functools.partial(registry.list, "Scale", user_role="user", page_size=50, **kwargs),
+            calls,
         )
         for label, kwargs in workloads.items()
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Mapping
 from itertools import islice
 from typing import Any
@@ -27,7 +26,7 @@ from .infer import ColumnResult, Examples, InferenceOptions, infer_column
 from .inspection import FieldProvenance, Inspection, SourceInfo
 from .names import safe_field_names, safe_model_name
 from .readers import DEFAULT_MAX_FIELD_SIZE, DEFAULT_MAX_ROW_SIZE, open_rows
-from .resources import Resource
+from .resources import Resource, ResourceLike
 from .spec import FieldSpec, model_schema
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "XInspector", "inspect"]
@@ -40,7 +39,7 @@ _HASH_CHUNK = 1024 * 1024
 
 
 def inspect(
-    resource: Resource | str | os.PathLike[str] | Mapping[str, Any],
+    resource: ResourceLike,
     name: str | None = None,
     *,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
@@ -78,7 +77,7 @@ class XInspector:
     """The specification's inspector: `await XInspector(resource).generate_model(...)`."""
 
     def __init__(
-        self, resource: Resource | str | os.PathLike[str] | Mapping[str, Any], **settings: Any
+        self, resource: ResourceLike, **settings: Any
     ) -> None:
         self.resource = Resource.of(resource)
         self.settings = settings

@@ -47,7 +47,7 @@ from .errors import (
     UnsupportedResource,
 )
 from .formats import DATE_FORMATS, parse_text
-from .resources import Resource
+from .resources import Resource, ResourceLike
 
 __all__ = ["RowReader", "SourceRow", "open_rows", "sniff_encoding"]
 
@@ -77,7 +77,7 @@ class SourceRow(NamedTuple):
 
 
 def open_rows(
-    resource: Resource | str | Mapping[str, Any],
+    resource: ResourceLike,
     *,
     field_map: Mapping[str, str] | None = None,
     options: Mapping[str, Any] | None = None,

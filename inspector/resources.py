@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from .errors import ResourceNotFound, UnsupportedResource
 
@@ -53,7 +53,7 @@ class Resource:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, value: Resource | str | os.PathLike[str] | Mapping[str, Any]) -> Resource:
+    def of(cls, value: ResourceLike) -> Resource:
         """The resource `value` names. Raises `UnsupportedResource`, `ResourceNotFound`."""
         if isinstance(value, Resource):
             return value
@@ -135,6 +135,10 @@ class Resource:
             raise UnsupportedResource("An SQL resource needs a 'table'.", location=self.location)
         if self.is_file and not self.path.is_file():
             raise ResourceNotFound(f"No file at {self.location!r}.", location=self.location)
+
+
+#: What names a source wherever one is asked for: a Resource, a path or URL, or its JSON form.
+ResourceLike: TypeAlias = Resource | str | os.PathLike[str] | Mapping[str, Any]
 
 
 def _kind_of_json(path: Path) -> str:

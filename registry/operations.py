@@ -449,10 +449,11 @@ def check_text(name: str, value: Any, *, required: bool, limit: int = MAX_MODEL_
         )
 
 
-def check_caller(user_id: Any, user_role: Any) -> None:
-    """The caller's arguments of a task that has no operation; raises `ValidationFailed`."""
+def check_caller(user_id: Any, user_role: Any) -> str:
+    """The caller's arguments of a task that has no operation; returns the role. Raises
+    `ValidationFailed`."""
     check_text("user_id", user_id, required=False, limit=MAX_USER_ID)
-    check_text("user_role", user_role, required=True, limit=MAX_ROLE)
+    return check_role(user_role)
 
 
 def check_whole_number(name: str, value: Any, *, required: bool = False) -> None:

@@ -36,7 +36,7 @@ from registry.operations import RecordAsOf, RecordHistory, check_text
 from workers.app import app
 
 from .base import RegistryTask
-from .operations import operation_task
+from .operations import operation_task, registry_task
 from .records import entries_as_json
 
 __all__ = ["CompactionTrigger", "as_of", "compact", "history", "purge", "stats", "verify"]
@@ -45,7 +45,7 @@ __all__ = ["CompactionTrigger", "as_of", "compact", "history", "purge", "stats",
 TRIGGER_EXPIRES = 30.0
 
 
-@app.task(name="audit.compact", base=RegistryTask, bind=True)
+@registry_task("audit.compact")
 def compact(self: RegistryTask, force: bool = False) -> dict[str, int]:
     if not isinstance(force, bool):  # "false" from a raw producer would be true
         raise ValidationFailed(
@@ -55,17 +55,17 @@ def compact(self: RegistryTask, force: bool = False) -> dict[str, int]:
     return self.registry.audit_logger.compact(force=force)
 
 
-@app.task(name="audit.purge", base=RegistryTask, bind=True)
+@registry_task("audit.purge")
 def purge(self: RegistryTask) -> dict[str, Any]:
     return self.registry.audit_logger.purge()
 
 
-@app.task(name="audit.verify", base=RegistryTask, bind=True)
+@registry_task("audit.verify")
 def verify(self: RegistryTask) -> dict[str, Any]:
     return self.registry.verify_audit()
 
 
-@app.task(name="audit.stats", base=RegistryTask, bind=True)
+@registry_task("audit.stats")
 def stats(self: RegistryTask, model: str | None = None) -> dict[str, int]:
     check_text("model", model, required=False)
     return self.registry.audit_logger.stats(model)

@@ -29,9 +29,9 @@ from typing import Any
 from celery import signals
 
 from registry.operations import check_caller, check_seconds, check_whole_number
-from workers.app import app
 
 from .base import RegistryTask
+from .operations import registry_task
 
 __all__ = [
     "ProjectTrigger",
@@ -48,7 +48,7 @@ __all__ = [
 TRIGGER_EXPIRES = 30.0
 
 
-@app.task(name="cqrs.execute_command", base=RegistryTask, bind=True)
+@registry_task("cqrs.execute_command")
 def execute_command(
     self: RegistryTask, command: dict[str, Any], user_id: str | None, user_role: str
 ) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def execute_command(
     return self.registry.execute_command(command, user_id, user_role)
 
 
-@app.task(name="cqrs.execute_query", base=RegistryTask, bind=True)
+@registry_task("cqrs.execute_query")
 def execute_query(
     self: RegistryTask,
     query: dict[str, Any],
@@ -76,7 +76,7 @@ def execute_query(
     )
 
 
-@app.task(name="cqrs.define_projection", base=RegistryTask, bind=True)
+@registry_task("cqrs.define_projection")
 def define_projection(
     self: RegistryTask,
     definition: dict[str, Any],
@@ -84,23 +84,23 @@ def define_projection(
     user_id: str | None = None,
     user_role: str | None = None,
 ) -> dict[str, Any]:
-    check_caller(user_id, user_role)
+    role = check_caller(user_id, user_role)
     return self.registry.define_projection(
-        definition, force=force, user_id=user_id, user_role=user_role
+        definition, force=force, user_id=user_id, user_role=role
     )
 
 
-@app.task(name="cqrs.rebuild_projection", base=RegistryTask, bind=True)
+@registry_task("cqrs.rebuild_projection")
 def rebuild_projection(self: RegistryTask, name: str) -> dict[str, int]:
     return self.registry.rebuild_projection(name)
 
 
-@app.task(name="cqrs.project", base=RegistryTask, bind=True)
+@registry_task("cqrs.project")
 def project(self: RegistryTask) -> dict[str, int]:
     return self.registry.project()
 
 
-@app.task(name="cqrs.events", base=RegistryTask, bind=True)
+@registry_task("cqrs.events")
 def events(
     self: RegistryTask,
     after_position: int = 0,
@@ -109,12 +109,12 @@ def events(
     user_id: str | None = None,
     user_role: str | None = None,
 ) -> dict[str, Any]:
-    check_caller(user_id, user_role)
+    role = check_caller(user_id, user_role)
     check_whole_number("after_position", after_position, required=True)
-    return self.registry.events(after_position, limit, model, user_id, user_role)
+    return self.registry.events(after_position, limit, model, user_id, role)
 
 
-@app.task(name="cqrs.status", base=RegistryTask, bind=True)
+@registry_task("cqrs.status")
 def status(self: RegistryTask) -> dict[str, dict[str, int]]:
     return self.registry.projection_status()
 

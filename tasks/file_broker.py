@@ -30,9 +30,11 @@ import os
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps, loads
 
@@ -79,7 +81,7 @@ def transport_options(
     }
 
 
-class Channel(filesystem.Channel):  # type: ignore[misc]
+class Channel(filesystem.Channel):
     """kombu's filesystem channel with atomic writes, claims and sweeps (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -100,7 +102,9 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
 
     # -- writing -----------------------------------------------------------------------
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's base channel names the message `message`, its filesystem channel `payload`; no
+    # name fits both, and kombu passes it by position.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{time.time_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         temporary = self.queues / f".{name}.tmp"
         try:
@@ -108,7 +112,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
                 file.write(dumps(payload).encode("utf-8"))
             os.replace(temporary, self.queues / name)
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add message {name!r}: {exc}") from exc
+            raise ChannelError(f"Cannot add message {name!r}: {exc}") from exc
 
     # -- reading -----------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
             self._no_ack_queues.add(queue)
         return super().basic_get(queue, no_ack, **kwargs)
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         self._sweep_now_and_then()
         suffix = f".{queue}.msg"
         for name in sorted(os.listdir(self.queues)):
@@ -140,7 +144,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
             else:
                 self._claims[payload["properties"]["delivery_tag"]] = claimed
             return payload
-        raise filesystem.Empty()
+        raise Empty()
 
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
         super().basic_ack(delivery_tag, multiple)
@@ -195,7 +199,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
                     self._delete(entry.queue, exchange, entry.routing_key, entry.pattern)
 
 
-class Transport(filesystem.Transport):  # type: ignore[misc]
+class Transport(filesystem.Transport):
     """kombu's filesystem transport with `Channel` above."""
 
     Channel = Channel

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.app import app
-
 from .base import RegistryTask
+from .operations import registry_task
 
 __all__ = ["cancel", "chunk", "create_many", "job", "marks", "rejects", "seal", "start", "status"]
 
 
-@app.task(name="imports.start", base=RegistryTask, bind=True)
+@registry_task("imports.start")
 def start(
     self: RegistryTask,
     model: str,
@@ -45,46 +44,46 @@ def start(
     return self.registry.imports.start(model, source, field_map, options, user_id, user_role)
 
 
-@app.task(name="imports.chunk", base=RegistryTask, bind=True)
+@registry_task("imports.chunk")
 def chunk(
     self: RegistryTask, job_id: str, chunk_no: int, first_row: int, rows: list[list[Any]]
 ) -> dict[str, Any]:
     return self.registry.imports.run_chunk(job_id, chunk_no, first_row, rows)
 
 
-@app.task(name="imports.seal", base=RegistryTask, bind=True)
+@registry_task("imports.seal")
 def seal(self: RegistryTask, job_id: str, total: int, chunk_count: int) -> dict[str, Any]:
     return self.registry.imports.seal(job_id, total, chunk_count)
 
 
-@app.task(name="imports.status", base=RegistryTask, bind=True)
+@registry_task("imports.status")
 def status(self: RegistryTask, job_id: str) -> dict[str, Any]:
     return self.registry.imports.status(job_id)
 
 
-@app.task(name="imports.rejects", base=RegistryTask, bind=True)
+@registry_task("imports.rejects")
 def rejects(
     self: RegistryTask, job_id: str, user_role: str, page: int = 1, page_size: int = 100
 ) -> dict[str, Any]:
     return self.registry.imports.rejects(job_id, user_role, page, page_size)
 
 
-@app.task(name="imports.cancel", base=RegistryTask, bind=True)
+@registry_task("imports.cancel")
 def cancel(self: RegistryTask, job_id: str, reason: str | None = None) -> dict[str, Any]:
     return self.registry.imports.cancel(job_id, reason)
 
 
-@app.task(name="imports.marks", base=RegistryTask, bind=True)
+@registry_task("imports.marks")
 def marks(self: RegistryTask, job_id: str) -> list[int]:
     return self.registry.imports.marked_chunks(job_id)
 
 
-@app.task(name="imports.job", base=RegistryTask, bind=True)
+@registry_task("imports.job")
 def job(self: RegistryTask, job_id: str) -> dict[str, Any]:
     return self.registry.imports.definition(job_id)
 
 
-@app.task(name="records.create_many", base=RegistryTask, bind=True)
+@registry_task("records.create_many")
 def create_many(
     self: RegistryTask,
     model: str,

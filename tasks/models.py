@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from registry.operations import check_role
-from workers.app import app
 
 from .base import RegistryTask
+from .operations import registry_task
 
 __all__ = [
     "export_form",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-@app.task(name="registry.register_model", base=RegistryTask, bind=True)
+@registry_task("registry.register_model")
 def register_model(
     self: RegistryTask,
     name: str,
@@ -49,7 +49,7 @@ def register_model(
     return entry.describe()
 
 
-@app.task(name="registry.set_permissions", base=RegistryTask, bind=True)
+@registry_task("registry.set_permissions")
 def set_permissions(
     self: RegistryTask,
     model: str,
@@ -64,7 +64,7 @@ def set_permissions(
     ).describe()
 
 
-@app.task(name="registry.get_ui_schema", base=RegistryTask, bind=True)
+@registry_task("registry.get_ui_schema")
 def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
     """The model's UI schema as the role may see it."""
     # In-process, no role means the whole schema; over the wire a role is always required.
@@ -73,19 +73,19 @@ def get_ui_schema(self: RegistryTask, model: str, user_role: str) -> dict[str, A
     return schema
 
 
-@app.task(name="registry.export_form", base=RegistryTask, bind=True)
+@registry_task("registry.export_form")
 def export_form(self: RegistryTask, model: str, user_role: str) -> dict[str, Any]:
     """JSON Schema plus uiSchema for react-jsonschema-form, as the role may see it."""
     check_role(user_role)
     return self.registry.export_form(model, user_role)
 
 
-@app.task(name="registry.list_models", base=RegistryTask, bind=True)
+@registry_task("registry.list_models")
 def list_models(self: RegistryTask) -> list[dict[str, Any]]:
     return self.registry.list_models()
 
 
-@app.task(name="registry.purge_idempotency_keys", base=RegistryTask, bind=True)
+@registry_task("registry.purge_idempotency_keys")
 def purge_idempotency_keys(self: RegistryTask) -> dict[str, int]:
     """Drop idempotency keys older than `models.idempotency_retention_days`."""
     return {"purged": self.registry.purge_idempotency_keys()}

@@ -19,9 +19,20 @@ from workers.app import app
 
 from .base import RegistryTask
 
-__all__ = ["operation_task", "task_idempotency_key"]
+__all__ = ["operation_task", "registry_task", "task_idempotency_key"]
 
 Answer = Callable[[Any], Any]
+
+
+def registry_task(name: str) -> Callable[[Callable[..., Any]], RegistryTask]:
+    """Register the decorated function as the task `name` on the project's app: a
+    `RegistryTask`, bound (its first argument is the task, with the process's registry)."""
+
+    def register(function: Callable[..., Any]) -> RegistryTask:
+        task: RegistryTask = app.task(name=name, base=RegistryTask, bind=True)(function)
+        return task
+
+    return register
 
 
 def operation_task(
@@ -30,7 +41,7 @@ def operation_task(
     *,
     answer: Answer | None = None,
     defaults: Callable[[RegistryTask, dict[str, Any]], dict[str, Any]] | None = None,
-) -> Any:
+) -> RegistryTask:
     """Register task `name` for `operation`. `answer` turns the domain's result into JSON
     (the result itself when None); `defaults` fills arguments from the task's request."""
     wire = operation.wire_signature()
@@ -48,7 +59,7 @@ def operation_task(
     )
     run.__name__ = run.__qualname__ = name.replace(".", "_")
     run.__doc__ = operation.__doc__
-    return app.task(name=name, base=RegistryTask, bind=True)(run)
+    return registry_task(name)(run)
 
 
 def task_idempotency_key(task: RegistryTask, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def _check_body(body: str, properties: dict[str, Any], codecs: Mapping[str, Any]
         raise NotAnEnvelope(f"body is not {encoding} ({type(error).__name__})") from None
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     """kombu's Redis channel; both ways it pops a queue entry check the entry first."""
 
     def _brpop_read(self, **options: Any) -> bool:
@@ -112,10 +112,12 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self.connection._deliver(envelope, queue)
             return True
         finally:
-            self._in_poll = None
+            # As kombu's own `_brpop_read`: its flag holds a connection or None, though kombu
+            # declares it False.
+            self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
-    def _get(self, queue: str) -> dict[str, Any]:
+    def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         # What kombu's own `_get` does, with an entry that is not an envelope skipped.
         with self.conn_or_acquire() as client:
             for priority in self.priority_steps:

@@ -106,6 +106,12 @@ def _pyarrow_missing() -> str | None:
     return None
 
 
+def _rabbitmq_server_missing() -> str | None:
+    if shutil.which("rabbitmq-server") is None:
+        return "RabbitMQ: rabbitmq-server (a node of the broker restart test's own) not on PATH"
+    return None
+
+
 def _node_missing() -> str | None:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     return f"Node.js: {' and '.join(missing)} not on PATH" if missing else None
@@ -117,7 +123,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if os.environ.get("CI", "").lower() in ("true", "1"):
         return
     markers = {name for item in items
-               for name in ("integration", "postgres", "mariadb", "node", "parquet")
+               for name in ("integration", "postgres", "mariadb", "node", "parquet",
+                            "rabbitmq_server")
                if item.get_closest_marker(name)}
     reasons: dict[str, list[str]] = {}
     if markers & {"integration", "postgres"}:
@@ -133,6 +140,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reasons["node"] = [node]
     if "parquet" in markers and (pyarrow := _pyarrow_missing()):
         reasons["parquet"] = [pyarrow]
+    if "rabbitmq_server" in markers and (server := _rabbitmq_server_missing()):
+        reasons["rabbitmq_server"] = [server]
     if not reasons:
         return
     left_out = [item for item in items if any(item.get_closest_marker(m) for m in reasons)]

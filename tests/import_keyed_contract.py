@@ -178,6 +178,18 @@ class KeyedImportContract:
             (3, ["code"]), (4, ["email"])]
         assert by_code(registry)["C1"]["age"] == 9 and "C4" not in by_code(registry)
 
+    def test_upsert_with_abort_stops_at_a_repeated_key(
+        self, registry: DynamicModelRegistry, tmp_path: Path
+    ) -> None:
+        self.run(registry, write_csv(tmp_path / "a.csv", [member(1)]))
+        rows = [member(1, age=30), member(2), member(3), member(4), member(5), member(5, age=7)]
+        status = self.run(registry, write_csv(tmp_path / "b.csv", rows), mode="upsert",
+                          key="code", on_error="abort")
+        assert status["state"] == "aborted" and "Row 6" in status["reason"]
+        assert (status["done"], status["rejected"]) == (4, 1)
+        stored = by_code(registry)
+        assert sorted(stored) == ["C1", "C2", "C3", "C4"] and stored["C1"]["age"] == 30
+
     def test_upsert_on_the_inspections_primary_key(
         self, database_url: str, tmp_path: Path
     ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from registry.settings import Settings
 from tasks.names import QUEUES, TASK_QUEUES

@@ -49,10 +49,10 @@ logger = logging.getLogger(__name__)
 
 def refuse_compressed_messages() -> None:
     """Make kombu refuse every compressed message body in this process, before decompressing."""
-    for content_type in compression.encoders():  # type: ignore[no-untyped-call]
-        encoder, _ = compression.get_encoder(content_type)  # type: ignore[no-untyped-call]
+    for content_type in compression.encoders():
+        encoder, _ = compression.get_encoder(content_type)
         refuse = _refuse_decompression(content_type)
-        compression.register(encoder, refuse, content_type)  # type: ignore[no-untyped-call]
+        compression.register(encoder, refuse, content_type)
 
 
 def _refuse_decompression(content_type: str) -> Callable[[bytes], bytes]:

@@ -22,13 +22,14 @@ A model without unique fields, imported with mode `insert`, takes the plain bulk
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from ..audit import AuditLogger
@@ -108,6 +109,8 @@ def write_chunk(conn: Connection, validated: Validated, how: ChunkWrite) -> Writ
     rejected: dict[int, list[dict[str, Any]]] = {}
     for _ in range(_ATTEMPTS):
         plan = _plan(conn, _without(validated, rejected), how, rejected)
+        if how.abort_on_duplicate and rejected:
+            return Written(rejected=rejected, aborted=True)
         try:
             with conn.begin_nested():
                 _apply(conn, plan, how)
@@ -223,6 +226,9 @@ def _plan(
             continue
         current = found[0]
         values = {name: row[at] for name, at in mapped_at}
+        if all(current[name] == value for name, value in values.items()):
+            unchanged.append(position)  # the common case of a re-import, decided cheaply
+            continue
         old = records.to_record(current)
         new = records.to_record({**current, **values})
         changes = {f: {"old": old[f], "new": new[f]} for f in how.mapped if old[f] != new[f]}
@@ -244,15 +250,32 @@ def _stored_by_key(
     keys = [tuple(flat[i:i + width]) for i in range(0, len(flat), width)]
     found: dict[tuple[Any, ...], list[Any]] = {}
     columns = [table.c[f] for f in key]
-    for start in range(0, len(keys), _MATCH_BATCH):
-        part = keys[start:start + _MATCH_BATCH]
-        where = (columns[0].in_([k[0] for k in part]) if width == 1
-                 else sa.tuple_(*columns).in_(part))
+    for where in _matching(conn, columns, keys):
         rows = conn.execute(sa.select(table).where(where).with_for_update()).mappings()
         for row in rows:
             hashed = _hashable(tuple(row[f] for f in key))
             found.setdefault(hashed, []).append(row)
     return found
+
+
+def _matching(
+    conn: Connection, columns: Sequence[sa.Column[Any]], values: list[tuple[Any, ...]]
+) -> Iterator[sa.ColumnElement[bool]]:
+    """Conditions that together match rows whose `columns` hold one of `values`: on
+    PostgreSQL one `= ANY(array)` for a single column (one statement whatever the count);
+    otherwise `IN` lists of at most `_MATCH_BATCH`."""
+    if not values:
+        return
+    if len(columns) == 1 and conn.dialect.name == "postgresql":
+        column = columns[0]
+        array = sa.bindparam("keys", [v[0] for v in values],
+                             type_=postgresql.ARRAY(column.type))
+        yield column == sa.any_(array)
+        return
+    for start in range(0, len(values), _MATCH_BATCH):
+        part = values[start:start + _MATCH_BATCH]
+        yield (columns[0].in_([v[0] for v in part]) if len(columns) == 1
+               else sa.tuple_(*columns).in_(part))
 
 
 def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -292,13 +315,13 @@ def _apply(conn: Connection, plan: _Plan, how: ChunkWrite) -> None:
          "b_by": how.stamp.user_id, **{f"v_{f}": u.values[f] for f in how.mapped}}
         for u in plan.updates
     ])
-    for update in plan.updates:
-        how.audit.append_row(
-            conn, at=how.stamp.at, model_name=how.entry.name, record_id=update.record_id,
-            operation="update", user_id=how.stamp.user_id, changes=update.changes,
-            metadata={"role": how.stamp.user_role, "version": update.version + 1,
-                      **how.metadata},
-        )
+    how.audit.append_rows(conn, [
+        {"at": how.stamp.at, "model_name": how.entry.name, "record_id": update.record_id,
+         "operation": "update", "user_id": how.stamp.user_id, "changes": update.changes,
+         "metadata": {"role": how.stamp.user_role, "version": update.version + 1,
+                      **how.metadata}}
+        for update in plan.updates
+    ])
 
 
 def _lock_model(conn: Connection, entry: ModelEntry) -> None:
@@ -343,10 +366,10 @@ def _duplicates(
     writes += [(u.position, u.record_id, u.values) for u in plan.updates]
     found: dict[int, list[dict[str, Any]]] = {}
     for spec in unique:
-        if not all(f in values for _p, _id, values in writes for f in spec.fields):
-            continue
+        # An update leaves unmapped fields as they are: it cannot break an index on them.
         candidates = [(p, target, tuple(values[f] for f in spec.fields))
-                      for p, target, values in writes]
+                      for p, target, values in writes
+                      if all(f in values for f in spec.fields)]
         candidates = [c for c in candidates if all(v is not None for v in c[2])]
         holders = _holders(conn, entry, spec.fields, [c[2] for c in candidates])
         seen: set[tuple[Any, ...]] = set()
@@ -367,10 +390,7 @@ def _holders(
     table = entry.records.table
     columns = [table.c[f] for f in fields]
     holders: dict[tuple[Any, ...], set[str]] = {}
-    for start in range(0, len(values), _MATCH_BATCH):
-        part = values[start:start + _MATCH_BATCH]
-        where = (columns[0].in_([v[0] for v in part]) if len(fields) == 1
-                 else sa.tuple_(*columns).in_(part))
+    for where in _matching(conn, columns, values):
         for row in conn.execute(sa.select(table.c.id, *columns).where(where)).mappings():
             hashed = _hashable(tuple(row[f] for f in fields))
             holders.setdefault(hashed, set()).add(row["id"])

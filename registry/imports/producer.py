@@ -25,6 +25,8 @@ __all__ = ["ImportCalls", "Progress", "reopen", "run", "wait"]
 #: Called with the job's status as it goes.
 Progress = Callable[[dict[str, Any]], None]
 _DONE_STATES = frozenset({"finished", "cancelled", "aborted", "failed"})
+#: States that end a wait: the job ended, or it stalled and needs a resume.
+_WAIT_ENDS = _DONE_STATES | {"stalled"}
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,13 @@ def wait(
     interval: float = 0.5,
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Poll the job until it ends; returns its final status. Raises `TimeoutError`."""
+    """Poll the job until it ends or stalls; returns that status. Raises `TimeoutError`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         status = status_of(job_id)
         if progress is not None:
             progress(status)
-        if status["state"] in _DONE_STATES:
+        if status["state"] in _WAIT_ENDS:
             return status
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"Import {job_id} had not ended after {timeout} seconds.")

@@ -36,7 +36,7 @@ from .test_imports_workers import (  # noqa: F401  (engine: a fixture)
     people_csv,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq_server]
 
 #: Seconds the private node may take to start.
 START_TIMEOUT = 90
@@ -114,8 +114,6 @@ class PrivateBroker:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[PrivateBroker]:
-    if shutil.which("rabbitmq-server") is None:
-        pytest.fail("rabbitmq-server is not on PATH: this test runs a RabbitMQ node of its own.")
     # Not under pytest's tmp_path: its parents are private to this user, and the server may
     # run as the rabbitmq user.
     base = Path(tempfile.mkdtemp(prefix="dmr-private-rabbitmq-"))

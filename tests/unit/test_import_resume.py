@@ -118,3 +118,17 @@ def test_a_changed_or_missing_source_cannot_resume(
     assert losing.sent == [] and registry.list("Person", "u", "admin")["total"] == 12
     with pytest.raises(ImportNotFound):
         registry.resume_import("imp_nope")
+
+
+def test_waiting_for_a_job_ends_when_it_stalls(
+    registry: DynamicModelRegistry, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.imports import producer
+
+    losing = Losing(registry, {2})
+    monkeypatch.setattr(registry.imports, "run_chunk", losing)
+    job = run(registry, source)["job_id"]
+    seen: list[str] = []
+    status = producer.wait(job, registry.imports.status, lambda s: seen.append(s["state"]),
+                           interval=0.05, timeout=10)
+    assert status["state"] == "stalled" and seen[-1] == "stalled"

@@ -98,6 +98,9 @@ def _summarize(cli: CliContext, status: dict[str, Any]) -> None:
         if status["rejected"]:
             cli.console.print(f"{status['rejected']} rows rejected: "
                               f"dmr imports rejects {status['job_id']}")
+    if status["state"] == "stalled":
+        raise CliError(f"The import stalled: no chunk has finished for a while. Resume it with "
+                       f"dmr imports resume {status['job_id']}", EXIT_UNAVAILABLE)
     if status["state"] != "finished":
         raise CliError(f"The import ended {status['state']}: {status.get('reason')}",
                        EXIT_REFUSED)
