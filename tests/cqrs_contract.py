@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from registry import DynamicModelRegistry, Settings
 from registry.cqrs import CommandContext, EventDraft, command_handler
@@ -19,6 +19,7 @@ from registry.cqrs.tables import events as events_table
 from registry.cqrs.tables import projection_definitions
 from registry.errors import (
     CommandRejected,
+    DuplicateValue,
     InvalidProjection,
     OperationNotAllowed,
     PermissionDenied,
@@ -32,6 +33,11 @@ from registry.errors import (
 from registry.tables import audit_outbox, idempotency_keys
 
 D = decimal.Decimal
+
+
+class Member(BaseModel):
+    email: str = Field(json_schema_extra={"x-unique": True})
+    name: str = ""
 
 
 class Order(BaseModel):
@@ -344,6 +350,36 @@ class CqrsContract(StaleModeContract, AuditOfCommandsContract):
         assert registry.list("Order", user_role="admin")["total"] == 0
         assert registry.verify_audit()["ok"] is True
 
+    @pytest.mark.parametrize("mode", ["cqrs", "hybrid"])
+    def test_a_command_repeating_a_unique_value_is_a_duplicate(
+        self, make_registry: Callable[..., DynamicModelRegistry], mode: str
+    ) -> None:
+        registry = make_registry()
+        registry.register_model("Member", Member, mode)
+
+        def command(type_: str, **fields: Any) -> dict[str, Any]:
+            return registry.execute_command({"type": type_, "model": "Member", **fields},
+                                            "u", "admin")
+
+        first = command("create", data={"email": "a@x.org"})["aggregate_id"]
+        with pytest.raises(DuplicateValue, match="'email'") as caught:  # not yet projected
+            command("create", data={"email": "a@x.org", "name": "second"})
+        assert caught.value.args[1]["fields"] == ["email"]
+        assert "a@x.org" not in str(caught.value)
+        second = command("create", data={"email": "b@x.org"})["aggregate_id"]
+        registry.project()
+        with pytest.raises(DuplicateValue, match="'email'"):  # projected
+            command("update", aggregate_id=second, data={"email": "a@x.org"})
+        command("update", aggregate_id=first, data={"name": "same value, new name"})
+        command("delete", aggregate_id=first)  # frees the value before the table shows it
+        command("update", aggregate_id=second, data={"email": "a@x.org"})
+        registry.project()
+        listed = registry.list("Member", user_role="admin")
+        assert [(r["id"], r["email"]) for r in listed["items"]] == [(second, "a@x.org")]
+        with registry.database.read() as conn:  # the refused commands appended nothing
+            count = sa.select(sa.func.count()).select_from(events_table)
+            assert conn.execute(count).scalar() == 5
+
     # -- projections -----------------------------------------------------------------
 
     def test_declared_projection_follows_moves_and_deletes(
@@ -425,15 +461,15 @@ class CqrsContract(StaleModeContract, AuditOfCommandsContract):
         for n in range(6):
             agg = self.create(registry, amount=str(n + 1), status="paid")
             records[agg] = {"category": "books", "status": "paid", "amount": str(n + 1), "qty": 0}
-        original = Projector._set_checkpoint
+        original = Projector.set_checkpoint
 
         def die(self: Projector, conn: Any, name: str, position: int) -> None:
             raise KeyboardInterrupt("killed between applying and committing")
 
-        monkeypatch.setattr(Projector, "_set_checkpoint", die)
+        monkeypatch.setattr(Projector, "set_checkpoint", die)
         with pytest.raises(KeyboardInterrupt):
             registry.project()
-        monkeypatch.setattr(Projector, "_set_checkpoint", original)
+        monkeypatch.setattr(Projector, "set_checkpoint", original)
         registry.project()
         registry.project()
         assert_matches_fold(projected_sales(registry), fold_sales(records))
@@ -457,6 +493,48 @@ class CqrsContract(StaleModeContract, AuditOfCommandsContract):
         assert registry.list("Order", user_role="admin", page_size=100)["items"] == table
 
     # -- queries ---------------------------------------------------------------------
+
+    def test_projection_queries_page_by_cursor_and_count_as_lists(
+        self, registry: DynamicModelRegistry
+    ) -> None:
+        registry.define_projection(SALES)
+        for n, category in enumerate("abcdefg"):
+            for _ in range(n % 3 + 1):
+                self.create(registry, category=category, status="paid", amount=str(n))
+        registry.project()
+
+        def query(**extra: Any) -> dict[str, Any]:
+            return registry.execute_query({"type": "projection", "projection": "sales",
+                                           **extra}, "u", "admin")
+
+        for order in (None, "-orders", "revenue"):
+            seen, cursor = [], None
+            while True:
+                page = query(page_size=2, order_by=order,
+                             **({"after": cursor} if cursor else {}))
+                assert page["total"] == 7 and page["total_exact"] is True
+                seen += [item["category"] for item in page["items"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert sorted(seen) == list("abcdefg")  # each group once
+        by_orders = query(order_by="-orders", page_size=10)["items"]
+        assert [item["orders"] for item in by_orders] == sorted(
+            (item["orders"] for item in by_orders), reverse=True)
+        first = query(page_size=2, order_by="-orders")
+        assert first["page"] == 1 and first["next_cursor"] is not None
+        after = query(page_size=2, order_by="-orders", after=first["next_cursor"])
+        assert after["page"] is None
+        assert query(count="none")["total"] is None
+        filtered = query(filters={"orders": {"gte": 3}}, count="exact")
+        assert sorted(item["category"] for item in filtered["items"]) == ["c", "f"]
+        assert filtered["total"] == 2
+        with pytest.raises(ValidationFailed):  # a cursor of another order
+            query(order_by="revenue", after=first["next_cursor"])
+        with pytest.raises(ValidationFailed):
+            query(after="tampered")
+        with pytest.raises(ValidationFailed):
+            query(count="sometimes")
 
     def test_read_your_writes_and_stale_projections(
         self, registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch

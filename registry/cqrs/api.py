@@ -59,7 +59,8 @@ class CqrsApi:
             page, page_size = self._paging_of(query)
             return self.cqrs.query_projection(
                 name, user_role, filters=query.get("filters"), order_by=query.get("order_by"),
-                page=page, page_size=page_size,
+                page=page, page_size=page_size, after=query.get("after"),
+                count=query.get("count"),
             )
         model = query["model"]
         self.cqrs.wait_for(self.cqrs.default_projection_of(model), min_position, wait_seconds)

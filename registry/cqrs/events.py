@@ -15,6 +15,7 @@ in their JSON form, as records and audit entries hold them.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import uuid
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "BUILT_IN_TYPES",
     "EVENTS_NS",
     "Event",
+    "EventBatch",
     "EventDraft",
     "EventMetadata",
     "STATE_TYPES",
@@ -130,16 +132,42 @@ class Event(_EventData, BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent(_EventData):
+class StoredEvent:
     """What projections need of an event, read without building a full `Event` (the
-    projector reads tens of thousands a second, and needs no metadata)."""
+    projector reads tens of thousands a second): its state but not its changes, and no
+    metadata."""
 
     position: int
     aggregate_id: str
     version: int
     type: str
-    data: dict[str, Any]
+    state: dict[str, Any] | None
+    #: The data's `deleted` flag (a custom event that ends the aggregate).
+    deleted: bool | None
     timestamp: datetime.datetime
+    schema_version: int
+
+    @property
+    def is_deletion(self) -> bool:
+        return self.type == "deleted" or self.deleted is True
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """A batch of one model's events as projections apply it: the positions read, and each
+    aggregate's last event among them."""
+
+    positions: list[int]
+    last: dict[str, StoredEvent]
+
+    def after(self, position: int) -> tuple[dict[str, StoredEvent], int]:
+        """The part of the batch after `position` (a projection further on than the batch's
+        start): the last events among it, and how many events it holds. An aggregate's last
+        event is in that part whenever any of its events is."""
+        count = len(self.positions) - bisect.bisect_right(self.positions, position)
+        if count == len(self.positions):
+            return self.last, count
+        return {agg: e for agg, e in self.last.items() if e.position > position}, count
 
 
 #: An event as projections take it: appended in the writing transaction, or read back.

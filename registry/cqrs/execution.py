@@ -46,6 +46,7 @@ from .events import Event, EventDraft, EventMetadata
 from .mode_rules import refuse_unless_crud
 from .projections import RecordProjection
 from .store import EventStore
+from .uniqueness import UniqueValues, duplicate_of
 
 __all__ = ["Aggregate", "CommandExecutor", "ModelSource", "RecordRules", "require_commands"]
 
@@ -126,6 +127,7 @@ class CommandExecutor:
         self.rules = rules
         self.clock = clock
         self.settings = settings
+        self.unique = UniqueValues(database, store)
         dialect = postgresql if database.is_postgresql else sqlite
         self._claim = dialect.insert(idempotency_keys).on_conflict_do_nothing().returning(
             idempotency_keys.c.key
@@ -160,41 +162,64 @@ class CommandExecutor:
         key_operation: str,
         check_mode: bool,
     ) -> Outcome:
-        with self.database.write() as conn:
-            entry = self.models.resolve(conn, command.model)
-            if check_mode:
-                require_commands(entry)
-            elif entry.operation_mode is not OperationMode.HYBRID:
-                # A direct write routed here by a cached mode that has changed since.
-                refuse_unless_crud(entry, key_operation)
-                raise NowCrud()
-            hybrid = entry.operation_mode is OperationMode.HYBRID
-            if hybrid:
-                # Before touching the table: a projection rebuild swapping it waits for us.
-                self.store.lock_for_append(conn)
-            if command.command_id is not None:
-                stored = self._claim_key(conn, entry, command.command_id, key_operation)
-                if stored is not None:
-                    return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
-            if command.type == "create" and command.aggregate_id is None:
-                # A fresh random id has no events and no row: nothing to load.
-                aggregate = Aggregate(new_aggregate_id(command), None, 0)
-            else:
-                aggregate = self.load(conn, entry, new_aggregate_id(command))
-            now = self.clock()
-            meta = EventMetadata(user_id=user_id, role=user_role, command_id=command.command_id,
-                                 correlation_id=command.correlation_id)
-            decided = self._decide(entry, command, aggregate, meta, now)
-            pending = ([aggregate.snapshot] if aggregate.snapshot else []) + decided
-            audit = [self._audit_row(entry, event, user_id, user_role) for event in pending]
-            appended = self.store.append(conn, pending, audit)
-            if hybrid:
-                RecordProjection(entry).apply(conn, appended)
-            outcome = Outcome(self._after(aggregate, appended), appended)
-            if command.command_id is not None:
-                self._store_result(conn, command.command_id, self.stored_form(
-                    outcome, key_operation))
-            return outcome
+        entry: ModelEntry | None = None
+        try:
+            with self.database.write() as conn:
+                entry = self.models.resolve(conn, command.model)
+                return self._run(conn, entry, command, user_id, user_role, key_operation,
+                                 check_mode)
+        except sa.exc.IntegrityError as exc:
+            # A hybrid table's unique index refused the new state.
+            duplicate = None if entry is None else duplicate_of(exc, entry)
+            if duplicate is None:
+                raise
+            raise duplicate from None
+
+    def _run(
+        self,
+        conn: Connection,
+        entry: ModelEntry,
+        command: CommandRequest,
+        user_id: str | None,
+        user_role: str,
+        key_operation: str,
+        check_mode: bool,
+    ) -> Outcome:
+        if check_mode:
+            require_commands(entry)
+        elif entry.operation_mode is not OperationMode.HYBRID:
+            # A direct write routed here by a cached mode that has changed since.
+            refuse_unless_crud(entry, key_operation)
+            raise NowCrud()
+        hybrid = entry.operation_mode is OperationMode.HYBRID
+        if hybrid:
+            # Before touching the table: a projection rebuild swapping it waits for us.
+            self.store.lock_for_append(conn)
+        if command.command_id is not None:
+            stored = self._claim_key(conn, entry, command.command_id, key_operation)
+            if stored is not None:
+                return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
+        if command.type == "create" and command.aggregate_id is None:
+            # A fresh random id has no events and no row: nothing to load.
+            aggregate = Aggregate(new_aggregate_id(command), None, 0)
+        else:
+            aggregate = self.load(conn, entry, new_aggregate_id(command))
+        now = self.clock()
+        meta = EventMetadata(user_id=user_id, role=user_role, command_id=command.command_id,
+                             correlation_id=command.correlation_id)
+        decided = self._decide(entry, command, aggregate, meta, now)
+        if not hybrid:
+            self.unique.check(conn, entry, aggregate.state, decided)
+        pending = ([aggregate.snapshot] if aggregate.snapshot else []) + decided
+        audit = [self._audit_row(entry, event, user_id, user_role) for event in pending]
+        appended = self.store.append(conn, pending, audit)
+        if hybrid:
+            RecordProjection(entry).apply(conn, appended)
+        outcome = Outcome(self._after(aggregate, appended), appended)
+        if command.command_id is not None:
+            self._store_result(conn, command.command_id, self.stored_form(
+                outcome, key_operation))
+        return outcome
 
     # -- loading -----------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,10 @@ from ..catalog import ModelEntry
 from ..errors import InvalidProjection, UnknownField
 from ..names import SYSTEM_COLUMNS
 from ..records import RecordTable, column_type_for
+from ..records.table import canonical_decimal
+from ..tables import as_utc
 from ..types import FieldKind
+from .bulk import delete_keys, insert_rows, select_keys, upsert_newer
 from .events import AppliedEvent
 
 __all__ = [
@@ -47,12 +51,12 @@ __all__ = [
 ]
 
 MEASURE_FUNCTIONS = ("count", "sum", "min", "max", "avg")
+#: Most group keys a projection remembers the text of.
+_REMEMBERED_KEYS = 10_000
 _NUMERIC = frozenset({FieldKind.INTEGER, FieldKind.FLOAT, FieldKind.DECIMAL})
 _IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 #: Longest projection name: its member table `dmr_pm_<name>` must fit PostgreSQL's 63 bytes.
 MAX_PROJECTION_NAME = 40
-#: Ids per IN (...) list, well under every backend's parameter limit.
-_IN_CHUNK = 500
 
 
 def default_projection_name(model: str) -> str:
@@ -136,50 +140,22 @@ class RecordProjection:
         self.entry = entry
         self.records = entry.records
         self.table = table if table is not None else entry.records.table
+        self.columns = StateColumns(entry)
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
-        last = _last_event_per_aggregate(events)
+        self.apply_last(conn, last_event_per_aggregate(events))
+
+    def apply_last(self, conn: Connection, last: Mapping[str, AppliedEvent]) -> None:
+        """Write each aggregate's state after its last event of a batch (or delete it)."""
         gone = [agg for agg, event in last.items() if event.is_deletion]
-        kept = {agg: event for agg, event in last.items() if not event.is_deletion}
-        for chunk in _chunks(gone):
-            conn.execute(sa.delete(self.table).where(self.table.c.id.in_(chunk)))
-        if not kept:
-            return
-        stored = self._stored_versions(conn, list(kept))
-        rows = {agg: self.row_of(event) for agg, event in kept.items() if event.state is not None}
-        updates = [row for agg, row in rows.items()
-                   if agg in stored and stored[agg] < row["version"]]
-        inserts = [row for agg, row in rows.items() if agg not in stored]
-        if inserts:
-            conn.execute(sa.insert(self.table), inserts)
-        if updates:
-            conn.execute(self._update_statement, [
-                {**{f"v_{k}": v for k, v in row.items()}} for row in updates
-            ])
-
-    @property
-    def _update_statement(self) -> sa.Update:
-        table = self.table
-        columns = [c.name for c in table.c if c.name not in ("id", "created_at", "created_by")]
-        return (
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("v_id"), table.c.version < sa.bindparam("v_version"))
-            .values({name: sa.bindparam(f"v_{name}") for name in columns})
-        )
-
-    def _stored_versions(self, conn: Connection, ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for chunk in _chunks(ids):
-            query = sa.select(self.table.c.id, self.table.c.version).where(
-                self.table.c.id.in_(chunk)
-            )
-            found.update({row.id: row.version for row in conn.execute(query)})
-        return found
+        delete_keys(conn, self.table.c.id, gone)
+        rows = [self.row_of(event) for event in last.values()
+                if not event.is_deletion and event.state is not None]
+        upsert_newer(conn, self.table, rows, kept=("created_at", "created_by"))
 
     def row_of(self, event: AppliedEvent) -> dict[str, Any]:
         """The table row for the state after `event`, new fields filled with their defaults."""
         state = event.state or {}
-        values = field_columns(self.records, state)
         return {
             "id": event.aggregate_id,
             "version": event.version,
@@ -187,7 +163,7 @@ class RecordProjection:
             "updated_at": _stamp(state.get("updated_at"), event.timestamp),
             "created_by": state.get("created_by"),
             "updated_by": state.get("updated_by"),
-            **values,
+            **self.columns.of(event),
         }
 
 
@@ -195,7 +171,83 @@ _TIME = TypeAdapter(datetime.datetime)
 
 
 def _stamp(value: Any, fallback: datetime.datetime) -> datetime.datetime:
-    return fallback if value is None else _TIME.validate_python(value)
+    if value is None:
+        return fallback
+    try:
+        return as_utc(datetime.datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return _TIME.validate_python(value)
+
+
+class StateColumns:
+    """Column values of events' states.
+
+    A state was validated by the model when its event was written, and holds each field in
+    its JSON form, so an event written under the model's current version is converted field
+    by field (a date from its ISO text, a decimal from its digits) without validating the
+    whole state again, which would cost more than everything else the projector does. An
+    event from an older version, or a state the direct conversion cannot read, goes through
+    the model (`field_columns`), which also fills the defaults of fields added since."""
+
+    def __init__(self, entry: ModelEntry, fields: Iterable[str] | None = None) -> None:
+        """`fields`: the fields a caller needs (all when None); only the model's slow path
+        gives the others too."""
+        self.records = entry.records
+        self.version = entry.version
+        places = entry.records.decimal_places
+        wanted = set(entry.records.field_types if fields is None else fields)
+        converters = [
+            (name, _json_to_column(ftype.kind, places.get(name)))
+            for name, ftype in entry.records.field_types.items() if name in wanted
+        ]
+        #: Fields stored as their JSON form (strings, booleans, ...), and the others.
+        self.plain = [name for name, convert in converters if convert is _identity]
+        self.converted = [(name, convert) for name, convert in converters
+                          if convert is not _identity]
+
+    def of(self, event: AppliedEvent) -> dict[str, Any]:
+        state = event.state or {}
+        if event.schema_version == self.version:
+            values = {name: state.get(name) for name in self.plain}
+            try:
+                for name, convert in self.converted:
+                    value = state.get(name)
+                    values[name] = None if value is None else convert(value)
+            except (TypeError, ValueError, ArithmeticError):
+                pass
+            else:
+                return values
+        return field_columns(self.records, state)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _json_to_column(kind: FieldKind, places: int | None) -> Callable[[Any], Any]:
+    """How a field's JSON form in a state becomes its column value (as `column_values`
+    gives for the validated value)."""
+    if kind is FieldKind.FLOAT:
+        return float
+    if kind is FieldKind.DECIMAL:
+        return lambda value: canonical_decimal(decimal.Decimal(str(value)), places)
+    if kind is FieldKind.DATE:
+        return datetime.date.fromisoformat
+    if kind is FieldKind.DATETIME:
+        return lambda value: as_utc(datetime.datetime.fromisoformat(value))
+    if kind is FieldKind.TIME:
+        return datetime.time.fromisoformat
+    if kind is FieldKind.UUID:
+        return uuid.UUID
+    if kind is FieldKind.INTEGER:
+        return _integer
+    return _identity  # strings, booleans, choices and JSON are stored as their JSON form
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an integer")
+    return value
 
 
 def field_columns(records: RecordTable, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,6 +293,10 @@ class GroupedProjection:
         self.filter = self._typed_filter(entry)
         self.group_fields = list(definition.group_by)
         self.measured_fields = sorted({m.field for m in self.measures.values() if m.field})
+        self.columns = StateColumns(
+            entry, [*self.group_fields, *self.measured_fields, *self.filter]
+        )
+        self._keys: dict[tuple[Any, ...], str] = {}
         metadata = sa.MetaData()
         self.groups = sa.Table(
             f"dmr_p_{definition.name}{suffix}", metadata, *self._group_columns()
@@ -358,26 +414,43 @@ class GroupedProjection:
 
     # -- applying events ---------------------------------------------------------------
 
-    def member_of(self, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """The member row of an aggregate in this state; None when it is not a member."""
-        if state is None:
+    def member_of(self, event: AppliedEvent) -> dict[str, Any] | None:
+        """The member row of an aggregate after `event`; None when it is not a member."""
+        if event.is_deletion or event.state is None:
             return None
-        values = field_columns(self.entry.records, state)
+        values = self.columns.of(event)
         if any(values.get(name) != wanted for name, wanted in self.filter.items()):
             return None
         group = {name: values.get(name) for name in self.group_fields}
         return {
-            "dmr_key": _group_key(group),
+            "dmr_key": self._group_key(group),
             **{f"f_{name}": group[name] for name in self.group_fields},
             **{f"m_{name}": values.get(name) for name in self.measured_fields},
         }
 
+    def _group_key(self, group: Mapping[str, Any]) -> str:
+        """The group's key text, remembered per value tuple (groups are few, members many)."""
+        values = tuple(group.values())
+        try:
+            key = self._keys.get(values)
+        except TypeError:  # an unhashable value
+            return _group_key(group)
+        if key is None:
+            key = _group_key(group)
+            if len(self._keys) < _REMEMBERED_KEYS:
+                self._keys[values] = key
+        return key
+
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
-        last = _last_event_per_aggregate(events)
+        self.apply_last(conn, last_event_per_aggregate(events))
+
+    def apply_last(self, conn: Connection, last: Mapping[str, AppliedEvent]) -> None:
+        """Move each aggregate of a batch from its stored member row to the one its last
+        event gives, and change the groups by the difference."""
         if not last:
             return
         old = self._stored_members(conn, list(last))
-        new = {agg: self.member_of(None if e.is_deletion else e.state) for agg, e in last.items()}
+        new = {agg: self.member_of(event) for agg, event in last.items()}
         changed = [agg for agg in last if old.get(agg) != new[agg]]
         if not changed:
             return
@@ -388,21 +461,16 @@ class GroupedProjection:
                 self._account(deltas, before, -1)
             if after is not None:
                 self._account(deltas, after, +1)
-        for chunk in _chunks(changed):
-            conn.execute(sa.delete(self.members).where(self.members.c.aggregate_id.in_(chunk)))
-        inserts = [{"aggregate_id": agg, **member} for agg in changed
-                   if (member := new[agg]) is not None]
-        if inserts:
-            conn.execute(sa.insert(self.members), inserts)
+        delete_keys(conn, self.members.c.aggregate_id, [agg for agg in changed if agg in old])
+        insert_rows(conn, self.members, [{"aggregate_id": agg, **member} for agg in changed
+                                         if (member := new[agg]) is not None])
         self._apply_deltas(conn, deltas)
 
     def _stored_members(self, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids):
-            query = sa.select(self.members).where(self.members.c.aggregate_id.in_(chunk))
-            for row in conn.execute(query).mappings():
-                member = dict(row)
-                found[member.pop("aggregate_id")] = member
+        for row in select_keys(conn, sa.select(self.members), self.members.c.aggregate_id, ids):
+            member = dict(row)
+            found[member.pop("aggregate_id")] = member
         return found
 
     def _account(
@@ -440,10 +508,8 @@ class GroupedProjection:
                 inserts.append(row)
             else:
                 updates.append(row)
-        for chunk in _chunks(emptied):
-            conn.execute(sa.delete(self.groups).where(self.groups.c.dmr_key.in_(chunk)))
-        if inserts:
-            conn.execute(sa.insert(self.groups), inserts)
+        delete_keys(conn, self.groups.c.dmr_key, emptied)
+        insert_rows(conn, self.groups, inserts)
         if updates:
             self._recompute_extremes(conn, updates, deltas, current)
             columns = [c.name for c in self.groups.c if c.name != "dmr_key"]
@@ -455,11 +521,8 @@ class GroupedProjection:
             conn.execute(statement, [{f"k_{k}": v for k, v in row.items()} for row in updates])
 
     def _stored_groups(self, conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(keys):
-            query = sa.select(self.groups).where(self.groups.c.dmr_key.in_(chunk))
-            found.update({row["dmr_key"]: dict(row) for row in conn.execute(query).mappings()})
-        return found
+        rows = select_keys(conn, sa.select(self.groups), self.groups.c.dmr_key, keys)
+        return {row["dmr_key"]: dict(row) for row in rows}
 
     def _next_group_row(
         self, key: str, delta: _GroupDelta, before: Mapping[str, Any] | None
@@ -551,13 +614,7 @@ def _group_key(group: Mapping[str, Any]) -> str:
     return json.dumps(list(group.values()), default=str, separators=(",", ":"))
 
 
-def _last_event_per_aggregate(events: Iterable[AppliedEvent]) -> dict[str, AppliedEvent]:
-    last: dict[str, AppliedEvent] = {}
-    for event in events:
-        last[event.aggregate_id] = event
-    return last
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start:start + _IN_CHUNK]
+def last_event_per_aggregate(events: Iterable[AppliedEvent]) -> dict[str, AppliedEvent]:
+    """Each aggregate's last event of a batch (in position order): all a projection needs,
+    since every event but a delete carries the aggregate's whole state."""
+    return {event.aggregate_id: event for event in events}

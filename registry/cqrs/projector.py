@@ -14,7 +14,7 @@ lock, applies what arrived meanwhile and swaps the shadow tables in by renaming.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +42,8 @@ class Projection(Protocol):
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None: ...
 
+    def apply_last(self, conn: Connection, last: Mapping[str, AppliedEvent]) -> None: ...
+
     def shadow(self, suffix: str) -> ShadowTables: ...
 
 
@@ -67,6 +69,9 @@ class DefaultProjection:
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         self.writer.apply(conn, events)
+
+    def apply_last(self, conn: Connection, last: Mapping[str, AppliedEvent]) -> None:
+        self.writer.apply_last(conn, last)
 
     def shadow(self, suffix: str) -> ShadowTables:
         live = self.entry.records.table
@@ -97,6 +102,9 @@ class DeclaredProjection:
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         self.grouped.apply(conn, events)
+
+    def apply_last(self, conn: Connection, last: Mapping[str, AppliedEvent]) -> None:
+        self.grouped.apply_last(conn, last)
 
     def shadow(self, suffix: str) -> ShadowTables:
         twin = GroupedProjection(self.grouped.definition, self.grouped.entry, suffix=suffix)
@@ -140,7 +148,14 @@ class Projector:
         value = conn.execute(query).scalar_one_or_none()
         return int(value) if value is not None else None
 
-    def _set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
+    def reset_checkpoint(self, conn: Connection, name: str) -> None:
+        """Start a projection (new, or with emptied tables) from the first event."""
+        self.ensure_checkpoint(conn, name)
+        self.set_checkpoint(conn, name, 0)
+
+    def set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
+        """Move a projection's checkpoint in the caller's transaction, the one that writes
+        the projection's rows up to `position`."""
         conn.execute(
             sa.update(checkpoints).where(checkpoints.c.name == name)
             .values(position=position, updated_at=self.clock())
@@ -151,46 +166,68 @@ class Projector:
     def catch_up(self, projection: Projection, head: int | None = None) -> int:
         """Apply every event up to `head` (the store's safe head when None); returns how
         many events this call applied (0 when another projector holds the projection)."""
+        return self.catch_up_together([projection], head)
+
+    def catch_up_together(
+        self, projections: Sequence[Projection], head: int | None = None
+    ) -> int:
+        """As `catch_up`, for projections of one model: each batch of its events is read and
+        folded once for all of them, and applied to each in the same transaction."""
         head = self.store.head() if head is None else head
+        ordered = sorted(projections, key=lambda projection: projection.name)
         applied = 0
         while True:
-            step = self.step(projection, head)
+            step = self.step(ordered, head)
             if step is None:
                 return applied
             applied += step
 
-    def step(self, projection: Projection, head: int) -> int | None:
-        """One batch in one transaction; None when there is nothing more to do."""
+    def step(self, projections: Sequence[Projection], head: int) -> int | None:
+        """One batch in one transaction for the projections (of one model) this projector
+        can lock; returns the events applied, summed over them, or None when none is
+        behind `head` (or another projector holds every one that is)."""
         with self.database.write() as conn:
-            position = self._lock_checkpoint(conn, projection.name, wait=False)
-            if position is None or position >= head:
+            behind: list[tuple[Projection, int]] = []
+            for projection in projections:
+                position = self._lock_checkpoint(conn, projection.name, wait=False)
+                if position is not None and position < head:
+                    behind.append((projection, position))
+            if not behind:
                 return None
-            events = self.store.read_for_projection(
-                conn, position, head, self.batch_size, projection.model
-            )
-            projection.apply(conn, events)
-            full = len(events) == self.batch_size
-            last = events[-1].position if full else head
-            assert last is not None
-            self._set_checkpoint(conn, projection.name, last)
-            return len(events)
+            start = min(position for _, position in behind)
+            batch = self.store.read_batch(conn, start, head, self.batch_size, behind[0][0].model)
+            full = len(batch.positions) == self.batch_size
+            last = batch.positions[-1] if full else head
+            applied = 0
+            for projection, position in behind:
+                last_events, count = batch.after(position)
+                projection.apply_last(conn, last_events)
+                applied += count
+                self.set_checkpoint(conn, projection.name, max(position, last))
+            return applied
 
     # -- rebuilding --------------------------------------------------------------------
 
     def rebuild(self, projection: Projection) -> dict[str, int]:
-        """Replay every event of the projection's model into shadow tables and swap them in;
-        returns `{"events", "rows"}` (events replayed, rows in the new main table)."""
+        """Fill shadow tables from the folded events of the projection's model and swap
+        them in; returns `{"events", "rows"}` (events covered, rows in the new main table).
+
+        The shadow tables are written from each aggregate's last event only (the database
+        folds the history) in set-based batches; what arrives meanwhile is applied as the
+        projector would, in the transaction that swaps the tables in."""
         shadow = projection.shadow(f"_rb{uuid.uuid4().hex[:6]}")
         with self.database.write() as conn:
             shadow.create(conn)
         try:
-            replayed, position = self._replay(shadow.projection, projection.model, 0)
+            head = self.store.head()
+            self._fill(shadow.projection, projection.model, head)
             with self.database.write() as conn, self._appenders_held(conn):
                 self._lock_checkpoint(conn, projection.name, wait=True)
-                head = self.store.last_position(conn)
-                more, _ = self._replay_in(conn, shadow.projection, projection.model, position, head)
+                covered = self.store.count(conn, projection.model, head)
+                now = self.store.last_position(conn)
+                covered += self._replay_in(conn, shadow.projection, projection.model, head, now)
                 self._swap(conn, shadow)
-                self._set_checkpoint(conn, projection.name, head)
+                self.set_checkpoint(conn, projection.name, now)
                 rows = conn.execute(
                     sa.select(sa.func.count()).select_from(sa.table(shadow.live_names[0]))
                 ).scalar_one()
@@ -198,34 +235,34 @@ class Projector:
             with self.database.write() as conn:
                 shadow.drop(conn)
             raise
-        return {"events": replayed + more, "rows": int(rows)}
+        return {"events": covered, "rows": int(rows)}
 
-    def _replay(self, target: Any, model: str, after: int) -> tuple[int, int]:
-        """Replay up to the safe head in batches of one transaction each; returns the count
-        and the position everything up to which is in the shadow tables."""
-        head = self.store.head()
-        total = 0
+    def _fill(self, target: Any, model: str, head: int) -> None:
+        """Write every aggregate's state as of `head` into the empty shadow tables, a batch
+        of aggregates per transaction."""
+        after = ""
         while True:
             with self.database.write() as conn:
-                count, after = self._replay_in(conn, target, model, after, head, one_batch=True)
-            if count == 0:
-                return total, head
-            total += count
+                found = self.store.last_events(conn, model, head, after, self.batch_size)
+                if not found:
+                    return
+                target.apply_last(conn, {
+                    event.aggregate_id: event for event in found if not event.is_deletion
+                })
+            after = found[-1].aggregate_id
 
     def _replay_in(
-        self, conn: Connection, target: Any, model: str, after: int, head: int,
-        *, one_batch: bool = False,
-    ) -> tuple[int, int]:
+        self, conn: Connection, target: Any, model: str, after: int, head: int
+    ) -> int:
+        """Apply the events after `after` up to `head` in `conn`; returns how many."""
         total = 0
         while True:
-            events = self.store.read_for_projection(conn, after, head, self.batch_size, model)
-            if not events:
-                return total, after
-            target.apply(conn, events)
-            total += len(events)
-            after = events[-1].position or after
-            if one_batch:
-                return total, after
+            batch = self.store.read_batch(conn, after, head, self.batch_size, model)
+            if not batch.positions:
+                return total
+            target.apply_last(conn, batch.last)
+            total += len(batch.positions)
+            after = batch.positions[-1]
 
     @contextmanager
     def _appenders_held(self, conn: Connection) -> Iterator[None]:

@@ -3,8 +3,10 @@ registry, wired together. The registry builds one (`registry.cqrs`)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,10 +19,14 @@ from ..errors import (
     InvalidProjection,
     ProjectionNotFound,
     ProjectionStale,
-    UnknownField,
     ValidationFailed,
 )
 from ..permissions import Permission, require_manager
+from ..query.counts import count_mode, count_rows
+from ..query.cursors import CursorCodec, cursor_key, fetch_page, query_fingerprint
+from ..query.fields import ordering, table_fields
+from ..query.filters import FilterField, Visibility, compile_filters
+from ..query.listing import ListLimits
 from ..settings import Settings
 from ..tables import models as models_table
 from .backfill import Backfill
@@ -63,6 +69,16 @@ class CqrsService:
         self.writes = WriteRouter(database, models, self.executor)  # type: ignore[arg-type]
         self.backfill = Backfill(database, self.store, models, clock, settings.cqrs.backfill_chunk)
         self._declared: dict[tuple[str, int, int], GroupedProjection] = {}
+        models_settings = settings.models
+        self.list_limits = ListLimits(
+            default_page_size=models_settings.default_page_size,
+            max_page_size=models_settings.max_page_size,
+            max_offset=models_settings.max_offset,
+            max_filter_values=models_settings.max_filter_values,
+            count_exact_limit=models_settings.count_exact_limit,
+        )
+        # The records' cursor key: a cursor names its query, so one key serves both.
+        self.cursors = CursorCodec(cursor_key(models_settings.cursor_secret, database.url))
         load_command_modules(settings.cqrs.command_modules)
 
     def mode_switch_starts(
@@ -118,8 +134,7 @@ class CqrsService:
                 GroupedProjection(old, old_entry).drop(conn)
             grouped.create(conn)
             self._save_definition(conn, parsed, stored, user_id)
-            self.projector.ensure_checkpoint(conn, parsed.name)
-            self.projector._set_checkpoint(conn, parsed.name, 0)
+            self.projector.reset_checkpoint(conn, parsed.name)
         return grouped.describe()
 
     def projections(self) -> list[dict[str, Any]]:
@@ -205,8 +220,12 @@ class CqrsService:
         self.backfill.resume_all()
         with self.database.read() as conn:
             projections = self._maintained(conn)
+        by_model: dict[str, list[Projection]] = {}
+        for projection in projections:
+            by_model.setdefault(projection.model, []).append(projection)
         head = self.store.head()
-        return {"events": sum(self.projector.catch_up(p, head) for p in projections)}
+        return {"events": sum(self.projector.catch_up_together(group, head)
+                              for group in by_model.values())}
 
     def rebuild_projection(self, name: str) -> dict[str, int]:
         with self.database.read() as conn:
@@ -273,8 +292,12 @@ class CqrsService:
         order_by: str | None = None,
         page: int = 1,
         page_size: int = 50,
+        after: str | None = None,
+        count: str | None = None,
     ) -> dict[str, Any]:
-        """One page of a declared projection's groups, as the role may see them."""
+        """One page of a declared projection's groups, as the role may see them, paged and
+        counted as `records.list` pages (`after`/`next_cursor`, `count`/`total_exact`, the
+        same filter operators), with the group key as the tie-breaking id."""
         with self.database.read() as conn:
             grouped = self._declared_projection(conn, name)
             entry = grouped.entry
@@ -283,16 +306,41 @@ class CqrsService:
                        if all(entry.permissions.plainly_readable(user_role, f)
                               for f in grouped.fields_of(c))]
             table = grouped.groups
-            conditions = [table.c[col] == value
-                          for col, value in _checked_filters(name, filters, visible).items()]
-            query = sa.select(*[table.c[c] for c in visible]).where(*conditions)
-            query = query.order_by(*_ordering(name, table, order_by, visible))
-            rows = conn.execute(query.limit(page_size).offset((page - 1) * page_size))
-            items = [to_jsonable_python(dict(row)) for row in rows.mappings()]
-            total = conn.execute(
-                sa.select(sa.func.count()).select_from(table).where(*conditions)
-            ).scalar_one()
-        return {"items": items, "page": page, "page_size": page_size, "total": int(total)}
+            columns = _fields_of(table)
+            shown = {column: columns[column] for column in visible}
+
+            def visibility(column: str) -> Visibility:
+                return Visibility.PLAIN if column in shown or column == "id" else Visibility.HIDDEN
+
+            what = f"projection {name}"
+            conditions = compile_filters(
+                filters, shown, visibility, model=what, role=user_role,
+                max_values=self.list_limits.max_filter_values, dialect=conn.dialect.name,
+            )
+            key = replace(columns["dmr_key"], name="id")
+            order = ordering(order_by, {**shown, "id": key}, visibility, model=what,
+                             role=user_role, default="id")
+            fingerprint = query_fingerprint(what, filters, order.spelling)
+            position = None if after is None else self.cursors.decode(after, fingerprint)
+            if position is not None and page != 1:
+                raise ValidationFailed(
+                    "Give either page or after, not both: after continues from a cursor.",
+                    errors=[{"loc": ["page"], "msg": "page and after together",
+                             "type": "page"}],
+                )
+            query = sa.select(*[table.c[c] for c in visible], table.c.dmr_key.label("id"))
+            rows, more = fetch_page(
+                conn, query.where(*conditions), order, position, page_size,
+                offset=0 if position is not None else (page - 1) * page_size,
+            )
+            total = count_rows(conn, table, conditions, count_mode(count),
+                               exact_limit=self.list_limits.count_exact_limit)
+        items = [to_jsonable_python({c: row[c] for c in visible}) for row in rows]
+        next_cursor = self.cursors.encode(fingerprint, order.position_of(rows[-1])) if more \
+            else None
+        return {"items": items, "page": None if position is not None else page,
+                "page_size": page_size, "total": total.value, "total_exact": total.exact,
+                "next_cursor": next_cursor}
 
     # -- the event feed ----------------------------------------------------------------
 
@@ -376,33 +424,8 @@ def _check_feed(after_position: Any, limit: Any) -> None:
         )
 
 
-def _checked_filters(
-    name: str, filters: Mapping[str, Any] | None, visible: list[str]
-) -> dict[str, Any]:
-    if filters is None:
-        return {}
-    if not isinstance(filters, Mapping):
-        raise ValidationFailed("Filters must be an object of column: value.", errors=[])
-    for column in filters:
-        if column not in visible:
-            raise UnknownField(
-                f"Projection {name!r} has no column {column!r} this role may filter on.",
-                projection=name, fields=[column],
-                errors=[{"loc": [column], "msg": "Unknown column", "type": "unknown_field"}],
-            )
-    return dict(filters)
-
-
-def _ordering(
-    name: str, table: sa.Table, order_by: str | None, visible: list[str]
-) -> list[Any]:
-    if not order_by:
-        return [table.c.dmr_key]
-    if not isinstance(order_by, str) or order_by.removeprefix("-") not in visible:
-        raise UnknownField(
-            f"Projection {name!r} has no column {order_by!r} this role may order by.",
-            projection=name, fields=[str(order_by)],
-            errors=[{"loc": ["order_by"], "msg": "Unknown column", "type": "unknown_field"}],
-        )
-    column = table.c[order_by.removeprefix("-")]
-    return [column.desc() if order_by.startswith("-") else column.asc(), table.c.dmr_key]
+@functools.lru_cache(maxsize=256)
+def _fields_of(table: sa.Table) -> Mapping[str, FilterField]:
+    """The filterable columns of a projection's group table (cached per table object, which
+    the service keeps per projection generation)."""
+    return table_fields(table)
