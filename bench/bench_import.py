@@ -174,10 +174,14 @@ def cpu_seconds(groups: set[int], database_url: str) -> dict[str, float]:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / tick
 
+    # A worker's main process (the group leader) receives and checks messages; its pool
+    # children run the tasks.
     workers = [int(e) for e in os.listdir("/proc") if e.isdigit() and _group_of(int(e)) in groups]
     own = resource.getrusage(resource.RUSAGE_SELF)
     figures = {"producer": own.ru_utime + own.ru_stime,
-               "workers": sum(used(pid) for pid in workers), "database": 0.0}
+               "worker main": sum(used(pid) for pid in workers if pid in groups),
+               "worker children": sum(used(pid) for pid in workers if pid not in groups),
+               "database": 0.0}
     if database_url.startswith("postgresql"):
         engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
