@@ -153,25 +153,40 @@ def open_client(
 
 
 class Workers:
-    """The worker processes of one broker's run, each in its own process group."""
+    """The worker processes of one run, each in its own process group.
 
-    #: The app the workers run: the project's, plus the two bench tasks.
-    app_module = "bench.celery_tasks"
+    `layout` is "<workers>x<pool children each>" (LAYOUTS names the two the Celery benchmark
+    compares); `queues`, `app_module` and `name` (node names are name1@host, name2@host, ...)
+    let another benchmark start its own workers the same way.
+    """
 
-    def __init__(self, layout: str, env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self,
+        layout: str,
+        env: dict[str, str],
+        logs: Path,
+        *,
+        queues: str = "registry,crud",
+        app_module: str = "bench.celery_tasks",
+        name: str = "bench",
+    ) -> None:
         self.layout = layout
         self.env = env
         self.logs = logs
+        self.queues = queues
+        #: The app the workers run; by default the project's, plus the two bench tasks.
+        self.app_module = app_module
+        self.name = name
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        count, concurrency = (1, 2) if self.layout == "1x2" else (2, 1)
+        count, concurrency = (int(part) for part in self.layout.split("x"))
         host = socket.gethostname()
         for index in range(1, count + 1):
             command = [
                 sys.executable, "-m", "celery", "-A", self.app_module, "worker",
-                "-Q", "registry,crud", "-P", "prefork", "-c", str(concurrency),
-                "-n", f"bench{index}@{host}", "-l", "warning",
+                "-Q", self.queues, "-P", "prefork", "-c", str(concurrency),
+                "-n", f"{self.name}{index}@{host}", "-l", "warning",
                 "--without-gossip", "--without-mingle",
             ]
             with (self.logs / f"worker{index}.log").open("ab") as log:

@@ -11,11 +11,7 @@ first send to the last result, the median of interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +20,6 @@ from typing import Any
 from tasks.client import RegistryClient
 
 from .bench_celery import (
-    PROJECT_ROOT,
     Workers,
     open_client,
     postgres_database,
@@ -37,23 +32,6 @@ from .workload import DEFAULT_POSTGRES, Product, rows
 
 GOAL = 0.80
 RESULT_TIMEOUT = 120.0
-
-
-class CqrsWorkers(Workers):
-    """The benchmark's worker, also consuming queue `cqrs`."""
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "celery", "-A", self.app_module, "worker",
-            "-Q", "registry,crud,cqrs", "-P", "prefork", "-c", "2",
-            "-n", f"benchcqrs@{socket.gethostname()}", "-l", "warning",
-            "--without-gossip", "--without-mingle",
-        ]
-        with (self.logs / "worker.log").open("ab") as log:
-            self.processes.append(subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            ))
 
 
 def measure(client: RegistryClient, tasks: int, rounds: int) -> dict[str, float]:
@@ -92,7 +70,8 @@ def main() -> None:
         broker_url = stack.enter_context(rabbitmq_vhost())
         results_url = stack.enter_context(redis_database(args.redis_db))
         client, env = open_client(stack, database_url, broker_url, results_url)
-        workers = CqrsWorkers("1x2", env, Path(logs))
+        # The benchmark's worker also consumes queue `cqrs`.
+        workers = Workers("1x2", env, Path(logs), queues="registry,crud,cqrs", name="benchcqrs")
         stack.callback(workers.stop)
         workers.start()
         wait_until_serving(client, workers)

@@ -32,11 +32,11 @@ from tasks.presence import worker_serving
 from workers.demo import (
     PRICE_PERMISSIONS,
     Product,
-    _prepare_stores,
-    _start_worker,
-    _stop,
-    _wait_until_serving,
     embedded_environment,
+    prepare_stores,
+    start_worker,
+    stop_process,
+    wait_until_serving,
 )
 
 GOAL_MS = 100.0
@@ -67,10 +67,10 @@ def _summary(timings: list[float]) -> str:
 def measure(name: str, env: dict[str, str], directory: Path, calls: int) -> float:
     settings = Settings.load(environ={**os.environ, **env})
     client = RegistryClient.from_settings(settings)
-    _prepare_stores(client)
-    worker = _start_worker(env, directory / "worker.log")
+    prepare_stores(client)
+    worker = start_worker(env, directory / "worker.log")
     try:
-        _wait_until_serving(client, worker, directory / "worker.log")
+        wait_until_serving(client, worker, directory / "worker.log")
         client.register_model("Product", Product, permissions=PRICE_PERMISSIONS,
                               user_id="bench", user_role="admin").get()
         record = client.create("Product", {"name": "Lamp", "price": 20.0}, "u", "admin").get()
@@ -85,7 +85,7 @@ def measure(name: str, env: dict[str, str], directory: Path, calls: int) -> floa
             print(f"  worker check           {_summary(checks)}")
         return statistics.median(reads)
     finally:
-        _stop(worker)
+        stop_process(worker)
         client.close()
 
 

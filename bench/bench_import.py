@@ -46,7 +46,6 @@ from pydantic import BaseModel, EmailStr, Field
 from tasks.client import RegistryClient
 
 from .bench_celery import (
-    PROJECT_ROOT,
     Workers,
     open_client,
     postgres_database,
@@ -175,10 +174,14 @@ def cpu_seconds(groups: set[int], database_url: str) -> dict[str, float]:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / tick
 
+    # A worker's main process (the group leader) receives and checks messages; its pool
+    # children run the tasks.
     workers = [int(e) for e in os.listdir("/proc") if e.isdigit() and _group_of(int(e)) in groups]
     own = resource.getrusage(resource.RUSAGE_SELF)
     figures = {"producer": own.ru_utime + own.ru_stime,
-               "workers": sum(used(pid) for pid in workers), "database": 0.0}
+               "worker main": sum(used(pid) for pid in workers if pid in groups),
+               "worker children": sum(used(pid) for pid in workers if pid not in groups),
+               "database": 0.0}
     if database_url.startswith("postgresql"):
         engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
@@ -222,7 +225,9 @@ def run_backend(
         broker_url = stack.enter_context(rabbitmq_vhost())
         results_url = stack.enter_context(redis_database(args.redis_db))
         client, env = open_client(stack, database_url, broker_url, results_url)
-        workers = ImportWorkers(args.workers, args.concurrency, env, logs)
+        # `--workers` processes serving imports (and registry/crud for the model and creates).
+        workers = Workers(f"{args.workers}x{args.concurrency}", env, logs,
+                          queues="imports,registry,crud", app_module="workers.app", name="import")
         stack.callback(workers.stop)
         workers.start()
         model = f"Order{os.getpid()}"
@@ -238,33 +243,6 @@ def run_backend(
         if many:
             figures["single"], figures["many"] = many_against_single(client, model, args.singles)
         return figures
-
-
-class ImportWorkers(Workers):
-    """`--workers` processes serving imports (and registry/crud for the model and creates)."""
-
-    def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
-        super().__init__("1x2", env, logs)
-        self.count, self.concurrency = count, concurrency
-
-    def start(self) -> None:
-        import socket
-        import subprocess
-        import sys
-
-        host = socket.gethostname()
-        for index in range(1, self.count + 1):
-            command = [
-                sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-                "-Q", "imports,registry,crud", "-P", "prefork", "-c", str(self.concurrency),
-                "-n", f"import{index}@{host}", "-l", "warning",
-                "--without-gossip", "--without-mingle",
-            ]
-            with (self.logs / f"worker{index}.log").open("ab") as log:
-                self.processes.append(subprocess.Popen(
-                    command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                ))
 
 
 # -- SQLite -------------------------------------------------------------------------------

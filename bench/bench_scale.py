@@ -197,8 +197,11 @@ CONTRAST: dict[str, dict[str, Any]] = {
 }
 
 
+WARMUP_CALLS = 5
+
+
 def timed_ms(call: Callable[[], Any], calls: int) -> list[float]:
-    for _ in range(5):
+    for _ in range(WARMUP_CALLS):
         call()
     found = []
     for _ in range(calls):
@@ -208,24 +211,32 @@ def timed_ms(call: Callable[[], Any], calls: int) -> list[float]:
     return found
 
 
-def in_process(registry: DynamicModelRegistry, calls: int) -> dict[str, list[float]]:
-    workloads = {**list_calls(registry), **CONTRAST}
-    found = {
-        label: timed_ms(
-            functools.partial(registry.list, "Scale", user_role="user", page_size=50, **kwargs),
-            calls,
+def in_process(
+    registry: DynamicModelRegistry, calls: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Latencies (ms) per workload, and this process's CPU time per call (ms): the part of
+    a page that is Python here, which contention from other processes inflates least."""
+    workloads: dict[str, Callable[[], Any]] = {
+        label: functools.partial(
+            registry.list, "Scale", user_role="user", page_size=50, **kwargs
         )
-        for label, kwargs in workloads.items()
+        for label, kwargs in {**list_calls(registry), **CONTRAST}.items()
     }
     record_id = registry.list("Scale", user_role="user", page_size=1)["items"][0]["id"]
-    found["read by id (contrast)"] = timed_ms(
-        lambda: registry.read("Scale", record_id, user_role="user"), calls
+    workloads["read by id (contrast)"] = lambda: registry.read(
+        "Scale", record_id, user_role="user"
     )
+    found: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}
+    for label, call in workloads.items():
+        start = time.process_time()
+        found[label] = timed_ms(call, calls)
+        cpu[label] = (time.process_time() - start) * 1000 / (calls + WARMUP_CALLS)
     with registry.database.engine.connect() as conn:
         found["SELECT 1 on a pooled connection (contrast)"] = timed_ms(
             lambda: conn.exec_driver_sql("SELECT 1").scalar(), calls
         )
-    return found
+    return found, cpu
 
 
 @contextmanager
@@ -242,23 +253,27 @@ def celery_client(database_url: str, redis_db: int, logs: Path) -> Iterator[Regi
 
 
 def through_celery(
-    client: RegistryClient, workloads: dict[str, dict[str, Any]], calls: int
+    client: RegistryClient, workloads: dict[str, dict[str, Any]], calls: int, record_id: str
 ) -> tuple[list[float], dict[str, list[float]]]:
     def noop() -> Any:
         return client.app.send_task("bench.noop", queue="crud")
 
     def listing(kwargs: dict[str, Any]) -> Callable[[], Any]:
-        return lambda: client.list("Scale", "bench", "user", page_size=50, **kwargs)
+        return lambda: client.list("Scale", "bench", "user", **{"page_size": 50, **kwargs})
 
-    for kwargs in workloads.values():  # every pool child has run every path
+    sends = {label: listing(kwargs) for label, kwargs in workloads.items()}
+    # Contrasts that take the list apart: its result's size, and one database trip alone.
+    sends["first page, page_size 1 (contrast)"] = listing({"page_size": 1})
+    sends["read by id (contrast)"] = lambda: client.read("Scale", record_id, "bench", "user")
+    for send in sends.values():  # every pool child has run every path
         for _ in range(4):
-            listing(kwargs)().get(timeout=RESULT_TIMEOUT)
+            send().get(timeout=RESULT_TIMEOUT)
     noop_ms: list[float] = []
-    found: dict[str, list[float]] = {label: [] for label in workloads}
+    found: dict[str, list[float]] = {label: [] for label in sends}
     for _ in range(calls):  # interleaved with the no-op, so drift hits both alike
-        for label, kwargs in workloads.items():
+        for label, send in sends.items():
             noop_ms.append(round_trip_ms(noop))
-            found[label].append(round_trip_ms(listing(kwargs)))
+            found[label].append(round_trip_ms(send))
     return noop_ms, found
 
 
@@ -278,13 +293,27 @@ def report_builds(builds: dict[str, Any]) -> None:
               f"{percentile(values, 0.99):8.2f} {max(values):9.1f}")
 
 
-def report_lists(title: str, figures: dict[str, list[float]], goal: Callable[[float], str]) -> None:
+def report_lists(
+    title: str,
+    figures: dict[str, list[float]],
+    goal: Callable[[float], str],
+    ratio: Callable[[float], str] | None = None,
+    cpu: dict[str, float] | None = None,
+) -> None:
+    """One line per workload; a contrast shows its `ratio` (if any) but no goal."""
     print(f"\n{title}")
-    print(f"{'workload':42} {'p50 ms':>8} {'p95 ms':>8}  goal")
+    cpu_header = f" {'cpu ms':>7}" if cpu is not None else ""
+    print(f"{'workload':42} {'p50 ms':>8} {'p95 ms':>8}{cpu_header}  goal")
     for label, values in figures.items():
         p50 = statistics.median(values)
-        print(f"{label:42} {p50:8.2f} {percentile(values, 0.95):8.2f}  "
-              f"{goal(p50) if 'contrast' not in label else ''}")
+        if "contrast" in label:
+            verdict = ratio(p50) if ratio is not None else ""
+        else:
+            verdict = goal(p50)
+        cpu_cell = "" if cpu is None else (
+            f" {cpu[label]:7.2f}" if label in cpu else f" {'':7}"
+        )
+        print(f"{label:42} {p50:8.2f} {percentile(values, 0.95):8.2f}{cpu_cell}  {verdict}")
 
 
 def main() -> None:
@@ -292,7 +321,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=200, help="timed calls per workload")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL")
-    parser.add_argument("--redis-db", type=int, default=13, help="Redis database for results")
+    parser.add_argument("--redis-db", type=int, default=13,
+                        help="Redis database for results (it must be empty)")
     parser.add_argument("--no-celery", action="store_true", help="in-process figures only")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
@@ -305,15 +335,18 @@ def main() -> None:
             print(f"Loaded {args.rows:,} rows with INSERT ... SELECT generate_series and "
                   f"VACUUM ANALYZE in {seconds:.1f} s.")
             report_builds(time_builds(registry, database_url))
-            local = in_process(registry, args.calls)
+            local, cpu = in_process(registry, args.calls)
             report_lists(
-                f"In-process list, {args.calls} calls each, page_size 50, role 'user':", local,
+                f"In-process list, {args.calls} calls each, page_size 50, role 'user' (cpu: "
+                "this process's CPU time per call):", local,
                 lambda p50: "ok" if p50 <= LIST_GOAL_MS else f"ABOVE {LIST_GOAL_MS} ms",
+                cpu=cpu,
             )
             if not args.no_celery:
                 workloads = list_calls(registry)
+                record_id = registry.list("Scale", user_role="user", page_size=1)["items"][0]["id"]
                 with celery_client(database_url, args.redis_db, Path(logs)) as client:
-                    noop_ms, remote = through_celery(client, workloads, args.calls)
+                    noop_ms, remote = through_celery(client, workloads, args.calls, record_id)
                 noop_p50 = statistics.median(noop_ms)
                 report_lists(
                     f"Through Celery (RabbitMQ, Redis results, one worker -c 2): no-op task "
@@ -322,6 +355,7 @@ def main() -> None:
                     remote,
                     lambda p50: f"{p50 / noop_p50:.2f} "
                     + ("ok" if p50 / noop_p50 <= CELERY_GOAL else f"ABOVE {CELERY_GOAL}"),
+                    ratio=lambda p50: f"{p50 / noop_p50:.2f}",
                 )
         finally:
             registry.close()

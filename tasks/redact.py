@@ -27,9 +27,14 @@ _PLAIN_RESULT_KEYS = frozenset(
     {"id", "version", "created_at", "updated_at", "created_by", "updated_by"}
 )
 _PAGE_KEYS = frozenset({"items", "page", "page_size", "total"})
+#: A records page (`records.list`) also says how it counted and where the next one starts.
+_CURSOR_PAGE_KEYS = _PAGE_KEYS | {"total_exact", "next_cursor"}
 #: What a delete answers: shown whole, it holds no field value.
 _DELETED_KEYS = frozenset({"id", "deleted", "version"})
 _MAX_ITEMS = 20
+#: Records of a page shown: Celery cuts a result's display at 1,024 characters
+#: (`resultrepr_maxsize`), about four records, and builds it for every task that succeeds.
+_MAX_PAGE_ITEMS = 5
 _MAX_PLAIN = 100
 
 
@@ -66,12 +71,15 @@ def _plain(value: Any) -> Any:
 def _result_value(value: Any, *, top: bool = True) -> Any:
     """`top`: a record (or a delete's answer) whose system columns may show; nested values
     never show, whatever their keys are called (a field may hold {"id": "<secret>"})."""
-    if isinstance(value, Mapping) and set(value) == _PAGE_KEYS:
-        return {**{key: _plain(value[key]) for key in ("page", "page_size", "total")},
-                "items": _result_value(value["items"], top=True)}
-    if isinstance(value, Mapping) and set(value) == _DELETED_KEYS and value["deleted"] is True:
-        return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, Mapping):
+        if _has_keys(value, _PAGE_KEYS) or _has_keys(value, _CURSOR_PAGE_KEYS):
+            page = {key: _plain(value[key]) for key in value if key not in ("items", "next_cursor")}
+            if "next_cursor" in value:
+                # A cursor carries the last row's order value: hidden like the values.
+                page["next_cursor"] = None if value["next_cursor"] is None else REDACTED
+            return {**page, "items": _page_items(value["items"])}
+        if _has_keys(value, _DELETED_KEYS) and value["deleted"] is True:
+            return {key: _plain(item) for key, item in value.items()}
         return {str(key): _result_item(str(key), item, top=top) for key, item in value.items()}
     if isinstance(value, list):
         shown = [_result_value(item, top=top) for item in value[:_MAX_ITEMS]]
@@ -80,10 +88,25 @@ def _result_value(value: Any, *, top: bool = True) -> Any:
     return REDACTED
 
 
+def _page_items(items: Any) -> Any:
+    if not isinstance(items, list):
+        return REDACTED
+    shown = [_result_value(item, top=True) for item in items[:_MAX_PAGE_ITEMS]]
+    hidden = len(items) - _MAX_PAGE_ITEMS
+    return shown + ([f"{REDACTED} {hidden} more"] if hidden > 0 else [])
+
+
+def _has_keys(value: Mapping[Any, Any], keys: frozenset[str]) -> bool:
+    # Sizes first: Celery shows every task's result, a page's records included.
+    return len(value) == len(keys) and value.keys() == keys
+
+
 def _result_item(key: str, value: Any, *, top: bool) -> Any:
     if top and key in _PLAIN_RESULT_KEYS:
         return _plain(value)
     # Nested shapes (a model's description, audit changes) keep their keys, not their values.
-    if isinstance(value, Mapping | list):
+    if isinstance(value, dict | list) or (
+        not isinstance(value, str | int | float) and isinstance(value, Mapping)
+    ):
         return _result_value(value, top=False)
     return REDACTED

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
 from registry import (
     DuplicateValue,
@@ -408,6 +409,15 @@ class RecordsAtScale:
         with items.database.read() as conn:
             built = index_states(conn, table)
         assert {ix["name"] for ix in described} <= set(built) and all(built.values())
+        # Non-unique indexes carry created_at, so a filtered page in the default order finds
+        # its keys in the index; unique ones hold just their fields.
+        with items.database.read() as conn:
+            definitions = _index_definitions(conn, table)
+        price = next(ix["name"] for ix in described if ix["fields"] == ["price"])
+        sku = next(ix["name"] for ix in described if ix["fields"] == ["sku"])
+        assert "created_at" in definitions[price] and "created_at" not in definitions[sku]
+        if items.database.is_postgresql:
+            assert "INCLUDE (created_at)" in definitions[price]
 
         class Fewer(BaseModel):
             name: str
@@ -514,3 +524,12 @@ class RecordsAtScale:
         items.register_model("Item", Item)  # unchanged: the indexes are still checked
         with items.database.read() as conn:
             assert index_states(conn, table).get(name) is True
+
+
+def _index_definitions(conn: Connection, table: str) -> dict[str, str]:
+    """Index name -> its CREATE INDEX statement, as the database keeps it."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :table"
+    else:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :table"
+    return {str(name): str(sql) for name, sql in conn.execute(sa.text(query), {"table": table})}

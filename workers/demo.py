@@ -34,7 +34,14 @@ from registry.errors import ValidationFailed
 from registry.settings import Settings
 from tasks.client import RegistryClient
 
-__all__ = ["Product", "run_demo"]
+__all__ = [
+    "Product",
+    "prepare_stores",
+    "run_demo",
+    "start_worker",
+    "stop_process",
+    "wait_until_serving",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Seconds to wait for the worker to answer its first task.
@@ -60,26 +67,26 @@ def run_demo(data_dir: Path | None = None, out: Callable[[str], None] = print) -
         env = embedded_environment(directory)
         settings = Settings.load(environ={**os.environ, **env})
         client = RegistryClient.from_settings(settings)
-        _prepare_stores(client)
+        prepare_stores(client)
         if data_dir is None:
             out("Data, broker and results: files in a temporary folder, removed at the end "
                 "(dmr demo --data-dir DIR keeps them).")
         else:
             out(f"Data, broker and results: files in {directory}")
-        worker = _start_worker(env, directory / "worker.log")
+        worker = start_worker(env, directory / "worker.log")
         flower = _start_flower(env, directory / "flower.log")
         try:
-            _wait_until_serving(client, worker, directory / "worker.log")
+            wait_until_serving(client, worker, directory / "worker.log")
             out(f"Worker process {worker.pid} is serving queues registry and crud.")
             _wait_for_flower(flower)
             scenario(client, out)
             _verify_audit(settings, out)
             _show_flower(flower, out)
-            _stop(flower.process)  # measure without Flower's polling on the same cores
+            stop_process(flower.process)  # measure without Flower's polling on the same cores
             _measure(client, out)
         finally:
-            _stop(worker)
-            _stop(flower.process)
+            stop_process(worker)
+            stop_process(flower.process)
             client.close()
         out("Worker and Flower stopped cleanly.")
     return 0
@@ -245,7 +252,7 @@ def _workspace(data_dir: Path | None) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _prepare_stores(client: RegistryClient) -> None:
+def prepare_stores(client: RegistryClient) -> None:
     # Create the broker's and the result store's tables here, before the worker starts, so
     # two processes never race to create them in one SQLite file.
     with client.app.connection_for_write() as connection:
@@ -254,7 +261,7 @@ def _prepare_stores(client: RegistryClient) -> None:
     client.app.backend.ResultSession().close()
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return _start(
         ["worker", "-P", "solo", "-Q", "registry,crud", "-l", "warning",
          "-n", f"demo-{os.getpid()}@%h", "--", "--without-gossip", "--without-mingle"],
@@ -272,7 +279,7 @@ def _start(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.P
         )
 
 
-def _wait_until_serving(
+def wait_until_serving(
     client: RegistryClient, worker: subprocess.Popen[bytes], log: Path
 ) -> None:
     handle = client.list_models()
@@ -289,7 +296,7 @@ def _wait_until_serving(
     handle.get()
 
 
-def _stop(worker: subprocess.Popen[bytes]) -> None:
+def stop_process(worker: subprocess.Popen[bytes]) -> None:
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown
         try:

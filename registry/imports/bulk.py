@@ -266,12 +266,11 @@ def write_batch(
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, entry.records, ids, validated, stamp)
     else:
-        system = (1, stamp.at, stamp.at, stamp.user_id, stamp.user_id)
-        names = [*_SYSTEM, *entry.records.field_names]
-        conn.execute(entry.records.insert, [
-            dict(zip(names, (record_id, *system, *values), strict=True))
-            for record_id, values in zip(ids, validated.rows, strict=True)
-        ])
+        count = len(ids)
+        system = [ids] + [[value] * count for value in
+                          (1, stamp.at, stamp.at, stamp.user_id, stamp.user_id)]
+        entry.records.insert_row.many(conn, [*_SYSTEM, *entry.records.field_names],
+                                      system + validated.columns)
     _audit_batch(conn, entry, audit, batch, validated, stamp, metadata or {})
     return ids
 

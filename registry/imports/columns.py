@@ -150,14 +150,16 @@ def _integers(values: list[Any]) -> tuple[list[Any], Problems]:
 
 def _floats(values: list[Any]) -> tuple[list[Any], Problems]:
     # An int default of a float field reads as a float everywhere.
-    floats = [None if v is None else float(v) for v in values]
+    floats, problems = _per_value(values, float, "is too large for a float column")
     try:
         if math.isfinite(math.fsum(v for v in floats if v is not None)):
-            return floats, {}
+            return floats, problems
     except OverflowError:
         pass  # finite values whose sum does not fit: look at each
     why = "is NaN or an infinity, which JSON cannot carry"
-    return floats, {p: why for p, v in enumerate(floats) if v is not None and not math.isfinite(v)}
+    problems.update({p: why for p, v in enumerate(floats)
+                     if v is not None and not math.isfinite(v)})
+    return floats, problems
 
 
 def _texts(values: list[Any]) -> tuple[list[Any], Problems]:

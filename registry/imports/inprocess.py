@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import producer
-from .jobs import ImportOptions, _parse
+from .jobs import ImportOptions, parse_argument
 from .sources import OpenedSource, open_source
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class BulkMethods:
     ) -> dict[str, Any]:
         """Import a source's rows in this process, chunk by chunk as the workers would;
         returns the job's final status (see `ImportService.status`)."""
-        chosen: ImportOptions = _parse(ImportOptions, options or {}, "options")
+        chosen: ImportOptions = parse_argument(ImportOptions, options or {}, "options")
         registry: DynamicModelRegistry = self  # type: ignore[assignment]
         source = open_source(resource, max_field_bytes=registry.settings.models.max_payload_bytes)
         return self._send_all(model_name, source, user_id, user_role, field_map, chosen,

@@ -120,8 +120,8 @@ class ImportService:
         does not fit the model, and `PermissionDenied` unless the role may create records and
         write every mapped field; nothing is written then."""
         check_caller(user_id, user_role)
-        described = _parse(SourceDescription, source, "source")
-        chosen = _parse(ImportOptions, options or {}, "options")
+        described = parse_argument(SourceDescription, source, "source")
+        chosen = parse_argument(ImportOptions, options or {}, "options")
         with self.database.write() as conn:
             entry = self.models.resolve(conn, model)
             if not described.formats:
@@ -451,7 +451,8 @@ def _status(
     }
 
 
-def _parse(kind: type[BaseModel], value: Any, name: str) -> Any:
+def parse_argument(kind: type[BaseModel], value: Any, name: str) -> Any:
+    """`value` as the model `kind`; raises `ValidationFailed` naming the argument `name`."""
     try:
         return kind.model_validate(value)
     except ValidationError as exc:

@@ -8,17 +8,19 @@ same way:
     counts.py    exact, estimated or no totals
     fields.py    filterable fields of a record table or of any table; the keyset order
     listing.py   one page: all of the above together
+    statements.py  a page's PostgreSQL statements, built once per shape, values bound
     indexes.py   indexes declared with a model, built (concurrently on PostgreSQL) and checked
 """
 
 from .counts import CountMode, Total, count_mode, count_rows
 from .cursors import CursorCodec, KeysetOrder, Position, fetch_page, query_fingerprint
 from .fields import ordering, record_fields, table_fields, visibility_of
-from .filters import OPERATORS, FilterField, Visibility, compile_filters
+from .filters import OPERATORS, Condition, FilterField, Visibility, compile_filters, parse_filters
 from .listing import ListLimits, ListRequest, list_page
 
 __all__ = [
     "OPERATORS",
+    "Condition",
     "CountMode",
     "CursorCodec",
     "FilterField",
@@ -34,6 +36,7 @@ __all__ = [
     "fetch_page",
     "list_page",
     "ordering",
+    "parse_filters",
     "query_fingerprint",
     "record_fields",
     "table_fields",

@@ -6,7 +6,8 @@ shape of request (the table; the filters' fields and operators; the order; where
 starts: the beginning, a value or the nulls; offset or not; the count; the guard) and kept.
 Every value (filter operands, the cursor's position, the limit, the offset) is a bound
 parameter given at execution. A kept statement also keeps its SQLAlchemy cache key, so its
-compiled SQL is found without walking the statement again.
+compiled SQL is found without walking the statement again. Each table keeps its own shapes
+(at most `MAX_SHAPES_PER_TABLE`).
 
 With filters, a page first finds the keys of its rows (`id` in the page's order, through
 whichever index the filter has) and then reads just those rows by primary key. A declared
@@ -18,7 +19,6 @@ only, not for every row that matches.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,9 +86,10 @@ class PageStatements:
         return rows[:page_size], len(rows) > page_size, values
 
 
-_kept: weakref.WeakKeyDictionary[sa.Table, dict[Any, PageStatements]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Where a table keeps its shapes: in its own `info`, so they go when the table goes (a
+#: re-registered model's old table included). A weak map keyed by table would keep every
+#: table alive, since its statements refer to the table's columns.
+_INFO_KEY = "dmr_page_statements"
 _lock = threading.Lock()
 
 
@@ -112,8 +113,11 @@ def page_statements(
         count, exact_limit, guard, guard_label,
     )
     with _lock:
-        kept = _kept.setdefault(table, {})
-        statements = kept.get(shape)
+        owner, kept = table.info.get(_INFO_KEY, (None, None))
+        if owner is not table or kept is None:  # none yet, or an `info` copied from another table
+            kept = {}
+            table.info[_INFO_KEY] = (table, kept)
+        statements: PageStatements | None = kept.get(shape)
     if statements is None:
         statements = _build(
             table, conditions, order, after, offset=offset, count=count,
@@ -168,27 +172,31 @@ def _first_range(
     an empty page still brings them back."""
     if not keys_first and not scalars:
         return statement
+    # The order column comes back as a column of its own only when it is not one of the
+    # table's (each row would otherwise carry, and convert, the same value twice).
+    own = table.c.get(order.key) is order.column
+    extra = [] if own else [order.column.label(_ORDER_KEY)]
     if keys_first:
         keys = statement.with_only_columns(table.c.id).subquery("dmr_keys")
-        rows = sa.select(table, order.column.label(_ORDER_KEY)).join(
-            keys, table.c.id == keys.c.id
-        )
+        rows = sa.select(table, *extra).join(keys, table.c.id == keys.c.id)
     else:
-        rows = statement.add_columns(order.column.label(_ORDER_KEY))
+        rows = statement.add_columns(*extra)
+    sort_key = order.key if own else _ORDER_KEY
     if not scalars:
         alone = rows.subquery("dmr_page")
-        return sa.select(alone).order_by(*_outer_order(alone, order))
+        return sa.select(alone).order_by(*_outer_order(alone.c[sort_key], alone.c.id, order))
     base = sa.select(*(scalar.label(name) for name, scalar in scalars.items())).subquery()
     page = rows.subquery("dmr_page").lateral()
     return (
         sa.select(base, page)
         .select_from(base.outerjoin(page, sa.true()))
-        .order_by(*_outer_order(page, order))
+        .order_by(*_outer_order(page.c[sort_key], page.c.id, order))
     )
 
 
-def _outer_order(page: sa.FromClause, order: KeysetOrder) -> list[sa.ColumnElement[Any]]:
-    key, ident = page.c[_ORDER_KEY], page.c.id
+def _outer_order(
+    key: sa.ColumnElement[Any], ident: sa.ColumnElement[Any], order: KeysetOrder
+) -> list[sa.ColumnElement[Any]]:
     if order.descending:
         return [key.desc().nulls_first(), ident.desc()]
     return [key.asc().nulls_last(), ident.asc()]

@@ -1,4 +1,5 @@
-"""`DriverInsert`: one-row INSERTs on SQLite that skip SQLAlchemy's execution machinery.
+"""`DriverInsert`: INSERTs on SQLite that skip SQLAlchemy's execution machinery (one row,
+or a batch given column by column).
 
 A create on SQLite inserts its record row with the same statement every time, and
 SQLAlchemy's per-execution work (compiled-cache lookup, parameter processing, result setup)
@@ -11,7 +12,7 @@ this insert; the audit entry written in the same transaction still goes through 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +47,30 @@ class DriverInsert:
             driver.execute(sql, params)
         except dbapi_error as exc:
             raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error) from exc
+
+    def many(
+        self, conn: Connection, names: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows given column by column (`columns[i]` holds column `names[i]` of every
+        row): on SQLite each column is converted in one pass and the rows go to one
+        `executemany` of the driver, without a dictionary per row."""
+        if conn.dialect.name != "sqlite":
+            conn.execute(self.statement, [dict(zip(names, row, strict=True))
+                                          for row in zip(*columns, strict=True)])
+            return
+        sql, steps = self._prepare(conn.dialect, tuple(names))
+        converted = [
+            values if convert is None else [None if v is None else convert(v) for v in values]
+            for (_name, convert), values in zip(steps, columns, strict=True)
+        ]
+        rows = list(zip(*converted, strict=True))
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        dbapi_error: Any = conn.dialect.loaded_dbapi.Error
+        try:
+            driver.executemany(sql, rows)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(sql, rows[:1], exc, dbapi_error) from exc
 
     def _prepare(self, dialect: Dialect, names: tuple[str, ...]) -> _Prepared:
         key = (dialect.name, names)

@@ -3,19 +3,15 @@ and the domain alike (registry/operations.py)."""
 
 from __future__ import annotations
 
-import ast
 import datetime
 import inspect
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-import registry as registry_package
-import tasks
 from registry import DynamicModelRegistry
 from registry.errors import ValidationFailed
 from registry.operations import (
@@ -211,48 +207,3 @@ def test_a_task_refuses_what_its_operation_refuses(registry: DynamicModelRegistr
         run_task("records.read", model={}, record_id="r", user_id="u", user_role="admin")
     with pytest.raises(ValidationFailed, match="user_role is required"):
         run_task("audit.history", model="Product")
-
-
-# -- one owner per concern -------------------------------------------------------------------
-
-#: Attributes with a leading underscore that are public API of a library.
-LIBRARY_ATTRIBUTES = {"_mapping"}  # SQLAlchemy's Row._mapping
-
-
-def private_reach_ins(path: Path) -> list[str]:
-    """`other._name` accesses in a module, except to attributes that the module itself
-    assigns as `self._name` (its own classes' state)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    own = {
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-        and node.value.id in ("self", "cls")
-    }
-    found = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr.startswith("_")
-            and not node.attr.startswith("__")
-            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
-            and node.attr not in own | LIBRARY_ATTRIBUTES
-        ):
-            found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
-    return found
-
-
-#: The record path: the registry's front, its cache, the operations, the record service and
-#: table, and the tasks and client that carry the operations.
-RECORD_PATH = [
-    "registry/core.py", "registry/model_cache.py", "registry/operations.py",
-    *(f"registry/records/{path.name}"
-      for path in (Path(registry_package.__file__).parent / "records").glob("*.py")),
-    "tasks/operations.py", "tasks/records.py", "tasks/client.py", "tasks/audit.py",
-]
-
-
-@pytest.mark.parametrize("module", RECORD_PATH)
-def test_the_record_path_reaches_into_no_other_modules_private_attributes(module: str) -> None:
-    root = Path(tasks.__file__).parent.parent
-    assert private_reach_ins(root / module) == []

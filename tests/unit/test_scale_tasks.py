@@ -17,6 +17,7 @@ from registry import (
     InvalidIndex,
     model_to_schema,
 )
+from tasks.redact import result_repr
 from tests.unit.support import run_task
 from workers.app import app
 
@@ -133,3 +134,12 @@ def test_index_keywords_survive_the_schema_round_trip(registry: DynamicModelRegi
     assert {(tuple(ix["fields"]), ix["unique"]) for ix in indexes} == {
         (("number",), True), (("total",), False), (("status", "total"), False)
     }
+
+
+def test_flower_sees_a_page_by_its_ids_and_counts_never_its_values_or_cursor() -> None:
+    page = {"items": [{"id": "r-1", "version": 1, "number": "SECRET-7"}], "page": None,
+            "page_size": 50, "total": 1200, "total_exact": False,
+            "next_cursor": "eyJ2IjoiU0VDUkVULTcifQ.mac"}
+    shown = result_repr(page)
+    assert "r-1" in shown and "1200" in shown and "'total_exact': False" in shown
+    assert "SECRET" not in shown and "eyJ" not in shown
