@@ -49,7 +49,9 @@ SUMMARY = ("job_id", "model", "state", "total", "done", "rejected", "skipped", "
 @click.option("--field-map", "field_map", default=None,
               help="JSON {source column: field} (default: the model's stored map).")
 @click.option("--table", default=None, help="For an SQL source (a SQLAlchemy URL): the table.")
-@click.option("--chunk-size", type=click.IntRange(1, 50_000), default=2000, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(1, 50_000), default=None,
+              help="Rows per chunk: one message and one transaction each "
+                   "(default: the import's own, 5000).")
 @click.option("--on-error", type=click.Choice(["reject", "abort"]), default="reject",
               show_default=True)
 @click.option("--mode", type=click.Choice(["insert", "upsert"]), default="insert",
@@ -64,11 +66,12 @@ SUMMARY = ("job_id", "model", "state", "total", "done", "rejected", "skipped", "
 @pass_cli
 def import_command(
     cli: CliContext, source: str, model: str, register: bool, field_map: str | None,
-    table: str | None, chunk_size: int, on_error: str, mode: str, key: tuple[str, ...],
+    table: str | None, chunk_size: int | None, on_error: str, mode: str, key: tuple[str, ...],
     timeout: float | None, user: str, role: str,
 ) -> None:
-    """Import SOURCE (CSV, TSV, JSON Lines, or an SQL table) into MODEL through the workers,
-    with a progress bar and a closing summary; --json prints the final status.
+    """Import SOURCE (CSV, TSV, JSON Lines, a JSON array, Parquet or an SQL table) into
+    MODEL through the workers, with a progress bar and a closing summary; --json prints the
+    final status.
 
     \b
     Example:
@@ -83,7 +86,9 @@ def import_command(
     mapping = read_json(field_map, "the field map") if field_map else None
     if register:
         mapping = _register(cli, resource, model, user, role) if mapping is None else mapping
-    options: dict[str, Any] = {"chunk_size": chunk_size, "on_error": on_error, "mode": mode}
+    options: dict[str, Any] = {"on_error": on_error, "mode": mode}
+    if chunk_size is not None:  # else ImportOptions' default applies: one place for it
+        options["chunk_size"] = chunk_size
     if key:
         options["key"] = list(key)
     status = _run(cli, resource, model, mapping, options, timeout, user, role)
