@@ -362,18 +362,28 @@ class StorageContract(IdempotencyRetention, RecordsAtScale):
         self, registry: DynamicModelRegistry
     ) -> None:
         engine = registry.database.engine
+        logger = registry.audit_logger
+        append_row = logger.append_row
 
         def fail_after_outbox_write(conn: Any, clause: Any, *args: Any) -> None:
-            # By now the record row and its audit entry are both written in this transaction.
+            # PostgreSQL writes the record and its entry in one statement: once it ran, both
+            # are written in this transaction.
             if isinstance(clause, sa.Insert | sa.Select) and "dmr_audit_outbox" in str(clause):
                 raise RuntimeError("injected failure before commit")
 
+        def append_then_fail(conn: Any, **entry: Any) -> None:
+            # SQLite writes the entry straight through the driver, after the record row.
+            append_row(conn, **entry)
+            raise RuntimeError("injected failure before commit")
+
         sa.event.listen(engine, "after_execute", fail_after_outbox_write)
+        logger.append_row = append_then_fail  # type: ignore[method-assign]
         try:
             with pytest.raises(RuntimeError, match="injected"):
                 registry.create("Product", {"name": "A", "price": 1.0}, user_role="admin")
         finally:
             sa.event.remove(engine, "after_execute", fail_after_outbox_write)
+            del logger.append_row
         self.assert_nothing_written(registry)
         registry.create("Product", {"name": "A", "price": 1.0}, user_role="admin")
         assert self.count(registry, "Product") == 1 and self.count(registry, audit_outbox) == 1

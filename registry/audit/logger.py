@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from .. import batch_audit
 from ..database import Database
+from ..driver_insert import DriverInsert
 from ..errors import AuditIntegrityError
 from ..settings import AuditSettings
 from ..tables import as_utc, audit_outbox
@@ -29,6 +30,9 @@ from .trail import AuditTrail, CompactionPolicy, StoredRecords, TrailQuery
 __all__ = ["AuditLogger"]
 
 _INSERT_OUTBOX = sa.insert(audit_outbox)
+#: The one-entry insert every write runs: on SQLite straight to the driver, which saves a
+#: create most of what SQLAlchemy's execution path costs (`registry/driver_insert.py`).
+_INSERT_ONE_ENTRY = DriverInsert(audit_outbox)
 
 
 class AuditLogger:
@@ -77,8 +81,8 @@ class AuditLogger:
     ) -> None:
         """`append` for one entry whose values are already JSON, without building a model
         (this runs on every write)."""
-        conn.execute(
-            _INSERT_OUTBOX,
+        _INSERT_ONE_ENTRY(
+            conn,
             self.entry_values(
                 at=at,
                 model_name=model_name,

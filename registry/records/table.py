@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from ..driver_insert import DriverInsert
 from ..errors import ValidationFailed
 from ..names import table_name_for
 from ..tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
 from ..types import FieldKind, FieldType, classify
-from .driver_insert import DriverInsert
 
 __all__ = ["RecordTable", "column_type_for"]
 

@@ -1,13 +1,14 @@
 """`DriverInsert`: INSERTs on SQLite that skip SQLAlchemy's execution machinery (one row,
 or a batch given column by column).
 
-A create on SQLite inserts its record row with the same statement every time, and
+A write on SQLite inserts its rows with the same statements every time, and
 SQLAlchemy's per-execution work (compiled-cache lookup, parameter processing, result setup)
 costs more than SQLite's insert itself. The statement is compiled once per column list, with
 each column type's own bind conversion, and runs on the driver connection inside the
 caller's transaction, as `Catalog.state_version` reads. Errors are raised as SQLAlchemy would
-raise them. Other databases take the ordinary path. (SQLAlchemy's execute events do not see
-this insert; the audit entry written in the same transaction still goes through them.)
+raise them. Other databases take the ordinary path. Used for a create's record row, an
+import chunk's rows and every write's audit outbox entry. (SQLAlchemy's execute events do
+not see these inserts on SQLite.)
 """
 
 from __future__ import annotations
