@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from registry import (
@@ -24,6 +23,7 @@ from registry import (
     ValidationFailed,
 )
 from registry.imports import import_jobs
+from tests.import_contract import count
 
 HEADER = ["code", "email", "name", "age"]
 PERMISSIONS = {
@@ -60,11 +60,6 @@ def member(i: int, *, age: int | None = None, email: str | None = None) -> list[
 def by_code(registry: DynamicModelRegistry, model: str = "Member") -> dict[str, dict[str, Any]]:
     items = registry.list(model, "u", "admin", page_size=1000)["items"]
     return {item["code"]: item for item in items}
-
-
-def jobs(registry: DynamicModelRegistry) -> int:
-    with registry.database.read() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(import_jobs)).scalar_one())
 
 
 class KeyedImportContract:
@@ -242,7 +237,7 @@ class KeyedImportContract:
             self.run(registry, source, mode="upsert", key=[1])
         with pytest.raises(PermissionDenied, match="update"):
             self.run(registry, source, mode="upsert", key=["code"], role="clerk")
-        assert jobs(registry) == 0 and by_code(registry) == {}
+        assert count(registry, import_jobs) == 0 and by_code(registry) == {}
 
     # -- create_many ----------------------------------------------------------------------
 

@@ -70,13 +70,7 @@ class CqrsService:
         self.backfill = Backfill(database, self.store, models, clock, settings.cqrs.backfill_chunk)
         self._declared: dict[tuple[str, int, int], GroupedProjection] = {}
         models_settings = settings.models
-        self.list_limits = ListLimits(
-            default_page_size=models_settings.default_page_size,
-            max_page_size=models_settings.max_page_size,
-            max_offset=models_settings.max_offset,
-            max_filter_values=models_settings.max_filter_values,
-            count_exact_limit=models_settings.count_exact_limit,
-        )
+        self.list_limits = ListLimits.from_settings(models_settings)
         # The records' cursor key: a cursor names its query, so one key serves both.
         self.cursors = CursorCodec(cursor_key(models_settings.cursor_secret, database.url))
         load_command_modules(settings.cqrs.command_modules)

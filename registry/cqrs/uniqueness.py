@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from ..catalog import ModelEntry
 from ..database import Database
 from ..errors import DuplicateValue
-from ..query.indexes import duplicate_value
+from ..query.indexes import duplicate_error, duplicate_value
 from .events import Event
 from .projections import StateColumns, default_projection_name
 from .store import EventStore
@@ -89,7 +89,7 @@ class UniqueValues:
             state = None if later.is_deletion else later.state
             if aggregate_id != event.aggregate_id and state is not None \
                     and [state.get(name) for name in fields] == claimed:
-                raise _duplicate(entry.name, fields)
+                raise duplicate_error(entry.name, fields)
         table = entry.records.table
         values = StateColumns(entry, fields).of(event)
         holders = conn.execute(
@@ -99,11 +99,4 @@ class UniqueValues:
             )
         ).scalars()
         if any(holder not in pending for holder in holders):
-            raise _duplicate(entry.name, fields)
-
-
-def _duplicate(model: str, fields: tuple[str, ...]) -> DuplicateValue:
-    names = ", ".join(repr(name) for name in fields)
-    what = f"field {names}" if len(fields) == 1 else f"fields {names} together"
-    return DuplicateValue(f"Another record of {model!r} already has this value in {what}.",
-                          model=model, fields=list(fields))
+            raise duplicate_error(entry.name, fields)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,6 +26,9 @@ from .cursors import CursorCodec, after_kind, after_params, fetch_page, query_fi
 from .fields import ordering
 from .filters import FilterField, Visibility, parse_filters
 from .statements import OFFSET, filter_params, page_statements
+
+if TYPE_CHECKING:
+    from ..settings import ModelsSettings
 
 __all__ = ["ListLimits", "ListRequest", "Page", "list_page"]
 
@@ -39,6 +42,17 @@ class ListLimits:
     max_offset: int
     max_filter_values: int
     count_exact_limit: int
+
+    @classmethod
+    def from_settings(cls, settings: ModelsSettings) -> ListLimits:
+        """The limits `[models]` sets, for records and CQRS lists alike."""
+        return cls(
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+            max_offset=settings.max_offset,
+            max_filter_values=settings.max_filter_values,
+            count_exact_limit=settings.count_exact_limit,
+        )
 
 
 @dataclass(frozen=True)

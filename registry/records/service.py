@@ -123,13 +123,7 @@ class RecordService:
         self.models = models
         self.clock = clock
         self.keys = IdempotencyKeys(database, clock)
-        self.list_limits = ListLimits(
-            default_page_size=settings.default_page_size,
-            max_page_size=settings.max_page_size,
-            max_offset=settings.max_offset,
-            max_filter_values=settings.max_filter_values,
-            count_exact_limit=settings.count_exact_limit,
-        )
+        self.list_limits = ListLimits.from_settings(settings)
         self.cursors = CursorCodec(cursor_key(settings.cursor_secret, database.url))
         self._handlers: dict[type[Operation], Callable[[Any], Any]] = {
             CreateRecord: self.create,
