@@ -38,6 +38,7 @@ from workers.app import app
 from .base import RegistryTask
 from .operations import operation_task, registry_task
 from .records import entries_as_json
+from .throttle import Throttle
 
 __all__ = ["CompactionTrigger", "as_of", "compact", "history", "purge", "stats", "verify"]
 
@@ -96,10 +97,8 @@ class CompactionTrigger:
         self.send = send
         self.every = every
         self.threshold = threshold
-        self.min_interval = min_interval
-        self.clock = clock
+        self.throttle = Throttle(min_interval, clock)
         self._count = 0
-        self._last_sent = -float("inf")
         self._lock = threading.Lock()  # a threads pool runs handlers concurrently
 
     def __call__(self, sender: Any = None, state: str | None = None, **_: Any) -> None:
@@ -112,10 +111,7 @@ class CompactionTrigger:
     def _due(self) -> bool:
         with self._lock:
             self._count += 1
-            if self._count % self.every or self.clock() - self._last_sent < self.min_interval:
-                return False
-            self._last_sent = self.clock()
-            return True
+            return self._count % self.every == 0 and self.throttle.ready()
 
 
 def _send_compaction() -> Any:

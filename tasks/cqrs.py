@@ -21,7 +21,6 @@ projection follows its commands within milliseconds instead of a schedule tick.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from registry.operations import check_caller, check_seconds, check_whole_number
 
 from .base import RegistryTask
 from .operations import registry_task
+from .throttle import Throttle
 
 __all__ = [
     "ProjectTrigger",
@@ -132,20 +132,12 @@ class ProjectTrigger:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.send = send
-        self.min_interval = min_interval
-        self.clock = clock
-        self._last_sent = -float("inf")
-        self._lock = threading.Lock()
+        self.throttle = Throttle(min_interval, clock)
 
     def __call__(self, sender: Any = None, state: str | None = None, **_: Any) -> None:
         name = getattr(sender, "name", "") or ""
-        if state != "SUCCESS" or name != "cqrs.execute_command":
-            return
-        with self._lock:
-            if self.clock() - self._last_sent < self.min_interval:
-                return
-            self._last_sent = self.clock()
-        self.send()
+        if state == "SUCCESS" and name == "cqrs.execute_command" and self.throttle.ready():
+            self.send()
 
 
 def _send_projection() -> Any:
