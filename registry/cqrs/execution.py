@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..audit import AuditLogger, Clock
@@ -26,7 +25,6 @@ from ..database import Database
 from ..driver_statement import DriverStatement
 from ..errors import (
     CommandRejected,
-    IdempotencyConflict,
     OperationNotAllowed,
     RegistryError,
     ValidationFailed,
@@ -34,8 +32,8 @@ from ..errors import (
 )
 from ..names import SYSTEM_COLUMNS
 from ..permissions import Permission
+from ..records.idempotency import IdempotencyKeys
 from ..settings import CqrsSettings
-from ..tables import idempotency_keys
 from .commands import (
     CommandContext,
     CommandRequest,
@@ -136,10 +134,7 @@ class CommandExecutor:
         self.unique = UniqueValues(database, store)
         self._create_statements: dict[tuple[str, int, str | None, bool], DriverStatement] = {}
         self._projections: dict[tuple[str, int], RecordProjection] = {}
-        dialect = postgresql if database.is_postgresql else sqlite
-        self._claim = dialect.insert(idempotency_keys).on_conflict_do_nothing().returning(
-            idempotency_keys.c.key
-        )
+        self.keys = IdempotencyKeys(database, clock)
 
     def execute(
         self,
@@ -209,9 +204,10 @@ class CommandExecutor:
             # Before touching the table: a projection rebuild swapping it waits for us.
             self.store.lock_for_append(conn)
         if command.command_id is not None:
-            stored = self._claim_key(conn, entry, command.command_id, key_operation)
+            stored = self.keys.take(conn, entry.name, key_operation, command.command_id)
             if stored is not None:
-                return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
+                return Outcome(Aggregate(command.aggregate_id or "", None, 0),
+                               replayed=stored["result"])
         if command.type == "create" and command.aggregate_id is None:
             # A fresh random id has no events and no row: nothing to load.
             aggregate = Aggregate(new_aggregate_id(command), None, 0)
@@ -230,8 +226,8 @@ class CommandExecutor:
             RecordProjection(entry).apply(conn, appended)
         outcome = Outcome(self._after(aggregate, appended), appended)
         if command.command_id is not None:
-            self._store_result(conn, command.command_id, self.stored_form(
-                outcome, key_operation))
+            self.keys.store_result(conn, command.command_id,
+                                   self.stored_form(outcome, key_operation))
         return outcome
 
     # -- a create in one statement (PostgreSQL) -----------------------------------------
@@ -504,32 +500,6 @@ class CommandExecutor:
             operation=operation, user_id=user_id, changes=event.changes,
             metadata={"role": user_role, "version": version, "event": event.type,
                       "command_id": event.metadata.command_id},
-        )
-
-    def _claim_key(
-        self, conn: Connection, entry: ModelEntry, key: str, operation: str
-    ) -> dict[str, Any] | None:
-        """None when the key is new (and now ours); else the first answer to it."""
-        claimed = conn.execute(self._claim.values(
-            key=key, model=entry.name, operation=operation, created_at=self.clock(),
-        )).first()
-        if claimed is not None:
-            return None
-        stored = conn.execute(
-            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
-        ).mappings().one()
-        if (stored["model"], stored["operation"]) != (entry.name, operation):
-            raise IdempotencyConflict(
-                f"Command id {key!r} was used for {stored['operation']} on "
-                f"{stored['model']!r}, not for {operation} on {entry.name!r}.",
-                key=key,
-            )
-        result: dict[str, Any] = stored["result"]
-        return result
-
-    def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:
-        conn.execute(
-            sa.update(idempotency_keys).where(idempotency_keys.c.key == key).values(result=result)
         )
 
     @staticmethod
