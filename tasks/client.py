@@ -257,20 +257,30 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         Raises `PayloadTooLarge` before sending when the message would exceed
         `celery.max_message_bytes`.
         """
-        self._check_size(name, kwargs)
-        self._sent = True
-        result = self.app.send_task(
-            name,
-            kwargs=kwargs,
-            queue=queue_for(name),
-            argsrepr="()",
-            kwargsrepr=arguments_repr(kwargs),
-        )
+        result = self._publish(name, kwargs, ignore_result=False)
         return TaskHandle(
             result,
             timeout=self.settings.result_timeout,
             interval=self.settings.polling_interval,
             resend=lambda: self.send(name, **kwargs),
+        )
+
+    def send_unanswered(self, name: str, /, **kwargs: Any) -> None:
+        """Send task `name` as `send` does, with no result stored and none awaited: for
+        calls whose outcome is read elsewhere (an import chunk's, from its job's status), so
+        neither the worker stores a result nor this client subscribes to one per call."""
+        self._publish(name, kwargs, ignore_result=True)
+
+    def _publish(self, name: str, kwargs: dict[str, Any], *, ignore_result: bool) -> Any:
+        self._check_size(name, kwargs)
+        self._sent = True
+        return self.app.send_task(
+            name,
+            kwargs=kwargs,
+            queue=queue_for(name),
+            argsrepr="()",
+            kwargsrepr=arguments_repr(kwargs),
+            ignore_result=ignore_result,
         )
 
     def _check_size(self, name: str, kwargs: Mapping[str, Any]) -> None:
