@@ -276,10 +276,11 @@ class RecordTable:
         if not rows:
             return []
         columns, converted = self.record_columns, self._converted_columns
-        take = _taker(tuple(rows[0]._fields), columns)
+        fields = tuple(rows[0]._mapping)  # the rows' column names, in their order
+        take = _taker(fields, columns)
         records = [dict(zip(columns, take(row), strict=True)) for row in rows]
         if converted:
-            take = _taker(tuple(rows[0]._fields), converted)
+            take = _taker(fields, converted)
             jsonable = to_jsonable_python([take(row) for row in rows])
             for record, values in zip(records, jsonable, strict=True):
                 record.update(zip(converted, values, strict=True))
