@@ -83,7 +83,7 @@ def batch_record_id(batch: str, index: int) -> str:
 def batch_record_ids(batch: str, indexes: Iterable[int]) -> list[str]:
     """`batch_record_id` of each index, the batch's part written once."""
     head = f"{batch[0:8]}-{batch[8:12]}-8{batch[12:15]}-8{batch[15:18]}-{batch[18:20]}"
-    return [f"{head}{index:0{_INDEX_HEX}x}" for index in indexes]
+    return list(map(f"{head}%0{_INDEX_HEX}x".__mod__, indexes))
 
 
 def batch_of(record_id: str) -> tuple[str, int] | None:

@@ -135,6 +135,31 @@ class Database:
         with self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
+    @contextmanager
+    def driver_autocommit(self) -> Iterator[Any]:
+        """The driver's own connection in autocommit, for one statement that is its own
+        transaction (PostgreSQL; see `DriverStatement`). Driver errors are raised as
+        SQLAlchemy's (parameters hidden), and a connection found broken is not reused."""
+        pooled = self.engine.raw_connection()
+        driver = pooled.driver_connection
+        assert driver is not None
+        dbapi_error: Any = self.engine.dialect.loaded_dbapi.Error
+        try:
+            driver.autocommit = True
+            yield driver
+        except dbapi_error as exc:
+            broken = self.engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None)
+            if broken:
+                pooled.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, dbapi_error, hide_parameters=True,
+                connection_invalidated=broken, dialect=self.engine.dialect,
+            ) from exc
+        finally:
+            if not driver.closed:
+                driver.autocommit = False  # as the pool hands connections out
+            pooled.close()
+
     def for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """Lock the selected rows until commit; SQLite's write transaction already holds a lock."""
         return query.with_for_update() if self.is_postgresql else query

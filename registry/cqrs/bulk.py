@@ -125,7 +125,9 @@ def _unnest_insert(
     for n, (name, column_type, convert) in enumerate(zip(names, types, converts, strict=True)):
         values = [row[name] for row in rows]
         params[f"c{n}"] = values if convert is None else [convert(v) for v in values]
-        arrays.append(f"%(c{n})s::{column_type.compile(dialect=dialect)}[]")
+        # A collation (record ids have one) belongs to the column, not to an array cast.
+        element = column_type.compile(dialect=dialect).split(" COLLATE ")[0]
+        arrays.append(f"%(c{n})s::{element}[]")
         columns.append(f"c{n}")
     listed = ", ".join(columns)
     return target + f"SELECT {listed} FROM unnest({', '.join(arrays)}) AS given({listed})", params

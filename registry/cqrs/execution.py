@@ -17,23 +17,23 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..audit import AuditLogger, Clock
 from ..catalog import ModelEntry, OperationMode
 from ..database import Database
+from ..driver_statement import DriverStatement
 from ..errors import (
     CommandRejected,
-    IdempotencyConflict,
     OperationNotAllowed,
+    RegistryError,
     ValidationFailed,
     VersionConflict,
 )
 from ..names import SYSTEM_COLUMNS
 from ..permissions import Permission
+from ..records.idempotency import IdempotencyKeys
 from ..settings import CqrsSettings
-from ..tables import idempotency_keys
 from .commands import (
     CommandContext,
     CommandRequest,
@@ -44,6 +44,7 @@ from .commands import (
 )
 from .events import Event, EventDraft, EventMetadata
 from .mode_rules import refuse_unless_crud
+from .pg_statements import create_statement
 from .projections import RecordProjection
 from .store import EventStore
 from .uniqueness import UniqueValues, duplicate_of
@@ -54,6 +55,9 @@ __all__ = ["Aggregate", "CommandExecutor", "ModelSource", "RecordRules", "requir
 class ModelSource(Protocol):
     def resolve(self, conn: Connection, name: str) -> ModelEntry:
         """The current entry, checked against the registry version in `conn`'s transaction."""
+
+    def peek(self, name: str) -> tuple[ModelEntry | None, int]:
+        """The cached entry and the registry version it belongs to, without asking."""
 
 
 class RecordRules(Protocol):
@@ -128,10 +132,9 @@ class CommandExecutor:
         self.clock = clock
         self.settings = settings
         self.unique = UniqueValues(database, store)
-        dialect = postgresql if database.is_postgresql else sqlite
-        self._claim = dialect.insert(idempotency_keys).on_conflict_do_nothing().returning(
-            idempotency_keys.c.key
-        )
+        self._create_statements: dict[tuple[str, int, str | None, bool], DriverStatement] = {}
+        self._projections: dict[tuple[str, int], RecordProjection] = {}
+        self.keys = IdempotencyKeys(database, clock)
 
     def execute(
         self,
@@ -145,6 +148,11 @@ class CommandExecutor:
         """Run the command; a lost race for the next version is run again when the command
         named no `expected_version`. Raises `VersionConflict`, `CommandRejected`,
         `OperationNotAllowed`, `PermissionDenied`, `ValidationFailed`, `RecordNotFound`."""
+        if self.database.is_postgresql and command.type == "create":
+            done = self._create_in_one_statement(command, user_id, user_role, key_operation,
+                                                 check_mode)
+            if done is not None:
+                return done
         attempts = self.settings.command_attempts if command.expected_version is None else 1
         for attempt in range(attempts):
             try:
@@ -196,9 +204,10 @@ class CommandExecutor:
             # Before touching the table: a projection rebuild swapping it waits for us.
             self.store.lock_for_append(conn)
         if command.command_id is not None:
-            stored = self._claim_key(conn, entry, command.command_id, key_operation)
+            stored = self.keys.take(conn, entry.name, key_operation, command.command_id)
             if stored is not None:
-                return Outcome(Aggregate(command.aggregate_id or "", None, 0), replayed=stored)
+                return Outcome(Aggregate(command.aggregate_id or "", None, 0),
+                               replayed=stored["result"])
         if command.type == "create" and command.aggregate_id is None:
             # A fresh random id has no events and no row: nothing to load.
             aggregate = Aggregate(new_aggregate_id(command), None, 0)
@@ -217,9 +226,115 @@ class CommandExecutor:
             RecordProjection(entry).apply(conn, appended)
         outcome = Outcome(self._after(aggregate, appended), appended)
         if command.command_id is not None:
-            self._store_result(conn, command.command_id, self.stored_form(
-                outcome, key_operation))
+            self.keys.store_result(conn, command.command_id,
+                                   self.stored_form(outcome, key_operation))
         return outcome
+
+    # -- a create in one statement (PostgreSQL) -----------------------------------------
+
+    def _create_in_one_statement(
+        self,
+        command: CommandRequest,
+        user_id: str | None,
+        user_role: str,
+        key_operation: str,
+        check_mode: bool,
+    ) -> Outcome | None:
+        """The create decided on the cached model and appended by one statement that checks
+        the cache was current (see `pg_statements`); None whenever the full path must
+        decide: a model not cached, in another mode, or with unique fields to check in cqrs
+        mode, a refusal (only final on a verified model), a stale cache, an aggregate id
+        in use, a command id used before. The full path then gives the exact answer."""
+        entry, seen_version = self.models.peek(command.model)
+        if entry is None or not self._fits_one_statement(entry, check_mode):
+            return None
+        aggregate = Aggregate(new_aggregate_id(command), None, 0)
+        meta = EventMetadata(user_id=user_id, role=user_role, command_id=command.command_id,
+                             correlation_id=command.correlation_id)
+        try:
+            event = self._create(entry, command, aggregate, meta, self.clock())
+        except RegistryError:
+            return None
+        hybrid = entry.operation_mode is OperationMode.HYBRID
+        key = None if command.command_id is None else key_operation
+        params = self._one_statement_params(entry, event, user_id, user_role, key, hybrid)
+        params["seen_version"] = seen_version
+        try:
+            position = self._append_create(entry, key, hybrid, params)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            # A used command id, a hybrid table's unique value, or a table a stale cache
+            # does not know: all are decided (and named) on the current model.
+            return None
+        if position is None:
+            return None
+        appended = event.model_copy(update={"position": position})
+        return Outcome(self._after(aggregate, [appended]), [appended])
+
+    def _fits_one_statement(self, entry: ModelEntry, check_mode: bool) -> bool:
+        mode = entry.operation_mode
+        if mode is OperationMode.CQRS:
+            # A cqrs model's unique values are checked by reading (see uniqueness.py).
+            return check_mode and not self.unique.unique_fields(entry)
+        return mode is OperationMode.HYBRID
+
+    def _one_statement_params(
+        self, entry: ModelEntry, event: Event, user_id: str | None, user_role: str,
+        key: str | None, hybrid: bool,
+    ) -> dict[str, Any]:
+        params = event.to_row()
+        audit = self._audit_row(entry, event, user_id, user_role)
+        assert audit is not None
+        params.update({f"a_{name}": value for name, value in audit.items()})
+        if key is not None:
+            params.update(k_key=event.metadata.command_id, k_model=entry.name,
+                          k_operation=key, k_created_at=self.clock())
+            if key == "command":
+                params["k_events"] = [{"type": event.type, "version": event.version}]
+            else:
+                params["k_result"] = dict(event.state or {})
+        if hybrid:
+            row = self._projection(entry).row_of(event)
+            params.update({f"r_{name}": value for name, value in row.items()})
+        return params
+
+    def _append_create(
+        self, entry: ModelEntry, key: str | None, hybrid: bool, params: dict[str, Any]
+    ) -> int | None:
+        """Run the create's statement; the event's position, None if nothing was appended.
+
+        A cqrs create is one statement, which PostgreSQL runs as its own transaction
+        (autocommit: no BEGIN and COMMIT round trips), on the driver. A hybrid one first
+        takes the appenders' lock in its transaction, before the statement touches the
+        record table (see `_run`)."""
+        statement = self._create_statement(entry, key, hybrid)
+        if hybrid:
+            with self.database.write() as conn:
+                self.store.lock_for_append(conn)
+                position: int | None = conn.execute(statement.statement, params).one().position
+            return position
+        with self.database.driver_autocommit() as driver:
+            row = statement.first(driver, params)
+        assert row is not None
+        appended: int | None = row[1]
+        return appended
+
+    def _create_statement(
+        self, entry: ModelEntry, key: str | None, hybrid: bool
+    ) -> DriverStatement:
+        cache_key = (entry.name, entry.version, key, hybrid)
+        statement = self._create_statements.get(cache_key)
+        if statement is None:
+            built = create_statement(entry.records.table, key=key, hybrid=hybrid)
+            statement = DriverStatement(built, self.database.engine.dialect)
+            self._create_statements[cache_key] = statement
+        return statement
+
+    def _projection(self, entry: ModelEntry) -> RecordProjection:
+        key = (entry.name, entry.version)
+        projection = self._projections.get(key)
+        if projection is None:
+            projection = self._projections[key] = RecordProjection(entry)
+        return projection
 
     # -- loading -----------------------------------------------------------------------
 
@@ -385,32 +500,6 @@ class CommandExecutor:
             operation=operation, user_id=user_id, changes=event.changes,
             metadata={"role": user_role, "version": version, "event": event.type,
                       "command_id": event.metadata.command_id},
-        )
-
-    def _claim_key(
-        self, conn: Connection, entry: ModelEntry, key: str, operation: str
-    ) -> dict[str, Any] | None:
-        """None when the key is new (and now ours); else the first answer to it."""
-        claimed = conn.execute(self._claim.values(
-            key=key, model=entry.name, operation=operation, created_at=self.clock(),
-        )).first()
-        if claimed is not None:
-            return None
-        stored = conn.execute(
-            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
-        ).mappings().one()
-        if (stored["model"], stored["operation"]) != (entry.name, operation):
-            raise IdempotencyConflict(
-                f"Command id {key!r} was used for {stored['operation']} on "
-                f"{stored['model']!r}, not for {operation} on {entry.name!r}.",
-                key=key,
-            )
-        result: dict[str, Any] = stored["result"]
-        return result
-
-    def _store_result(self, conn: Connection, key: str, result: dict[str, Any]) -> None:
-        conn.execute(
-            sa.update(idempotency_keys).where(idempotency_keys.c.key == key).values(result=result)
         )
 
     @staticmethod

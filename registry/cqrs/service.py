@@ -66,7 +66,7 @@ class CqrsService:
             database, self.store, audit, models, rules, clock, settings.cqrs
         )
         self.projector = Projector(database, self.store, clock, settings.cqrs.projector_batch_size)
-        self.writes = WriteRouter(database, models, self.executor)  # type: ignore[arg-type]
+        self.writes = WriteRouter(database, models, self.executor)
         self.backfill = Backfill(database, self.store, models, clock, settings.cqrs.backfill_chunk)
         self._declared: dict[tuple[str, int, int], GroupedProjection] = {}
         models_settings = settings.models

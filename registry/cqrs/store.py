@@ -34,17 +34,13 @@ from sqlalchemy.engine import Connection
 
 from ..database import Database
 from ..errors import VersionConflict
-from ..records.pg_statements import AUDIT_COLUMNS
 from ..tables import audit_outbox
 from .events import Event, EventBatch, StoredEvent
+from .pg_statements import EVENT_LOCK, append_statement
 from .tables import events as events_table
 
 __all__ = ["EVENT_LOCK", "EventStore"]
 
-#: The advisory lock key that orders appenders against position readers (PostgreSQL).
-EVENT_LOCK = 727_302
-
-_COLUMNS = [c for c in events_table.c if c.name != "position"]
 #: What `StoredEvent` is made of: no metadata. The whole `data` is read as its text
 #: (extracting the state in the query makes PostgreSQL parse each event's JSON, at several
 #: times the cost of decoding it here) and decoded by `_decode`.
@@ -64,7 +60,8 @@ class EventStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._insert = self._build_insert()
-        self._locked_insert = self._build_locked_insert() if database.is_postgresql else None
+        # One event in one round trip on PostgreSQL (see pg_statements).
+        self._locked_insert = append_statement() if database.is_postgresql else None
 
     def _build_insert(self) -> Any:
         dialect = postgresql if self.database.is_postgresql else sqlite
@@ -73,31 +70,6 @@ class EventStore:
             .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
             .returning(events_table.c.position, sort_by_parameter_order=True)
         )
-
-    def _build_locked_insert(self) -> Any:
-        """One event in one round trip on PostgreSQL: the shared lock is taken in the row
-        source, so it is held before the row's position is drawn (see the module docstring)."""
-        lock = sa.select(
-            sa.func.pg_advisory_xact_lock_shared(EVENT_LOCK).label("locked")
-        ).subquery("appender_lock")
-        names = [column.name for column in _COLUMNS]
-        values = sa.select(
-            *[sa.bindparam(name, type_=events_table.c[name].type) for name in names]
-        ).select_from(lock)
-        inserted = (
-            postgresql.insert(events_table)
-            .from_select(names, values)
-            .on_conflict_do_nothing(index_elements=["model", "aggregate_id", "version"])
-            .returning(events_table.c.position)
-            .cte("appended")
-        )
-        # The event's audit entry rides in the same statement, inserted only if the event is.
-        audit_values = sa.select(
-            *[sa.bindparam(f"a_{name}", type_=audit_outbox.c[name].type)
-              for name in AUDIT_COLUMNS]
-        ).select_from(inserted)
-        audit = sa.insert(audit_outbox).from_select(list(AUDIT_COLUMNS), audit_values)
-        return sa.select(inserted.c.position).add_cte(audit.cte("audited"))
 
     # -- writing ------------------------------------------------------------------------
 

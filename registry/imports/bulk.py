@@ -14,6 +14,7 @@ import contextlib
 import copy
 import datetime
 import gc
+import operator
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from ..catalog import ModelEntry
 from ..records import RecordTable
 from ..tables import as_utc
 from .columns import ColumnPlan, copy_escape, copy_text
-from .fast_email import fast_email, swap_email
+from .fast_email import emails_to_check, fast_email, swap_email
 
 __all__ = ["BulkValidator", "Validated", "paused_gc", "write_batch"]
 
@@ -125,7 +126,7 @@ class BulkValidator:
     def _columns(self, instances: list[Any]) -> list[list[Any]]:
         dumped = ([item.__dict__ for item in instances] if self._plain_dump
                   else self.adapter.dump_python(instances))
-        return [[item[name] for item in dumped] for name in self.fields]
+        return [list(map(operator.itemgetter(name), dumped)) for name in self.fields]
 
     def _check_emails(self, columns: list[list[Any]]) -> set[int]:
         """Normalise the deferred email columns in place; the positions of the values
@@ -174,17 +175,19 @@ def email_deferred(model: type[BaseModel]) -> tuple[type[BaseModel], list[str]]:
 
 
 def _emails(values: list[Any]) -> tuple[list[Any], list[int]]:
-    try:
-        return [None if v is None else fast_email(v) for v in values], []
-    except (ValueError, PydanticCustomError):
-        pass
-    checked: list[Any] = []
+    """A column's addresses as `fast_email` normalises them (None kept), and the positions
+    of those it refuses (None in their place)."""
+    present: Sequence[int] = range(len(values))
+    if None in values:
+        present = [i for i, value in enumerate(values) if value is not None]
+    checked = list(values)
     refused = []
-    for position, value in enumerate(values):
+    for local in emails_to_check([values[i] for i in present] if None in values else values):
+        position = present[local]
         try:
-            checked.append(None if value is None else fast_email(value))
+            checked[position] = fast_email(values[position])
         except (ValueError, PydanticCustomError):
-            checked.append(None)
+            checked[position] = None
             refused.append(position)
     return checked, refused
 

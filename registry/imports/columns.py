@@ -18,6 +18,8 @@ import decimal
 import enum
 import json
 import math
+import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +39,7 @@ Encoder = Callable[[list[Any]], list[str]]
 
 _NULL = "\\N"
 _SPECIAL = ("\\", "\t", "\n", "\r")
+_BOOLEANS = {True: "t", False: "f", None: _NULL}
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -97,14 +100,13 @@ def _converter(records: RecordTable, name: str) -> Converter | None:
     if kind is FieldKind.FLOAT:
         return _floats
     if kind is FieldKind.DECIMAL:
-        places = records.decimal_places.get(name)
-        return lambda values: _per_value(values, lambda v: fast_canonical_decimal(v, places))
+        return _decimals(records.decimal_places.get(name))
     if kind is FieldKind.STRING:
         return _texts
     if kind is FieldKind.DATETIME:
         return lambda values: _per_value(values, as_utc, "falls outside the years 1 to 9999 in UTC")
     if kind is FieldKind.CHOICE and _plain_choices(field_type.choices):
-        return lambda values: ([_choice_value(v) for v in values], {})
+        return _choices
     if kind in (FieldKind.JSON, FieldKind.CHOICE):
         return lambda values: _per_value(values, lambda v: records.to_column_value(name, v))
     return None
@@ -163,9 +165,11 @@ def _floats(values: list[Any]) -> tuple[list[Any], Problems]:
 
 
 def _texts(values: list[Any]) -> tuple[list[Any], Problems]:
-    # Email and URL types validate to objects; an Enum default's str() is its name.
-    texts = [v if v is None or v.__class__ is str else _text(v) for v in values]
-    if "\x00" not in "".join(v for v in texts if v is not None):
+    texts = values
+    if not _PLAIN_TEXT.issuperset(map(type, values)):
+        # Email and URL types validate to objects; an Enum default's str() is its name.
+        texts = [v if v is None or v.__class__ is str else _text(v) for v in values]
+    if "\x00" not in "".join(filter(None, texts)):
         return texts, {}
     # PostgreSQL's text cannot hold NUL; refused on every backend, so that a source imports
     # alike on SQLite and PostgreSQL.
@@ -188,6 +192,45 @@ def _choice_value(value: Any) -> Any:
     """A choice of text or whole numbers as its column stores it: its value."""
     return value.value if isinstance(value, enum.Enum) else value
 
+
+def _choices(values: list[Any]) -> tuple[list[Any], Problems]:
+    """`_choice_value` of each value, worked out once per distinct value (a choice column
+    holds a few)."""
+    distinct = set(values)
+    if bool in set(map(type, distinct)):  # True is 1 as a key: no sharing
+        return [_choice_value(v) for v in values], {}
+    stored = {value: _choice_value(value) for value in distinct}
+    return list(map(stored.__getitem__, values)), {}
+
+
+def _decimals(places: int | None) -> Converter:
+    """Decimals to `canonical_decimal`'s spelling; a column whose every value already has
+    `places` places (what a model with `decimal_places` usually gives) is left as it is."""
+    def convert(values: list[Any]) -> tuple[list[Any], Problems]:
+        if places is not None and _at_places([v for v in values if v is not None], places):
+            return values, {}
+        return _per_value(values, lambda v: fast_canonical_decimal(v, places))
+
+    return convert
+
+
+def _at_places(values: list[decimal.Decimal], places: int) -> bool:
+    """Whether each value is finite with exactly `places` places and short enough that
+    `canonical_decimal` gives it back unchanged (quantizing to its own exponent). A decimal's
+    text without an exponent has as many digits after its point as its exponent says."""
+    texts = list(map(str, values))
+    if max(map(len, texts), default=0) > MAX_DECIMAL_DIGITS:
+        return False
+    pattern = _PLACES.get(places)
+    if pattern is None:
+        point = rf"\.[0-9]{{{places}}}" if places else ""
+        pattern = _PLACES[places] = re.compile(rf"(?:-?[0-9]+{point}\n)*")
+    return pattern.fullmatch("\n".join(texts) + "\n") is not None
+
+
+#: places -> lines of decimals written with exactly that many places.
+_PLACES: dict[int, re.Pattern[str]] = {}
+_PLAIN_TEXT = frozenset({str, type(None)})
 
 #: Room for every decimal the fast path takes, with places to spare.
 _WIDE = decimal.Context(prec=4 * MAX_DECIMAL_DIGITS)
@@ -236,9 +279,9 @@ def _encoder(records: RecordTable, name: str) -> Encoder:
     if kind is FieldKind.FLOAT:
         return _encode_with(float.__repr__)
     if kind is FieldKind.BOOLEAN:
-        return lambda values: [_NULL if v is None else ("t" if v else "f") for v in values]
+        return lambda values: list(map(_BOOLEANS.__getitem__, values))
     if kind in (FieldKind.DATE, FieldKind.DATETIME, FieldKind.TIME):
-        return _encode_with(lambda v: v.isoformat())
+        return _encode_with(operator.methodcaller("isoformat"))
     if kind is FieldKind.CHOICE:
         # Mixed choices: their column's canonical JSON text (EncodedJSON).
         return lambda values: _encode_texts(
@@ -248,16 +291,25 @@ def _encoder(records: RecordTable, name: str) -> Encoder:
 
 
 def _encode_with(step: Callable[[Any], str]) -> Encoder:
-    return lambda values: [_NULL if v is None else step(v) for v in values]
+    def encode(values: list[Any]) -> list[str]:
+        if _has_none(values):
+            return [_NULL if v is None else step(v) for v in values]
+        return list(map(step, values))
+
+    return encode
+
+
+def _has_none(values: list[Any]) -> bool:
+    # `None in values` compares every value with None, which costs decimals a conversion.
+    return type(None) in set(map(type, values))
 
 
 def _encode_texts(values: list[Any]) -> list[str]:
-    present = [v for v in values if v is not None]
-    joined = "".join(present)
+    joined = "".join(filter(None, values))
     if "\x00" in joined:
         raise ValueError("text holds a NUL character")  # `convert` rejects these rows first
     if not any(special in joined for special in _SPECIAL):
-        if len(present) == len(values):
+        if not _has_none(values):
             return values
         return [_NULL if v is None else v for v in values]
     return [_NULL if v is None else v.translate(_ESCAPES) for v in values]

@@ -511,7 +511,9 @@ def _check_permissions(
 def _check_chunk(chunk_no: Any, first_row: Any, rows: Any) -> None:
     whole = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                 for v in (chunk_no, first_row))
-    if not whole or not isinstance(rows, list) or not all(_row_shape(r) for r in rows):
+    if not whole or not isinstance(rows, list) or not (
+        set(map(type, rows)) <= {list} or all(_row_shape(r) for r in rows)
+    ):
         raise ValidationFailed(
             "A chunk needs a chunk number and first row (whole numbers) and rows (a list of "
             "lists of values, or {\"problem\": text, \"values\": list} for an unreadable row).",

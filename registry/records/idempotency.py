@@ -3,6 +3,10 @@
 A write claims its key in its own transaction, before it writes (Invariant 3): a concurrent
 duplicate then waits on the key's row and finds it taken; a later one finds the stored result
 and answers with it, masked for its own role. The table is `tables.idempotency_keys`.
+
+Record writes and commands (whose command id is the key) both claim through `take`; the
+only other writers of a key are PostgreSQL's one-statement creates (`records/pg_statements`,
+`cqrs/pg_statements`), which insert it with the write and fall back to `take` when it exists.
 """
 
 from __future__ import annotations
@@ -37,25 +41,44 @@ class IdempotencyKeys:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.database = database
         self.clock = clock
+        # INSERT that does nothing when the key exists (RETURNING tells which happened).
+        dialect = postgresql if database.is_postgresql else sqlite
+        self._claim = dialect.insert(idempotency_keys).on_conflict_do_nothing().returning(
+            idempotency_keys.c.key
+        )
 
     def claim(
         self, conn: Connection, entry: ModelEntry, operation: str, key: str, user_role: str
     ) -> dict[str, Any] | None:
-        """Take `key` for this write; returns None when it was free, else the stored answer
-        (raises `IdempotencyConflict` when the key was used for another operation)."""
-        # Inserting the key first makes a concurrent duplicate wait on it, then find it taken.
+        """Take `key` for this record write; returns None when it was free, else the stored
+        answer as the role may see it (raises `IdempotencyConflict` when the key was used
+        for another operation)."""
+        stored = self.take(conn, entry.name, operation, key)
+        return None if stored is None else self._answer(entry, operation, stored, user_role)
+
+    def take(
+        self, conn: Connection, model: str, operation: str, key: str
+    ) -> Mapping[Any, Any] | None:
+        """Claim `key` for a write of `operation` on `model` in `conn`'s transaction: None
+        when it was free (it is now this write's), else the stored row, whose `result` is
+        the first answer, unmasked. Raises `IdempotencyConflict` when the key was used for
+        another operation or model. Commands and record writes both claim here."""
+        # Inserting first: a concurrent duplicate waits on the key's row, then finds it
+        # taken; a new key costs one statement.
+        inserted = conn.execute(self._claim.values(
+            key=key, model=model, operation=operation, created_at=self.clock(),
+        )).first()
+        if inserted is not None:
+            return None
         stored = self._stored(conn, key)
-        if stored is None:
-            inserted = conn.execute(
-                self._insert_ignore()
-                .values(key=key, model=entry.name, operation=operation, created_at=self.clock())
-                .returning(idempotency_keys.c.key)
+        assert stored is not None
+        if (stored["model"], stored["operation"]) != (model, operation):
+            raise IdempotencyConflict(
+                f"Idempotency key {key!r} was used for {stored['operation']} on "
+                f"{stored['model']!r}, not for {operation} on {model!r}.",
+                key=key,
             )
-            if inserted.first() is not None:
-                return None
-            stored = self._stored(conn, key)
-            assert stored is not None
-        return self._answer(entry, operation, stored, user_role)
+        return stored
 
     def replay(
         self, conn: Connection, entry: ModelEntry, operation: str, key: str | None, user_role: str
@@ -89,13 +112,6 @@ class IdempotencyKeys:
     def _answer(
         self, entry: ModelEntry, operation: str, stored: Mapping[Any, Any], user_role: str
     ) -> dict[str, Any]:
-        key = stored["key"]
-        if (stored["model"], stored["operation"]) != (entry.name, operation):
-            raise IdempotencyConflict(
-                f"Idempotency key {key!r} was used for {stored['operation']} on "
-                f"{stored['model']!r}, not for {operation} on {entry.name!r}.",
-                key=key,
-            )
         result: dict[str, Any] = stored["result"]
         entry.permissions.require(user_role, _PERMISSION_OF[operation])
         if "deleted" in result:
@@ -105,9 +121,3 @@ class IdempotencyKeys:
     def _stored(self, conn: Connection, key: str) -> Mapping[Any, Any] | None:
         query = sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
         return conn.execute(query).mappings().first()
-
-    def _insert_ignore(self) -> Any:
-        """INSERT that does nothing when the key exists (RETURNING tells which happened)."""
-        if self.database.is_postgresql:
-            return postgresql.insert(idempotency_keys).on_conflict_do_nothing()
-        return sqlite.insert(idempotency_keys).on_conflict_do_nothing()

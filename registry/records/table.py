@@ -98,9 +98,16 @@ def _require_digits(value: decimal.Decimal) -> None:
         raise ValueError(f"needs more than {MAX_DECIMAL_DIGITS} digits written out")
 
 
+#: A record id on PostgreSQL compares byte by byte (collation "C"), as SQLite's do: every write
+#: puts it into two B-trees (the key and `(created_at, id)`), and the database's own collation
+#: made each comparison a locale call (a fifth of a bulk COPY's CPU, measured). Ids are ASCII,
+#: so their order is the same under both. Tables made before keep their collation.
+RECORD_ID = sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql")
+
+
 def _system_columns() -> list[sa.Column[Any]]:
     return [
-        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("id", RECORD_ID, primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),

@@ -4,12 +4,21 @@ decimals, the same refusals, and COPY text PostgreSQL reads back as the values."
 from __future__ import annotations
 
 import decimal
+import enum
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.imports.columns import copy_escape, copy_text, fast_canonical_decimal
+from registry.batch_audit import batch_of, batch_record_ids
+from registry.imports.columns import (
+    _choice_value,
+    _choices,
+    _decimals,
+    copy_escape,
+    copy_text,
+    fast_canonical_decimal,
+)
 from registry.records.table import canonical_decimal
 
 DECIMALS = st.one_of(
@@ -51,3 +60,45 @@ def test_copy_escape_leaves_no_bare_separator(text: str) -> None:
 def test_copy_text_is_rows_of_tab_separated_columns() -> None:
     assert copy_text([["a", "b"], ["1", "\\N"]]) == "a\t1\nb\t\\N\n"
     assert copy_text([[], []]) == ""
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), places=st.one_of(st.none(), st.integers(0, 4)))
+def test_decimal_columns_match_canonical_decimal_of_each_value(
+    data: st.DataObject, places: int | None
+) -> None:
+    """The column step (which leaves a column already at its places as it is) stores what
+    `canonical_decimal` stores for each value, and refuses the same values."""
+    at_places = st.decimals(allow_nan=False, allow_infinity=False, places=places or 0)
+    values = data.draw(st.lists(st.one_of(st.none(), at_places, at_places, DECIMALS), max_size=6))
+    stored, problems = _decimals(places)(values)
+    for position, value in enumerate(values):
+        expected = ("ok", "None") if value is None else outcome(canonical_decimal, value, places)
+        got = ("error", expected[1]) if position in problems else ("ok", str(stored[position]))
+        assert got == expected
+
+
+class Shade(enum.StrEnum):
+    DARK = "dark"
+    LIGHT = "light"
+
+
+class Size(enum.IntEnum):
+    SMALL = 1
+    LARGE = 2
+
+
+@given(values=st.lists(st.one_of(st.none(), st.sampled_from([*Shade, *Size, "dark", 1, 2]))))
+def test_choice_columns_store_each_value_as_choice_value_does(values: list[object]) -> None:
+    stored, problems = _choices(values)
+    assert problems == {}
+    assert [(type(v), v) for v in stored] == [(type(_choice_value(v)), _choice_value(v))
+                                              for v in values]
+
+
+@given(batch=st.text(alphabet="0123456789abcdef", min_size=20, max_size=20),
+       indexes=st.lists(st.integers(0, 16**10 - 1), max_size=5))
+def test_batch_record_ids_name_their_batch_and_index(batch: str, indexes: list[int]) -> None:
+    ids = batch_record_ids(batch, indexes)
+    assert [batch_of(record_id) for record_id in ids] == [(batch, index) for index in indexes]
+    assert all(len(record_id) == 36 for record_id in ids)

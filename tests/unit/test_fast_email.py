@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError
 
 from registry.imports.bulk import bulk_twin
-from registry.imports.fast_email import FastEmail
+from registry.imports.fast_email import FastEmail, emails_to_check
 
 EMAIL = TypeAdapter(EmailStr)
 FAST = TypeAdapter(FastEmail)
@@ -64,3 +64,30 @@ def test_only_models_without_code_get_a_twin() -> None:
     assert twin.model_validate({"email": "A@B.COM"}).email == "A@b.com"
     assert twin.model_validate({"email": "a@b.com"}).backup is None
     assert bulk_twin(WithCode) is WithCode
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(
+    st.builds(lambda local, domain, tld: f"{local}@{domain}.{tld}", LOCAL, DOMAIN, TLD),
+    st.sampled_from(["a@example.com", "B.c@sub.example.org", "x@ab--cd.com", "a@b.co\nc@d.co",
+                     "y" * 64 + "@example.com", "y" * 65 + "@example.com", "z@localhost.com",
+                     "z@example.localhost", "z@example.Com", "", "a@" + "b" * 250 + ".com"]),
+), max_size=8))
+def test_emails_to_check_names_every_address_fast_email_would_change_or_refuse(
+    values: list[str],
+) -> None:
+    """Every value the column check lets through is one `fast_email` accepts as written."""
+    closer = set(emails_to_check(values))
+    for position, value in enumerate(values):
+        if position not in closer:
+            assert verdict(FAST, value) == ("ok", value)
+
+
+def test_emails_to_check_passes_the_usual_column_and_names_the_odd_ones() -> None:
+    usual = [f"customer{i}@example.com" for i in range(50)] + ["a.b+c@mail.example.org"]
+    assert emails_to_check(usual) == []
+    odd = ["A@Example.COM", "a@b.test", "not an email", "x" * 65 + "@a.com", "a@b--c.com"]
+    mixed = [value for pair in zip(usual, odd + [""] * 50, strict=False) for value in pair]
+    assert [mixed[i] for i in emails_to_check(mixed)] == [*odd, *[""] * 46]
+    assert emails_to_check(["a@b.com\nc@d.com", "e@f.com"]) == [0, 1]
