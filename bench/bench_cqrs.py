@@ -68,10 +68,11 @@ def command_vs_raw(url: str, count: int, rounds: int = 3) -> dict[str, float]:
     return {"raw": raw, "command": command, "ratio": command / raw}
 
 
-def _writer(url: str, count: int, start: Any, done: Any) -> None:
+def _writer(url: str, count: int, ready: Any, start: Any, done: Any) -> None:
     registry = open_registry(url)
     data = rows(count)
     run_commands(registry, data[:20])
+    ready.put(True)
     start.wait()
     begin = time.perf_counter()
     run_commands(registry, data)
@@ -82,12 +83,16 @@ def _writer(url: str, count: int, start: Any, done: Any) -> None:
 def writers_rate(url: str, writers: int, count: int) -> float:
     """Create commands per second of `writers` processes together (each its own registry)."""
     context = multiprocessing.get_context("spawn")
-    start, done = context.Event(), context.Queue()
-    processes = [context.Process(target=_writer, args=(url, count, start, done))
+    ready, start, done = context.Queue(), context.Event(), context.Queue()
+    processes = [context.Process(target=_writer, args=(url, count, ready, start, done))
                  for _ in range(writers)]
     for process in processes:
         process.start()
-    time.sleep(3)  # every process has opened its registry and warmed up
+    # Start together only once every process has opened its registry and warmed up (on a
+    # busy machine starting a process can take longer than any fixed pause).
+    for _ in processes:
+        ready.get(timeout=600)
+    time.sleep(0.5)
     start.set()
     spans: list[tuple[float, float]] = [done.get(timeout=600) for _ in processes]
     for process in processes:

@@ -22,7 +22,6 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
-from kombu.utils.json import dumps
 from pydantic import BaseModel
 
 from registry.errors import PayloadTooLarge
@@ -40,6 +39,7 @@ from registry.settings import CelerySettings, Settings
 
 from .cqrs_client import CqrsClientMethods
 from .import_client import ImportMethods
+from .message_size import json_size
 from .names import queue_for
 from .redact import arguments_repr
 from .trust import enable_signing
@@ -257,15 +257,7 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         Raises `PayloadTooLarge` before sending when the message would exceed
         `celery.max_message_bytes`.
         """
-        self._check_size(name, kwargs)
-        self._sent = True
-        result = self.app.send_task(
-            name,
-            kwargs=kwargs,
-            queue=queue_for(name),
-            argsrepr="()",
-            kwargsrepr=arguments_repr(kwargs),
-        )
+        result = self._publish(name, kwargs, ignore_result=False)
         return TaskHandle(
             result,
             timeout=self.settings.result_timeout,
@@ -273,8 +265,26 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
             resend=lambda: self.send(name, **kwargs),
         )
 
+    def send_unanswered(self, name: str, /, **kwargs: Any) -> None:
+        """Send task `name` as `send` does, with no result stored and none awaited: for
+        calls whose outcome is read elsewhere (an import chunk's, from its job's status), so
+        neither the worker stores a result nor this client subscribes to one per call."""
+        self._publish(name, kwargs, ignore_result=True)
+
+    def _publish(self, name: str, kwargs: dict[str, Any], *, ignore_result: bool) -> Any:
+        self._check_size(name, kwargs)
+        self._sent = True
+        return self.app.send_task(
+            name,
+            kwargs=kwargs,
+            queue=queue_for(name),
+            argsrepr="()",
+            kwargsrepr=arguments_repr(kwargs),
+            ignore_result=ignore_result,
+        )
+
     def _check_size(self, name: str, kwargs: Mapping[str, Any]) -> None:
-        size = len(dumps(kwargs).encode("utf-8"))
+        size = json_size(kwargs)
         limit = self.settings.max_message_bytes
         if size > limit:
             raise PayloadTooLarge(

@@ -153,7 +153,7 @@ class ImportMethods:
 def _send_chunk(
     client: RegistryClient, job_id: str, chunk_no: int, first_row: int, rows: list[Any]
 ) -> None:
-    client.send(
+    client.send_unanswered(
         "imports.chunk", job_id=job_id, chunk_no=chunk_no, first_row=first_row, rows=rows
     )
 

@@ -334,7 +334,7 @@ class CqrsService:
             )
             total = count_rows(conn, table, conditions, count_mode(count),
                                exact_limit=self.list_limits.count_exact_limit)
-        items = [to_jsonable_python({c: row[c] for c in visible}) for row in rows]
+        items = [to_jsonable_python({c: row._mapping[c] for c in visible}) for row in rows]
         next_cursor = self.cursors.encode(fingerprint, order.position_of(rows[-1])) if more \
             else None
         return {"items": items, "page": None if position is not None else page,

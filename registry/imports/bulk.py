@@ -307,7 +307,7 @@ def _audit_batch(
     metadata: Mapping[str, Any],
 ) -> None:
     payload = batch_audit.BatchPayload(
-        entry.records.field_names, validated.positions, list(zip(*validated.columns, strict=True))
+        entry.records.field_names, validated.positions, validated.columns
     )
     changes = batch_audit.write_batch(conn, model=entry.name, batch=batch, payload=payload)
     audit.append_row(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import decimal
 import enum
+import json
+import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.batch_audit import batch_of, batch_record_ids
+from registry.batch_audit import BatchPayload, batch_of, batch_record_ids
 from registry.imports.columns import (
     _choice_value,
     _choices,
@@ -102,3 +104,20 @@ def test_batch_record_ids_name_their_batch_and_index(batch: str, indexes: list[i
     ids = batch_record_ids(batch, indexes)
     assert [batch_of(record_id) for record_id in ids] == [(batch, index) for index in indexes]
     assert all(len(record_id) == 36 for record_id in ids)
+
+
+def test_batch_payloads_read_alike_written_by_column_or_by_row() -> None:
+    """Payloads are written field by field now; those written row by row still expand to
+    the same create entries."""
+    fields, indexes = ["name", "amount"], [0, 2]
+    columns = [["a", "b"], [decimal.Decimal("1.50"), None]]
+    by_column, _digest = BatchPayload(fields, indexes, columns).encode()
+    by_row = zlib.compress(json.dumps(
+        {"fields": fields, "indexes": indexes, "rows": [["a", "1.50"], ["b", None]]}).encode())
+    for payload in (by_column, by_row):
+        read = BatchPayload.decode(payload)
+        assert read.indexes == indexes
+        assert [read.changes_of(p) for p in (0, 1)] == [
+            {"name": {"old": None, "new": "a"}, "amount": {"old": None, "new": "1.50"}},
+            {"name": {"old": None, "new": "b"}, "amount": {"old": None, "new": None}},
+        ]

@@ -54,6 +54,9 @@ class InProcessClient(RegistryClient):
         self._check_size(name, kwargs)
         return _Done(name, kwargs)
 
+    def send_unanswered(self, name: str, /, **kwargs: Any) -> None:
+        self.send(name, **kwargs)
+
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamicModelRegistry]:

@@ -92,3 +92,16 @@ def test_from_settings_builds_a_json_only_producer() -> None:
     assert client.app.conf.task_serializer == "json"
     assert client.app.conf.broker_url == Settings().celery.broker_url
     client.close()
+
+
+def test_unanswered_calls_ask_for_no_result_and_others_do(
+    client: RegistryClient, sent: Sent
+) -> None:
+    """An import chunk's outcome is read from its job: no result is stored or awaited."""
+    client.send_unanswered("imports.chunk", job_id="j", chunk_no=0, first_row=1, rows=[["a"]])
+    client.import_status("j")
+    assert [(call["name"], call["queue"], call["ignore_result"]) for call in sent.calls] == [
+        ("imports.chunk", "imports", True), ("imports.status", "crud", False)]
+    with pytest.raises(PayloadTooLarge):
+        client.send_unanswered("imports.chunk", job_id="j", chunk_no=1, first_row=2,
+                               rows=[["x" * 5000]])
