@@ -22,7 +22,6 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
-from kombu.utils.json import dumps
 from pydantic import BaseModel
 
 from registry.errors import PayloadTooLarge
@@ -40,6 +39,7 @@ from registry.settings import CelerySettings, Settings
 
 from .cqrs_client import CqrsClientMethods
 from .import_client import ImportMethods
+from .message_size import json_size
 from .names import queue_for
 from .redact import arguments_repr
 from .trust import enable_signing
@@ -284,7 +284,7 @@ class RegistryClient(CqrsClientMethods, ImportMethods):
         )
 
     def _check_size(self, name: str, kwargs: Mapping[str, Any]) -> None:
-        size = len(dumps(kwargs).encode("utf-8"))
+        size = json_size(kwargs)
         limit = self.settings.max_message_bytes
         if size > limit:
             raise PayloadTooLarge(

@@ -226,13 +226,18 @@ class CqrsService:
             projection = self._projection(conn, name)
         return self.projector.rebuild(projection)
 
-    def status(self) -> dict[str, dict[str, int]]:
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per projection: `{"checkpoint", "head", "lag", "blocked"}`, `blocked` being None
+        or, for one stopped by an event it cannot apply, `{"position", "event", "reason",
+        "since"}` (see `blocks.py`)."""
         with self.database.read() as conn:
             head = self.store.last_position(conn)
             rows = conn.execute(sa.select(checkpoints)).mappings().all()
+            blocked = self.projector.blocks.everything(conn)
         return {
             row["name"]: {"checkpoint": row["position"], "head": head,
-                          "lag": max(0, head - row["position"])}
+                          "lag": max(0, head - row["position"]),
+                          "blocked": blocked.get(row["name"])}
             for row in rows
         }
 
@@ -329,7 +334,7 @@ class CqrsService:
             )
             total = count_rows(conn, table, conditions, count_mode(count),
                                exact_limit=self.list_limits.count_exact_limit)
-        items = [to_jsonable_python({c: row[c] for c in visible}) for row in rows]
+        items = [to_jsonable_python({c: row._mapping[c] for c in visible}) for row in rows]
         next_cursor = self.cursors.encode(fingerprint, order.position_of(rows[-1])) if more \
             else None
         return {"items": items, "page": None if position is not None else page,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import decimal
+import enum
 import gc
 import operator
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, EmailStr, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticCustomError, to_jsonable_python
@@ -86,9 +88,15 @@ class BulkValidator:
             self.exact if fast is exact else TypeAdapter(list[fast])  # type: ignore[valid-type]
         )
         self.plan = ColumnPlan(records)
+        self._checks = _column_checks(records.model, fast)
         # An instance's attributes are its dumped values unless the model dumps through code
         # of its own (serializers), which only `dump_python` runs.
         self._plain_dump = not _has_code(records.model)
+
+    @property
+    def by_column(self) -> bool:
+        """Whether `validate_rows` validates column by column (the model allows it)."""
+        return self._checks is not None
 
     def validate(self, items: Sequence[Mapping[str, Any]]) -> Validated:
         outcome = Validated()
@@ -107,13 +115,49 @@ class BulkValidator:
                     continue
                 outcome.positions += positions
                 break
-        columns = self._columns(instances)
+        return self._finish(outcome, self._columns(instances), items.__getitem__)
+
+    def validate_rows(
+        self,
+        values: Mapping[str, Sequence[Any]],
+        count: int,
+        item_of: Callable[[int], Mapping[str, Any]],
+    ) -> Validated:
+        """`validate` of `count` items given as their values by field (None where an item
+        leaves the field out; `item_of(position)` gives the item itself). Column by column
+        when the model allows it: one validator call per field, with no dict or instance per
+        row; a row that any column refuses is validated alone with the model for its errors.
+        A property test holds this to `validate`."""
+        checks = self._checks
+        if checks is None:
+            return self.validate([item_of(position) for position in range(count)])
+        refused: set[int] = set()
+        columns = []
+        for name in self.fields:
+            column, failed = _check_column(checks[name], values.get(name), count)
+            columns.append(column)
+            refused.update(failed)
+        outcome = Validated(positions=list(range(count)))
+        if refused:
+            outcome.positions = [p for p in outcome.positions if p not in refused]
+            columns = [[column[p] for p in outcome.positions] for column in columns]
+            for position in sorted(refused):
+                outcome.errors[position] = self._exact_errors(item_of(position), [])
+        return self._finish(outcome, columns, item_of)
+
+    def _finish(
+        self,
+        outcome: Validated,
+        columns: list[list[Any]],
+        item_of: Callable[[int], Mapping[str, Any]],
+    ) -> Validated:
+        """The deferred email checks and column conversions of the valid items' values."""
         refused = self._check_emails(columns)
         if refused:
             bad = {outcome.positions[local]: None for local in refused}
             for position in bad:
-                outcome.errors[position] = self._exact_errors(items[position], [])
-            keep = [i for i in range(len(instances)) if i not in refused]
+                outcome.errors[position] = self._exact_errors(item_of(position), [])
+            keep = [i for i in range(len(outcome.positions)) if i not in refused]
             columns = [[values[i] for i in keep] for values in columns]
             outcome.positions = [outcome.positions[i] for i in keep]
         outcome.columns, problems = self.plan.convert(columns)
@@ -150,6 +194,92 @@ class BulkValidator:
         except ValidationError as exc:
             return _errors_by_item(exc)[0]
         return found
+
+
+@dataclass(frozen=True)
+class _ColumnCheck:
+    """How one field's column is validated on its own."""
+
+    adapter: TypeAdapter[list[Any]]
+    required: bool
+    default: Any
+
+
+#: Defaults a column may share between its rows (Pydantic copies others per instance).
+_SHARED_DEFAULTS = (type(None), str, int, float, bool, decimal.Decimal, datetime.date,
+                    datetime.datetime, datetime.time, enum.Enum)
+
+
+def _column_checks(
+    model: type[BaseModel], twin: type[BaseModel]
+) -> dict[str, _ColumnCheck] | None:
+    """A validator per field of `twin` (the model, or its email-deferred twin) with the
+    model's configuration, for validating a batch column by column; None when a row's
+    verdict could then differ from the model's: code of its own, aliases, discriminators,
+    defaults made by a factory, validated, or not shareable between rows."""
+    if _has_code(model) or model.model_config.get("validate_default"):
+        return None
+    checks = {}
+    for name, info in twin.model_fields.items():
+        if (info.alias is not None or info.validation_alias is not None
+                or info.discriminator is not None or info.default_factory is not None
+                or info.validate_default):
+            return None
+        required = info.is_required()
+        if not required and not isinstance(info.default, _SHARED_DEFAULTS):
+            return None
+        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else (
+            info.annotation)
+        checks[name] = _ColumnCheck(
+            TypeAdapter(list[annotated], config=model.model_config),  # type: ignore[valid-type]
+            required, None if required else info.default,
+        )
+    return checks
+
+
+def _check_column(
+    check: _ColumnCheck, values: Sequence[Any] | None, count: int
+) -> tuple[list[Any], set[int]]:
+    """One field's validated values for `count` rows (its default where a row leaves it
+    out), and the rows it refuses (a required value left out, or one the field refuses)."""
+    if values is None:  # a field the source does not feed
+        values = [None] * count
+    if type(None) not in set(map(type, values)):
+        valid, refused = _validated(check.adapter, list(values))
+        return (valid if not refused else _spread(valid, count, refused, check.default),
+                refused)
+    given = [position for position, value in enumerate(values) if value is not None]
+    valid, refused_given = _validated(check.adapter, [values[p] for p in given])
+    refused = {given[i] for i in refused_given}
+    column = [check.default] * count
+    for position, value in zip(
+        (p for i, p in enumerate(given) if i not in refused_given), valid, strict=True
+    ):
+        column[position] = value
+    if check.required:
+        refused.update(p for p, value in enumerate(values) if value is None)
+    return column, refused
+
+
+def _spread(valid: list[Any], count: int, refused: set[int], filler: Any) -> list[Any]:
+    """`valid` (the values of the rows not refused, in order) placed at their rows."""
+    column = [filler] * count
+    for position, value in zip((p for p in range(count) if p not in refused), valid,
+                               strict=True):
+        column[position] = value
+    return column
+
+
+def _validated(adapter: TypeAdapter[list[Any]], values: list[Any]) -> tuple[list[Any], set[int]]:
+    """The validated values of those `adapter` accepts, and the positions it refuses (each
+    list item is validated on its own, so the rest pass when validated again)."""
+    try:
+        return adapter.validate_python(values), set()
+    except ValidationError as exc:
+        refused = {int(error["loc"][0]) for error in exc.errors(
+            include_url=False, include_input=False, include_context=False)}
+    rest = [value for position, value in enumerate(values) if position not in refused]
+    return adapter.validate_python(rest), refused
 
 
 def email_deferred(model: type[BaseModel]) -> tuple[type[BaseModel], list[str]]:

@@ -31,7 +31,7 @@ from ..operations import check_caller
 from ..permissions import Permission
 from ..records.service import validation_failed
 from . import keyed
-from .bulk import BulkValidator, Stamp, paused_gc
+from .bulk import BulkValidator, Stamp, Validated, paused_gc
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -193,8 +193,7 @@ class ImportService:
     ) -> dict[str, Any]:
         plan = RowPlan(job["source"]["columns"], job["field_map"], entry.records,
                        job["source"].get("formats") or {})
-        items, shape_errors = plan.items(rows)
-        validated = self._validator(entry).validate(items)
+        validated, shape_errors = self._validate(entry, plan, rows)
         validated.errors.update(shape_errors)
         validated.drop(shape_errors)
         if validated.errors and options.on_error == "abort":
@@ -213,6 +212,21 @@ class ImportService:
         self._reject(conn, job["id"], first_row, rows, plan, validated.errors)
         return self._finish_chunk(conn, job["id"], chunk_no, "written", written.done,
                                   len(validated.errors))
+
+    def _validate(
+        self, entry: ModelEntry, plan: RowPlan, rows: Sequence[Any]
+    ) -> tuple[Validated, dict[int, list[dict[str, Any]]]]:
+        """The chunk's rows validated (column by column where the plan and model allow),
+        and the errors of rows of another width."""
+        validator = self._validator(entry)
+        by_field = plan.values(rows)
+        if by_field is None:
+            items, shape_errors = plan.items(rows)
+            return validator.validate(items), shape_errors
+        values, shape_errors = by_field
+        return validator.validate_rows(
+            values, len(rows), lambda position: plan.items([rows[position]])[0][0]
+        ), shape_errors
 
     def _abort(
         self,

@@ -56,6 +56,36 @@ class RowPlan:
             items.append(item)
         return items, ragged
 
+    def values(
+        self, rows: Sequence[Sequence[Any] | Mapping[str, Any]]
+    ) -> tuple[dict[str, list[Any]], dict[int, list[dict[str, Any]]]] | None:
+        """The rows' values by field, None where `items` leaves the field out (an empty or
+        null value, or a row of another width), and the errors of rows that do not have the
+        source's width; None when two columns feed one field (`items` says which wins)."""
+        if len({field for _index, field, _parse in self.steps}) != len(self.steps):
+            return None
+        width, ragged = self.width, {}
+        whole: Sequence[Any] = rows
+        if not (set(map(type, rows)) <= {list} and set(map(len, rows)) <= {width}):
+            blank = [None] * width
+            whole = []
+            for position, row in enumerate(rows):
+                if type(row) is list and len(row) == width:
+                    whole.append(row)
+                else:
+                    ragged[position] = [_shape_error(row, width)]
+                    whole.append(blank)
+        columns = list(zip(*whole, strict=True)) or [() for _ in range(width)]
+        values = {}
+        for index, field, parse in self.steps:
+            column = list(columns[index])
+            if "" in column:
+                column = [None if value == "" else value for value in column]
+            if parse is not None:
+                column = [None if value is None else parse(value) for value in column]
+            values[field] = column
+        return values, ragged
+
     def source_values(self, row: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
         """A row's original values by field, as a rejected row keeps them."""
         if isinstance(row, Mapping):  # unreadable: the values the reader could make out

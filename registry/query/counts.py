@@ -30,7 +30,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..errors import ValidationFailed
 
-__all__ = ["CountMode", "CountPlan", "Total", "count_mode", "count_plan", "count_rows"]
+__all__ = [
+    "CountMode", "CountPlan", "Total", "count_mode", "count_plan", "count_rows", "sql_number",
+]
 
 
 class CountMode(enum.Enum):
@@ -133,7 +135,9 @@ def count_plan(
     if mode in (CountMode.EXACT, CountMode.AUTO):
         rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
         if mode is CountMode.AUTO:
-            rows = rows.limit(exact_limit + 1)
+            # Written, not bound: a bound LIMIT is planned as a tenth of the table, which
+            # would keep PostgreSQL from planning the page's statement once (statements.py).
+            rows = rows.limit(sql_number(exact_limit + 1))
         counted: Any = sa.select(sa.func.count()).select_from(rows.subquery()).scalar_subquery()
         if estimate is not None:
             # A table the statistics call twice the limit or more is not counted at all
@@ -144,6 +148,11 @@ def count_plan(
             )
         scalars[_COUNTED] = counted
     return CountPlan(mode, exact_limit, scalars)
+
+
+def sql_number(value: int) -> sa.ColumnElement[int]:
+    """A whole number written into the SQL rather than bound, so the planner sees it."""
+    return sa.literal_column(str(int(value)), sa.Integer)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,9 @@ class KeysetOrder:
             return [self.column.desc().nulls_first(), self.id_column.desc()]
         return [self.column.asc().nulls_last(), self.id_column.asc()]
 
-    def position_of(self, row: Mapping[Any, Any]) -> Position:
-        return Position(to_jsonable_python(row[self.key]), str(row["id"]))
+    def position_of(self, row: sa.Row[Any]) -> Position:
+        found = row._mapping
+        return Position(to_jsonable_python(found[self.key]), str(found["id"]))
 
 
 def fetch_page(
@@ -97,14 +98,14 @@ def fetch_page(
     limit: int,
     *,
     offset: int = 0,
-    run: Callable[[sa.Select[Any]], list[Mapping[Any, Any]]] | None = None,
-) -> tuple[list[Mapping[Any, Any]], bool]:
+    run: Callable[[sa.Select[Any]], Sequence[sa.Row[Any]]] | None = None,
+) -> tuple[list[sa.Row[Any]], bool]:
     """Up to `limit` rows of `query` after `after` (or from the start, skipping `offset`),
     and whether more follow. `query` selects the rows, with its filters, and no order.
     `run` executes each range's statement, its values bound in (default: on `conn`)."""
     wanted = limit + 1  # one more, to learn whether there is a next page
     params = after_params(order, after)
-    rows: list[Mapping[Any, Any]] = []
+    rows: list[sa.Row[Any]] = []
     for segment in segments(query, order, after_kind(after)):
         statement = segment.limit(wanted - len(rows))
         if offset:
@@ -112,7 +113,7 @@ def fetch_page(
         if run is not None:
             found = run(statement.params(params))
         else:
-            found = list(conn.execute(statement, params).mappings())
+            found = conn.execute(statement, params).all()
         rows.extend(found)
         if len(rows) >= wanted:
             break

@@ -13,7 +13,7 @@ names cursors. A cursor continues only the listing (model, filters, order) that 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +69,11 @@ class ListRequest:
 
 @dataclass(frozen=True)
 class Page:
-    """A page's rows (for the caller to render), the answer without its "items", and the
-    value the caller's guard read in the same statement (None without a guard)."""
+    """A page's rows (for the caller to render; all with the same columns), the answer
+    without its "items", and the value the caller's guard read in the same statement (None
+    without a guard)."""
 
-    rows: list[Mapping[Any, Any]]
+    rows: Sequence[sa.Row[Any]]
     answer: dict[str, Any]
     guard: Any = None
 
@@ -111,7 +112,8 @@ def list_page(
     offset = (page - 1) * page_size
     if dialect == "postgresql":
         statements = page_statements(
-            table, conditions, order, after_kind(after), offset=offset > 0, count=mode,
+            table, conditions, order, after_kind(after), page_size=page_size,
+            offset=offset > 0, count=mode,
             exact_limit=limits.count_exact_limit, guard=guard, guard_label=_GUARD,
         )
         params = {**filter_params(conditions), **after_params(order, after), OFFSET: offset}

@@ -9,6 +9,13 @@ parameter given at execution. A kept statement also keeps its SQLAlchemy cache k
 compiled SQL is found without walking the statement again. Each table keeps its own shapes
 (at most `MAX_SHAPES_PER_TABLE`).
 
+The first range's row limit (the page size plus one) and the count's bound are written into
+the SQL as numbers, not bound: psycopg prepares a statement it runs often, and PostgreSQL
+then plans it once (a generic plan) only if that plan looks no dearer than planning it for
+each call's values. A bound LIMIT is planned as a tenth of the table, so it never did, and
+every page was planned again: about 0.3 ms, more than running it. So the page size is part
+of the shape.
+
 With filters, a page first finds the keys of its rows (`id` in the page's order, through
 whichever index the filter has) and then reads just those rows by primary key. A declared
 index carries `created_at`, the default order (see indexes.py), so a filtered page in the
@@ -26,14 +33,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .counts import CountMode, CountPlan, count_plan
+from .counts import CountMode, CountPlan, count_plan, sql_number
 from .cursors import KeysetOrder, segments
 from .filters import Condition
 
 __all__ = ["LIMIT", "OFFSET", "PageStatements", "filter_params", "page_statements"]
 
-#: Bound parameters of every page: rows to fetch (one more than the page, to learn whether
-#: another follows) and rows to skip.
+#: Bound parameters: rows to fetch in a range that follows the first (the first's limit, one
+#: more than the page to learn whether another follows, is written into its SQL), and rows
+#: to skip.
 LIMIT, OFFSET = "dmr_limit", "dmr_offset"
 #: Shapes kept per table; past it the table's shapes are built again as they come.
 MAX_SHAPES_PER_TABLE = 256
@@ -65,24 +73,24 @@ class PageStatements:
 
     def run(
         self, conn: Connection, params: Mapping[str, Any], page_size: int
-    ) -> tuple[list[Mapping[Any, Any]], bool, dict[str, Any]]:
-        """The page's rows, whether more follow, and the scalars' values."""
+    ) -> tuple[list[sa.Row[Any]], bool, dict[str, Any]]:
+        """The page's rows (every range's rows have the first's columns), whether more
+        follow, and the scalars' values."""
         wanted = page_size + 1
-        # fetchall: one driver call for the page, not one per row.
-        found: list[Mapping[Any, Any]] = list(
-            conn.execute(self.first, {**params, LIMIT: wanted}).mappings().all()
-        )
+        # Rows, not mappings: a mapping per row costs more than the row itself.
+        rows = list(conn.execute(self.first, params).all())
         values: dict[str, Any] = {}
-        rows = found
         if self.scalars:
-            # The scalars ride on every row; a left join brings one row for an empty page.
-            values = {name: found[0][name] for name in self.scalars}
-            rows = [row for row in found if row["id"] is not None]
+            # The scalars ride on every row; for an empty page the left join brings one row
+            # of them alone, with no id.
+            first = rows[0]._mapping
+            values = {name: first[name] for name in self.scalars}
+            if first["id"] is None:
+                rows = []
         for statement in self.rest:
             if len(rows) >= wanted:
                 break
-            more = conn.execute(statement, {**params, LIMIT: wanted - len(rows)})
-            rows.extend(more.mappings().all())
+            rows.extend(conn.execute(statement, {**params, LIMIT: wanted - len(rows)}).all())
         return rows[:page_size], len(rows) > page_size, values
 
 
@@ -99,6 +107,7 @@ def page_statements(
     order: KeysetOrder,
     after: str | None,
     *,
+    page_size: int,
     offset: bool,
     count: CountMode,
     exact_limit: int,
@@ -109,8 +118,8 @@ def page_statements(
     of position the page starts from (cursors.after_kind); `guard` a scalar read beside the
     page (say, the registry version)."""
     shape = (
-        tuple(condition.shape for condition in conditions), order.spelling, after, offset,
-        count, exact_limit, guard, guard_label,
+        tuple(condition.shape for condition in conditions), order.spelling, after, page_size,
+        offset, count, exact_limit, guard, guard_label,
     )
     with _lock:
         owner, kept = table.info.get(_INFO_KEY, (None, None))
@@ -120,7 +129,7 @@ def page_statements(
         statements: PageStatements | None = kept.get(shape)
     if statements is None:
         statements = _build(
-            table, conditions, order, after, offset=offset, count=count,
+            table, conditions, order, after, page_size=page_size, offset=offset, count=count,
             exact_limit=exact_limit, guard=guard, guard_label=guard_label,
         )
         with _lock:
@@ -136,6 +145,7 @@ def _build(
     order: KeysetOrder,
     after: str | None,
     *,
+    page_size: int,
     offset: bool,
     count: CountMode,
     exact_limit: int,
@@ -145,18 +155,37 @@ def _build(
     clauses = [
         condition.clause("postgresql", _name(index)) for index, condition in enumerate(conditions)
     ]
-    ranges = [
-        statement.limit(sa.bindparam(LIMIT, type_=sa.Integer))
-        for statement in segments(sa.select(table).where(*clauses), order, after)
-    ]
+    first, *rest = segments(sa.select(table).where(*clauses), order, after)
+    first = first.limit(sql_number(page_size + 1))
     if offset:
-        ranges[0] = ranges[0].offset(sa.bindparam(OFFSET, type_=sa.Integer))
+        first = first.offset(sa.bindparam(OFFSET, type_=sa.Integer))
     plan = count_plan(table, clauses, count, exact_limit=exact_limit)
     scalars = dict(plan.scalars)
     if guard is not None:
         scalars[guard_label] = guard
-    first = _first_range(table, ranges[0], order, scalars, keys_first=bool(clauses))
-    return PageStatements(first, tuple(ranges[1:]), plan, tuple(scalars))
+    first = _first_range(table, first, order, scalars, keys_first=bool(clauses))
+    columns = _columns_like(first, table, order, scalars)
+    rest = [
+        statement.with_only_columns(*columns).limit(sa.bindparam(LIMIT, type_=sa.Integer))
+        for statement in rest
+    ]
+    return PageStatements(first, tuple(rest), plan, tuple(scalars))
+
+
+def _columns_like(
+    first: sa.Select[Any], table: sa.Table, order: KeysetOrder, scalars: Mapping[str, Any]
+) -> list[sa.ColumnElement[Any]]:
+    """The first range's columns, in its order, for a range that follows it (nulls for the
+    scalars), so that every row of a page has the same columns."""
+    columns: list[sa.ColumnElement[Any]] = []
+    for name in first.selected_columns.keys():
+        if name in scalars:
+            columns.append(sa.null().label(name))
+        elif name == _ORDER_KEY:
+            columns.append(order.column.label(_ORDER_KEY))
+        else:
+            columns.append(table.c[name])
+    return columns
 
 
 def _first_range(

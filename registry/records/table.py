@@ -13,7 +13,8 @@ import enum
 import functools
 import json
 import math
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,27 @@ def _require_digits(value: decimal.Decimal) -> None:
 RECORD_ID = sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql")
 
 
+#: Kinds whose column gives values JSON has as they are (a JSON column's are decoded JSON;
+#: a choice's are its JSON values).
+_NATIVE = frozenset({
+    FieldKind.STRING, FieldKind.INTEGER, FieldKind.FLOAT, FieldKind.BOOLEAN, FieldKind.CHOICE,
+    FieldKind.JSON,
+})
+#: The system columns that hold times; the others are text and numbers.
+_TIME_COLUMNS = frozenset({"created_at", "updated_at"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _taker(fields: tuple[str, ...], wanted: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving a row's values of `wanted`, in that order, from rows whose columns
+    are `fields` (a tuple even for one column)."""
+    positions = [fields.index(name) for name in wanted]
+    if len(positions) == 1:
+        (position,) = positions
+        return lambda row: (row[position],)
+    return operator.itemgetter(*positions)
+
+
 def _system_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", RECORD_ID, primary_key=True),
@@ -178,9 +200,22 @@ class RecordTable:
         """The validated instance as column values: Python scalars, JSON for the rest."""
         python = instance.model_dump()
         values: dict[str, Any] = {}
-        for name in self.field_types:
-            values[name] = self.to_column_value(name, python[name])
+        for name, stored_as_is in self._stored_as_is:
+            value = python[name]
+            # Most values of a create are plain text or booleans, which the conversion
+            # would hand back unchanged: skip its call (this runs for every field written).
+            if value is None or type(value) is stored_as_is:
+                values[name] = value
+            else:
+                values[name] = self.to_column_value(name, value)
         return values
+
+    @functools.cached_property
+    def _stored_as_is(self) -> tuple[tuple[str, type | None], ...]:
+        """Each field, with the one Python type whose values its column stores unchanged
+        (`to_column_value` returns them as they are), or None when every value is converted."""
+        as_is = {FieldKind.STRING: str, FieldKind.BOOLEAN: bool}
+        return tuple((name, as_is.get(ftype.kind)) for name, ftype in self.field_types.items())
 
     def to_column_value(self, name: str, value: Any) -> Any:
         """One field's validated Python value as its column stores it; raises
@@ -247,13 +282,31 @@ class RecordTable:
         )
         return jsonable
 
-    def to_records(self, rows: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
-        """Rows as records (see `to_record`), made JSON-ready in one pass for all of them."""
-        columns = self.record_columns
-        jsonable: list[dict[str, Any]] = to_jsonable_python(
-            [{column: row[column] for column in columns} for row in rows]
+    def to_records(self, rows: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
+        """Rows that all have the same columns as records (see `to_record`). Values that JSON
+        has already (text, numbers, booleans, JSON) are taken as they are; the rest (times,
+        decimals, UUIDs) are made JSON-ready in one pass for the whole page."""
+        if not rows:
+            return []
+        columns, converted = self.record_columns, self._converted_columns
+        fields = tuple(rows[0]._mapping)  # the rows' column names, in their order
+        take = _taker(fields, columns)
+        records = [dict(zip(columns, take(row), strict=True)) for row in rows]
+        if converted:
+            take = _taker(fields, converted)
+            jsonable = to_jsonable_python([take(row) for row in rows])
+            for record, values in zip(records, jsonable, strict=True):
+                record.update(zip(converted, values, strict=True))
+        return records
+
+    @functools.cached_property
+    def _converted_columns(self) -> tuple[str, ...]:
+        """The record's keys whose stored values JSON does not have as they are."""
+        native = {name for name, ftype in self.field_types.items() if ftype.kind in _NATIVE}
+        return tuple(
+            column for column in self.record_columns
+            if column in _TIME_COLUMNS or (column in self.field_types and column not in native)
         )
-        return jsonable
 
     @functools.cached_property
     def record_columns(self) -> tuple[str, ...]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
@@ -113,3 +114,109 @@ def test_bulk_validation_gives_the_models_verdicts(
             stored = records.column_values(records.model.model_validate(item))
             assert dict(zip(records.field_names, row, strict=True)) == {
                 name: stored[name] for name in records.field_names}
+
+
+def present(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as an import row gives it: an empty or null value is left out."""
+    return {key: value for key, value in item.items() if value is not None and value != ""}
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=ITEMS, unfed=st.sets(st.sampled_from(sorted(VALUES)), max_size=2))
+def test_validating_by_column_gives_what_validating_items_gives(
+    records: RecordTable, items: list[dict[str, Any]], unfed: set[str]
+) -> None:
+    """The import path's column-by-column validation accepts, stores and refuses exactly as
+    `validate` of the same items, fields the source does not feed included."""
+    items = [{k: v for k, v in present(item).items() if k not in unfed} for item in items]
+    fed = [name for name in records.field_names if name not in unfed]
+    by_field = {name: [item.get(name) for item in items] for name in fed}
+    validator = BulkValidator(records)
+    assert validator.by_column
+    by_column = validator.validate_rows(by_field, len(items), items.__getitem__)
+    by_item = validator.validate(items)
+    assert (by_column.positions, by_column.errors) == (by_item.positions, by_item.errors)
+    assert [[(type(v), v) for v in column] for column in by_column.columns] == [
+        [(type(v), v) for v in column] for column in by_item.columns]
+
+
+ROW_CELLS = st.one_of(st.sampled_from(["", "1", "x", "2001-02-03"]), st.none(), st.integers())
+ROWS = st.lists(st.one_of(
+    st.lists(ROW_CELLS, min_size=3, max_size=3), st.lists(ROW_CELLS, max_size=4),
+    st.fixed_dictionaries({"problem": st.just("unreadable"), "values": st.lists(ROW_CELLS)}),
+), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=ROWS)
+def test_row_values_by_field_are_the_items_by_column(
+    records: RecordTable, rows: list[Any]
+) -> None:
+    from registry.imports.rows import RowPlan
+
+    plan = RowPlan(["a", "b", "c"], {"a": "name", "c": "day", "b": "count"}, records,
+                   {"day": "%Y-%m-%d"})
+    items, ragged = plan.items(rows)
+    found = plan.values(rows)
+    assert found is not None
+    values, shape_errors = found
+    assert shape_errors == ragged
+    assert [{f: v[p] for f, v in values.items() if v[p] is not None}
+            for p in range(len(rows))] == items
+
+
+class Varied(BaseModel):
+    """Kinds a JSON Lines source feeds: nested values, defaults, literals, times, UUIDs."""
+
+    code: Literal["a", "b"] | None = None
+    ident: uuid.UUID | None = None
+    at: datetime.datetime | None = None
+    tags: list[str] | None = None
+    meta: dict[str, int] | None = None
+    score: float = 0.5
+    level: int = Field(default=3, ge=1, le=5)
+    ratio: decimal.Decimal | None = Field(default=None, max_digits=5, decimal_places=3)
+    label: str = Field(default="x", pattern=r"^[a-z]+$")
+
+
+VARIED = st.fixed_dictionaries({}, optional={
+    "code": st.sampled_from(["a", "b", "c", 1]),
+    "ident": st.sampled_from([str(uuid.UUID(int=7)), "not-a-uuid", 5]),
+    "at": st.sampled_from(["2001-02-03T04:05:06Z", "2001-02-03T04:05:06", "2001-02-30T00:00",
+                           "x", 1_000_000_000]),
+    "tags": st.one_of(st.lists(st.text(max_size=3), max_size=3), st.just("t"), st.just([1])),
+    "meta": st.one_of(st.dictionaries(st.text(max_size=3), st.integers(-3, 3), max_size=2),
+                      st.just({"a": "b"}), st.just([])),
+    "score": st.sampled_from(["1.5", 2, "x", 1e400, True]),
+    "level": st.sampled_from(["1", "5", "6", 0, 3.0, 3.5]),
+    "ratio": st.sampled_from(["1.234", "12.3456", "123.4", "0.001", "x", 1.5]),
+    "label": st.sampled_from(["abc", "ABC", "", "a b"]),
+})
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordTable]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('varied') / 'registry.sqlite3'}"
+    registering = DynamicModelRegistry(url)
+    registering.register_model("Varied", Varied)
+    registering.close()
+    worker = DynamicModelRegistry(url)
+    with worker.database.read() as conn:
+        yield worker.model_cache.resolve(conn, "Varied").records
+    worker.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(VARIED, min_size=1, max_size=8))
+def test_validating_varied_kinds_by_column_gives_what_validating_items_gives(
+    varied: RecordTable, items: list[dict[str, Any]]
+) -> None:
+    items = [present(item) for item in items]
+    by_field = {name: [item.get(name) for item in items] for name in varied.field_names}
+    validator = BulkValidator(varied)
+    assert validator.by_column
+    by_column = validator.validate_rows(by_field, len(items), items.__getitem__)
+    by_item = validator.validate(items)
+    assert (by_column.positions, by_column.errors) == (by_item.positions, by_item.errors)
+    assert [[(type(v), v) for v in column] for column in by_column.columns] == [
+        [(type(v), v) for v in column] for column in by_item.columns]
