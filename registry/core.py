@@ -293,6 +293,8 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         self, op: CreateRecord | UpdateRecord | DeleteRecord
     ) -> dict[str, Any] | None:
         """The write's answer when its model's mode takes it over; None for a crud model."""
+        if self.cqrs.writes.leaves_to_records(op.model):
+            return None
         caller: dict[str, Any] = {"user_id": op.user_id, "user_role": op.user_role,
                   "idempotency_key": op.idempotency_key}
         if isinstance(op, CreateRecord):

@@ -19,9 +19,46 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from .tables import UTCDateTime
+
 __all__ = ["DriverInsert"]
 
 _Prepared = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+
+
+class _LastMoment:
+    """A datetime column's bind conversion that hands back its last result when given the
+    same datetime object again: a create converts one moment three times (its row's created
+    and updated times, its audit entry's time), and SQLite's datetime formatting is the
+    dearest conversion of its inserts. Datetimes are immutable, so the same object always
+    converts alike; one conversion is shared by every `UTCDateTime` column of a dialect."""
+
+    __slots__ = ("convert", "last")
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        self.convert = convert
+        self.last: tuple[Any, Any] = (None, None)
+
+    def __call__(self, value: Any) -> Any:
+        last = self.last  # one read: another thread may replace it meanwhile
+        if value is last[0]:
+            return last[1]
+        converted = self.convert(value)
+        self.last = (value, converted)
+        return converted
+
+
+_MOMENTS: dict[str, _LastMoment] = {}
+
+
+def _conversion(column: sa.Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if convert is None or not isinstance(column.type, UTCDateTime):
+        return convert
+    shared = _MOMENTS.get(dialect.name)
+    if shared is None:
+        shared = _MOMENTS.setdefault(dialect.name, _LastMoment(convert))
+    return shared
 
 
 class DriverInsert:
@@ -37,10 +74,10 @@ class DriverInsert:
             conn.execute(self.statement, dict(row))
             return
         sql, columns = self._prepare(conn.dialect, tuple(row))
-        params = tuple(
+        params = [
             row[name] if convert is None or row[name] is None else convert(row[name])
             for name, convert in columns
-        )
+        ]
         driver = conn.connection.dbapi_connection
         assert driver is not None
         dbapi_error: Any = conn.dialect.loaded_dbapi.Error
@@ -82,9 +119,6 @@ class DriverInsert:
                 f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))}) "
                 f"VALUES ({', '.join('?' for _ in names)})"
             )
-            columns = tuple(
-                (name, self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in names
-            )
+            columns = tuple((name, _conversion(self.table.c[name], dialect)) for name in names)
             prepared = self._prepared[key] = (sql, columns)
         return prepared

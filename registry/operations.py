@@ -23,7 +23,6 @@ import datetime
 import decimal
 import inspect
 import math
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -38,6 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
 from .errors import ValidationFailed
+from .ids import new_id
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY",
@@ -246,10 +246,6 @@ def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
 # -- the operations -------------------------------------------------------------------------
 
 
@@ -308,7 +304,7 @@ class Operation(BaseModel):
 class Command(Operation):
     """An operation that changes state (the specification's `Command`)."""
 
-    command_id: str = Field(default_factory=_new_id)
+    command_id: str = Field(default_factory=new_id)
     timestamp: datetime.datetime = Field(default_factory=_utc_now)
     ns: ClassVar[Literal["commands"]] = "commands"
 
@@ -316,7 +312,7 @@ class Command(Operation):
 class Query(Operation):
     """An operation that reads state (the specification's `Query`)."""
 
-    query_id: str = Field(default_factory=_new_id)
+    query_id: str = Field(default_factory=new_id)
     ns: ClassVar[Literal["queries"]] = "queries"
 
 

@@ -115,7 +115,7 @@ def events(
 
 
 @registry_task("cqrs.status")
-def status(self: RegistryTask) -> dict[str, dict[str, int]]:
+def status(self: RegistryTask) -> dict[str, dict[str, Any]]:
     return self.registry.projection_status()
 
 

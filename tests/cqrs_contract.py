@@ -4,6 +4,7 @@ A subclass provides `database_url`; each test gets a fresh database."""
 from __future__ import annotations
 
 import decimal
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -474,6 +475,96 @@ class CqrsContract(StaleModeContract, AuditOfCommandsContract):
         registry.project()
         assert_matches_fold(projected_sales(registry), fold_sales(records))
         assert registry.list("Order", user_role="admin")["total"] == 6
+
+    # -- a projection that cannot apply an event ----------------------------------------
+
+    def blocked_member(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> tuple[DynamicModelRegistry, dict[str, Any]]:
+        """A cqrs `Member` whose table gained, behind the commands' back, a row holding the
+        email a later-projected command claimed; `Order` and a declared projection over
+        `Member` have events after it. Returns the registry and what was written."""
+        registry = make_registry()
+        registry.register_model("Member", Member, "cqrs")
+        registry.register_model("Order", Order, "cqrs", permissions=PERMISSIONS)
+        registry.define_projection({"name": "members_by_name", "model": "Member",
+                                    "group_by": ["name"], "measures": {"n": ["count"]}})
+
+        def member(email: str) -> dict[str, Any]:
+            return registry.execute_command(
+                {"type": "create", "model": "Member", "data": {"email": email}}, "u", "admin")
+
+        first = member("a@x.org")
+        registry.project()
+        clashing = member("b@x.org")  # nobody holds b@x.org yet: the command is accepted
+        table = registry.model_info("Member").records.table
+        with registry.database.write() as conn:  # written without going through commands
+            conn.execute(sa.insert(table).values(
+                id="intruder", version=1, created_at=registry.clock(),
+                updated_at=registry.clock(), email="b@x.org", name=""))
+        later = member("c@x.org")
+        order = registry.execute_command(
+            {"type": "create", "model": "Order", "data": {"category": "books"}}, "u", "admin")
+        return registry, {"first": first, "clashing": clashing, "later": later,
+                          "order": order, "table": table}
+
+    def test_a_projection_that_cannot_apply_an_event_blocks_alone(
+        self, make_registry: Callable[..., DynamicModelRegistry],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        registry, written = self.blocked_member(make_registry)
+        clashing = written["clashing"]
+        caplog.set_level(logging.INFO, logger="registry.cqrs.projector")
+        for _ in range(3):  # every beat of a projector meets the same event
+            registry.project()
+        status = registry.projection_status()
+        head = written["order"]["position"]
+        # The others keep being projected: another model, and a declared projection of the
+        # same model.
+        assert status["records:Order"]["checkpoint"] == head
+        assert status["members_by_name"]["checkpoint"] == head
+        assert registry.read("Order", written["order"]["aggregate_id"], user_role="admin")
+        # The blocked one stops just before the event it cannot apply, and says why.
+        blocked = status["records:Member"]
+        assert blocked["checkpoint"] == clashing["position"] - 1
+        assert blocked["lag"] == head - clashing["position"] + 1
+        found = blocked["blocked"]
+        assert found["position"] == clashing["position"]
+        assert (found["event"]["aggregate_id"], found["event"]["version"],
+                found["event"]["type"]) == (clashing["aggregate_id"], 1, "created")
+        assert "'email'" in found["reason"] and "\n" not in found["reason"]
+        assert "b@x.org" not in found["reason"]  # values stay out of errors (Invariant 4)
+        assert status["records:Order"]["blocked"] is None
+        with pytest.raises(RecordNotFound):
+            registry.read("Member", clashing["aggregate_id"], user_role="admin")
+        # One line when it blocked, none for the beats after.
+        lines = [r for r in caplog.records if r.name == "registry.cqrs.projector"]
+        assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+        assert lines[0].exc_info is None and "records:Member" in lines[0].getMessage()
+        # It resumes by itself once the cause is gone, and the fold is whole again.
+        with registry.database.write() as conn:
+            conn.execute(sa.delete(written["table"]).where(written["table"].c.id == "intruder"))
+        registry.project()
+        status = registry.projection_status()
+        assert status["records:Member"]["checkpoint"] == head
+        assert status["records:Member"]["blocked"] is None
+        listed = registry.list("Member", user_role="admin", order_by="email")
+        assert [r["email"] for r in listed["items"]] == ["a@x.org", "b@x.org", "c@x.org"]
+        lines = [r for r in caplog.records if r.name == "registry.cqrs.projector"]
+        assert len(lines) == 2 and "records:Member" in lines[1].getMessage()
+
+    def test_a_rebuild_unblocks_a_blocked_projection(
+        self, make_registry: Callable[..., DynamicModelRegistry]
+    ) -> None:
+        registry, written = self.blocked_member(make_registry)
+        registry.project()
+        assert registry.projection_status()["records:Member"]["blocked"] is not None
+        registry.rebuild_projection("records:Member")  # the table becomes the fold again
+        status = registry.projection_status()["records:Member"]
+        assert status["blocked"] is None and status["lag"] == 0
+        listed = registry.list("Member", user_role="admin", order_by="email")
+        assert [r["id"] for r in listed["items"]] == [
+            written[name]["aggregate_id"] for name in ("first", "clashing", "later")]
 
     def test_rebuild_equals_incremental(self, registry: DynamicModelRegistry) -> None:
         registry.define_projection(SALES)

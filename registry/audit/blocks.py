@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from ..errors import AuditIntegrityError
@@ -62,8 +62,20 @@ def _dumps(value: Any) -> bytes:
 
 
 def json_text(value: Any) -> str:
-    """A value as the outbox's JSON columns store it."""
-    return json.dumps(value)
+    """A value as the outbox's JSON columns store it: `json.dumps(value)`'s text."""
+    if _ENCODE_CHUNKS is None:
+        return json.dumps(value)
+    return "".join(_ENCODE_CHUNKS(value, 0))
+
+
+#: `json.dumps`'s own C encoder with its default settings, built once: `json.dumps` builds
+#: one per call, which was a third of the cost of an audit entry's two texts. It keeps no
+#: state between calls (no circular-reference markers: entry values are JSON-ready records),
+#: so threads share it. None where the interpreter has no C encoder.
+_ENCODE_CHUNKS = None if c_make_encoder is None else c_make_encoder(
+    None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False,
+    True,
+)
 
 
 def _string(value: str | None) -> str:

@@ -110,8 +110,9 @@ class CqrsApi:
         """Apply pending events to every projection: `{"events": applied}`."""
         return self.cqrs.project()
 
-    def projection_status(self) -> dict[str, dict[str, int]]:
-        """Per projection: `{"checkpoint", "head", "lag"}` (positions and events)."""
+    def projection_status(self) -> dict[str, dict[str, Any]]:
+        """Per projection: `{"checkpoint", "head", "lag", "blocked"}` (positions and
+        events; `blocked` says where and why a projection stopped, None when it did not)."""
         return self.cqrs.status()
 
     def events(

@@ -60,6 +60,13 @@ class WriteRouter:
         # service reports as it always has).
         return entry if entry is not None else self._fresh(model)
 
+    def leaves_to_records(self, model: str) -> bool:
+        """Whether the cached model is known to be crud, so `route` would hand the write
+        back untouched: the check every crud write makes, without building the command's
+        arguments."""
+        entry, _version = self.models.peek(model)
+        return entry is not None and entry.operation_mode is OperationMode.CRUD
+
     def route(
         self,
         operation: str,

@@ -13,8 +13,10 @@ lock, applies what arrived meanwhile and swaps the shadow tables in by renaming.
 
 from __future__ import annotations
 
+import bisect
+import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,12 +28,15 @@ from sqlalchemy.engine import Connection
 from ..audit import Clock
 from ..catalog import ModelEntry
 from ..database import Database
-from .events import AppliedEvent
+from .blocks import Blocker, ProjectionBlocks, reason_for
+from .events import AppliedEvent, EventBatch
 from .projections import GroupedProjection, RecordProjection
 from .store import EVENT_LOCK, EventStore
 from .tables import checkpoints
 
 __all__ = ["Projection", "Projector"]
+
+logger = logging.getLogger(__name__)
 
 
 class Projection(Protocol):
@@ -39,6 +44,7 @@ class Projection(Protocol):
 
     name: str
     model: str
+    entry: ModelEntry
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None: ...
 
@@ -99,6 +105,7 @@ class DeclaredProjection:
         self.grouped = grouped
         self.name = grouped.name
         self.model = grouped.entry.name
+        self.entry = grouped.entry
 
     def apply(self, conn: Connection, events: Sequence[AppliedEvent]) -> None:
         self.grouped.apply(conn, events)
@@ -124,6 +131,7 @@ class Projector:
         self.store = store
         self.clock = clock
         self.batch_size = batch_size
+        self.blocks = ProjectionBlocks()
         dialect = postgresql if database.is_postgresql else sqlite
         self._insert_checkpoint = dialect.insert(checkpoints).on_conflict_do_nothing()
 
@@ -152,6 +160,7 @@ class Projector:
         """Start a projection (new, or with emptied tables) from the first event."""
         self.ensure_checkpoint(conn, name)
         self.set_checkpoint(conn, name, 0)
+        self.blocks.clear(conn, name)
 
     def set_checkpoint(self, conn: Connection, name: str, position: int) -> None:
         """Move a projection's checkpoint in the caller's transaction, the one that writes
@@ -184,8 +193,10 @@ class Projector:
 
     def step(self, projections: Sequence[Projection], head: int) -> int | None:
         """One batch in one transaction for the projections (of one model) this projector
-        can lock; returns the events applied, summed over them, or None when none is
-        behind `head` (or another projector holds every one that is)."""
+        can lock; returns the events applied, summed over them, or None when no checkpoint
+        moved: none is behind `head`, another projector holds every one that is, or those
+        left are blocked by an event they cannot apply (see `_apply_or_block`)."""
+        log: list[Callable[[], None]] = []
         with self.database.write() as conn:
             behind: list[tuple[Projection, int]] = []
             for projection in projections:
@@ -198,13 +209,64 @@ class Projector:
             batch = self.store.read_batch(conn, start, head, self.batch_size, behind[0][0].model)
             full = len(batch.positions) == self.batch_size
             last = batch.positions[-1] if full else head
-            applied = 0
+            was_blocked = self.blocks.blocked(conn, [p.name for p, _ in behind])
+            applied, moved = 0, False
             for projection, position in behind:
-                last_events, count = batch.after(position)
-                projection.apply_last(conn, last_events)
-                applied += count
-                self.set_checkpoint(conn, projection.name, max(position, last))
-            return applied
+                reached, blocker = self._apply_or_block(conn, projection, batch, position, last)
+                applied += _events_between(batch, position, reached)
+                moved = moved or reached > position
+                self.set_checkpoint(conn, projection.name, reached)
+                log.extend(self._note_block(conn, projection.name,
+                                            was_blocked.get(projection.name), blocker))
+        for line in log:
+            line()
+        return applied if moved else None
+
+    def _apply_or_block(
+        self, conn: Connection, projection: Projection, batch: EventBatch, position: int,
+        last: int,
+    ) -> tuple[int, Blocker | None]:
+        """Apply the batch's part after `position` (the events up to `last`) to one
+        projection, inside a savepoint so that a failure undoes this projection's part only.
+        Returns the new checkpoint, and the `Blocker` when an event cannot be applied.
+
+        When the batch as a whole fails, the projection's events are applied again one by
+        one, in order, each state as its event left it (the order in which commands kept
+        unique values unique): the first event that still fails is the blocker, and the
+        checkpoint stays just before it. So the projection is always the fold of its events
+        up to its checkpoint; nothing past a failure is skipped."""
+        last_events, _count = batch.after(position)
+        failed = _failure(conn, projection, last_events)
+        if failed is None:
+            return max(position, last), None
+        after = position
+        while True:
+            single = self.store.read_batch(conn, after, last, 1, projection.model)
+            if not single.positions:
+                return max(position, last), None  # together they failed, in order they apply
+            event = next(iter(single.last.values()))
+            failed = _failure(conn, projection, {event.aggregate_id: event})
+            if failed is not None:
+                reason = reason_for(failed, projection.entry)
+                return event.position - 1, self.blocks.blocker(conn, event, reason)
+            after = event.position
+
+    def _note_block(
+        self, conn: Connection, name: str, before: Blocker | None, now: Blocker | None
+    ) -> list[Callable[[], None]]:
+        """Keep the projection's block row current; returns the log line its change of
+        state deserves (none while it stays as it was), to write once committed."""
+        if now is None:
+            if before is None:
+                return []
+            self.blocks.clear(conn, name)
+            return [lambda: logger.info(
+                "Projection %r applied position %d and is no longer blocked.",
+                name, before.position)]
+        if before == now:
+            return []
+        self.blocks.record(conn, name, now, self.clock())
+        return [lambda: logger.warning("%s", now.describe(name))]
 
     # -- rebuilding --------------------------------------------------------------------
 
@@ -228,6 +290,7 @@ class Projector:
                 covered += self._replay_in(conn, shadow.projection, projection.model, head, now)
                 self._swap(conn, shadow)
                 self.set_checkpoint(conn, projection.name, now)
+                self.blocks.clear(conn, projection.name)  # the tables are the fold again
                 rows = conn.execute(
                     sa.select(sa.func.count()).select_from(sa.table(shadow.live_names[0]))
                 ).scalar_one()
@@ -278,3 +341,24 @@ class Projector:
             conn.exec_driver_sql(f'ALTER TABLE "{live}" RENAME TO "{retired}"')
             conn.exec_driver_sql(f'ALTER TABLE "{new}" RENAME TO "{live}"')
             conn.exec_driver_sql(f'DROP TABLE "{retired}"')
+
+
+def _failure(
+    conn: Connection, projection: Projection, last: Mapping[str, AppliedEvent]
+) -> Exception | None:
+    """What applying `last` to the projection raised, inside a savepoint that was rolled
+    back; None if it worked. A lost connection is raised: it is no projection's doing."""
+    try:
+        with conn.begin_nested():
+            projection.apply_last(conn, last)
+    except Exception as exc:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            raise
+        return exc
+    return None
+
+
+def _events_between(batch: EventBatch, after: int, up_to: int) -> int:
+    """How many of the batch's events have `after < position <= up_to`."""
+    positions = batch.positions
+    return bisect.bisect_right(positions, up_to) - bisect.bisect_right(positions, after)

@@ -226,13 +226,18 @@ class CqrsService:
             projection = self._projection(conn, name)
         return self.projector.rebuild(projection)
 
-    def status(self) -> dict[str, dict[str, int]]:
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per projection: `{"checkpoint", "head", "lag", "blocked"}`, `blocked` being None
+        or, for one stopped by an event it cannot apply, `{"position", "event", "reason",
+        "since"}` (see `blocks.py`)."""
         with self.database.read() as conn:
             head = self.store.last_position(conn)
             rows = conn.execute(sa.select(checkpoints)).mappings().all()
+            blocked = self.projector.blocks.everything(conn)
         return {
             row["name"]: {"checkpoint": row["position"], "head": head,
-                          "lag": max(0, head - row["position"])}
+                          "lag": max(0, head - row["position"]),
+                          "blocked": blocked.get(row["name"])}
             for row in rows
         }
 

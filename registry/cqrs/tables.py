@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from ..tables import BigSerial, JSONType, UTCDateTime, catalog
 
-__all__ = ["backfills", "checkpoints", "events", "projection_definitions"]
+__all__ = [
+    "backfills", "checkpoints", "events", "projection_blocks", "projection_definitions",
+]
 
 # Append-only. `position` is the global order readers follow (see store.py for why a reader
 # never skips a lower position that commits late); (model, aggregate_id, version) is unique,
@@ -71,4 +73,17 @@ backfills = sa.Table(
     sa.Column("done", sa.Boolean, nullable=False),
     sa.Column("events", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A projection stopped by an event it cannot apply (blocks.py): the event's position, what
+# it was and why. Its checkpoint stays just before that position; the row goes when the
+# event applies, or when the projection is rebuilt or reset.
+projection_blocks = sa.Table(
+    "dmr_projection_blocks",
+    catalog,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("event", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import datetime
 import functools
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -34,6 +33,7 @@ from ..errors import (
     ValidationFailed,
     VersionConflict,
 )
+from ..ids import new_id
 from ..model_cache import ModelCache
 from ..operations import (
     CreateRecord,
@@ -175,7 +175,7 @@ class RecordService:
         instance = self._validate(entry, op.data)
         now = self.clock()
         row = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -494,6 +494,8 @@ class RecordService:
                 limit=limit,
                 errors=[],
             )
+        if data.keys() <= entry.records.field_types.keys():
+            return
         unknown = sorted(str(name) for name in data if name not in entry.records.field_types)
         if unknown:
             raise UnknownField(

@@ -200,9 +200,22 @@ class RecordTable:
         """The validated instance as column values: Python scalars, JSON for the rest."""
         python = instance.model_dump()
         values: dict[str, Any] = {}
-        for name in self.field_types:
-            values[name] = self.to_column_value(name, python[name])
+        for name, stored_as_is in self._stored_as_is:
+            value = python[name]
+            # Most values of a create are plain text or booleans, which the conversion
+            # would hand back unchanged: skip its call (this runs for every field written).
+            if value is None or type(value) is stored_as_is:
+                values[name] = value
+            else:
+                values[name] = self.to_column_value(name, value)
         return values
+
+    @functools.cached_property
+    def _stored_as_is(self) -> tuple[tuple[str, type | None], ...]:
+        """Each field, with the one Python type whose values its column stores unchanged
+        (`to_column_value` returns them as they are), or None when every value is converted."""
+        as_is = {FieldKind.STRING: str, FieldKind.BOOLEAN: bool}
+        return tuple((name, as_is.get(ftype.kind)) for name, ftype in self.field_types.items())
 
     def to_column_value(self, name: str, value: Any) -> Any:
         """One field's validated Python value as its column stores it; raises

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registry import ConfigurationError, DynamicModelRegistry, Settings
-from registry.audit.blocks import block_header, index_from_row
+from registry.audit.blocks import block_header, index_from_row, json_text
 from registry.audit.keys import (
     AuditKeys,
     default_key_file,
@@ -70,6 +70,16 @@ def test_the_stored_mac_is_hmac_sha256(secret: str) -> None:
     body = b'{"model":"Product","record_id":"r1"}' * 20
     signed = AuditKeys("k1", {"k1": secret.encode()}).sign(body)
     assert signed == "k1:" + hmac.new(secret.encode(), body, "sha256").hexdigest()[:48]
+
+
+@pytest.mark.parametrize("value", [
+    {"name": {"old": None, "new": "caf\u00e9 \u2028"}, "n": {"old": 1.5, "new": 10**30}},
+    {"role": "admin", "version": 1, "tags": [True, None, {"x": -0.0}], "big": 1e300},
+    [], {}, "text", 0,
+])
+def test_outbox_json_text_is_json_dumps_text(value: Any) -> None:
+    # Hashes cover the stored text, and the text has always been json.dumps's.
+    assert json_text(value) == json.dumps(value)
 
 
 def test_rotation_signs_new_blocks_with_the_new_key_and_verifies_both(tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from registry import DynamicModelRegistry
 from registry.errors import (
@@ -115,6 +117,41 @@ def test_typed_errors_cross_the_task_boundary(registry: DynamicModelRegistry) ->
                  command={"type": "update", "model": "Order", "data": {"category": "y"},
                           "aggregate_id": created["aggregate_id"], "expected_version": 5},
                  user_id="u", user_role="admin")
+
+
+def test_a_blocked_projection_does_not_fail_the_projector_task(
+    registry: DynamicModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    member = {"type": "object", "properties": {"email": {"type": "string", "x-unique": True}},
+              "required": ["email"]}
+    registry.register_schema("Member", member, "cqrs")
+    created = run_task("cqrs.execute_command", command={
+        "type": "create", "model": "Member", "data": {"email": "a@x.org"}},
+        user_id="u", user_role="admin")
+    order = run_task("cqrs.execute_command", command={
+        "type": "create", "model": "Order", "data": {"category": "x"}},
+        user_id="u", user_role="admin")
+    table = registry.model_info("Member").records.table
+    with registry.database.write() as conn:  # a row written behind the commands' back
+        conn.execute(sa.insert(table).values(
+            id="intruder", version=1, created_at=registry.clock(),
+            updated_at=registry.clock(), email="a@x.org"))
+    caplog.set_level(logging.INFO, logger="registry.cqrs.projector")
+    # Before, each beat failed the task with the unique index's IntegrityError (and a
+    # traceback in the worker's log); now the task succeeds and the others move on.
+    assert run_task("cqrs.project") == {"events": 1}
+    assert run_task("cqrs.project") == {"events": 0}
+    status = run_task("cqrs.status")
+    assert status["records:Order"] == {"checkpoint": order["position"],
+                                       "head": order["position"], "lag": 0, "blocked": None}
+    blocked = status["records:Member"]["blocked"]
+    assert blocked["position"] == created["position"]
+    assert blocked["event"]["aggregate_id"] == created["aggregate_id"]
+    assert blocked["reason"].startswith("DuplicateValue: ")
+    assert [r.levelname for r in caplog.records if r.name == "registry.cqrs.projector"] == [
+        "WARNING"]
+    assert run_task("cqrs.rebuild_projection", name="records:Member")["rows"] == 1
+    assert run_task("cqrs.status")["records:Member"]["blocked"] is None
 
 
 def test_the_trigger_sends_one_projection_per_interval_after_commands() -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from registry import DynamicModelRegistry
 from registry.errors import ValidationFailed
+from registry.ids import new_id
 from registry.operations import (
     Command,
     CreateRecord,
@@ -84,6 +85,15 @@ def test_commands_and_queries_carry_the_specifications_identity() -> None:
     assert CreateRecord.build(model="P", data={}, user_id=None, user_role="r").command_id != (
         create.command_id
     )
+
+
+def test_new_ids_are_random_version_4_uuids_in_canonical_text() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids:
+        parsed = uuid.UUID(made)
+        assert str(parsed) == made
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_operations_are_frozen_and_take_no_unknown_arguments() -> None:

@@ -137,7 +137,8 @@ def rebuild(cli: CliContext, name: str) -> None:
 @json_option
 @pass_cli
 def status(cli: CliContext) -> None:
-    """Show each projection's checkpoint, the store's head and the lag in events.
+    """Show each projection's checkpoint, the store's head and the lag in events, and
+    where and why a projection is blocked by an event it cannot apply.
 
     \b
     Example:
@@ -145,7 +146,14 @@ def status(cli: CliContext) -> None:
     """
     found = cli.call("cqrs", lambda client: client.projection_status())
     cli.emit(found, lambda value: auto_table(
-        [{"projection": name, **figures} for name, figures in sorted(value.items())]))
+        [{"projection": name, **figures, "blocked": _blocked_line(figures.get("blocked"))}
+         for name, figures in sorted(value.items())]))
+
+
+def _blocked_line(blocked: Any) -> str:
+    if not blocked:
+        return ""
+    return f"at {blocked['position']}: {blocked['reason']}"
 
 
 def _page_or_record(value: Any) -> Any:
