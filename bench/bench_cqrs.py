@@ -7,6 +7,8 @@ catch-up and rebuild, and projection lag under a steady command rate.
 Figures (each compared, in the same run, with its baseline or goal):
   create command / raw insert-and-commit of the same row     goal >= 0.60
   4 writer processes / 1 writer process (create commands)     goal >= 2.5
+      (the same ratio for the raw insert-and-commit is printed beside it: what the
+      machine's cores and disk allow at that moment)
   projector catch-up, default + one declared projection,
       over events appended beforehand (half creates, half group moves)
                                                               goal >= 20,000 events/s
@@ -68,23 +70,32 @@ def command_vs_raw(url: str, count: int, rounds: int = 3) -> dict[str, float]:
     return {"raw": raw, "command": command, "ratio": command / raw}
 
 
-def _writer(url: str, count: int, ready: Any, start: Any, done: Any) -> None:
+def _writer(url: str, count: int, raw: bool, ready: Any, start: Any, done: Any) -> None:
     registry = open_registry(url)
     data = rows(count)
-    run_commands(registry, data[:20])
+    engine = registry.database.engine
+
+    def write(part: list[dict[str, Any]]) -> None:
+        if raw:
+            run_raw(engine, RAW_TABLE, part)
+        else:
+            run_commands(registry, part)
+
+    write(data[:20])
     ready.put(True)
     start.wait()
     begin = time.perf_counter()
-    run_commands(registry, data)
+    write(data)
     done.put((begin, time.perf_counter()))
     registry.close()
 
 
-def writers_rate(url: str, writers: int, count: int) -> float:
-    """Create commands per second of `writers` processes together (each its own registry)."""
+def writers_rate(url: str, writers: int, count: int, *, raw: bool = False) -> float:
+    """Create commands (or, with `raw`, raw inserts-and-commits) per second of `writers`
+    processes together, each with its own registry."""
     context = multiprocessing.get_context("spawn")
     ready, start, done = context.Queue(), context.Event(), context.Queue()
-    processes = [context.Process(target=_writer, args=(url, count, ready, start, done))
+    processes = [context.Process(target=_writer, args=(url, count, raw, ready, start, done))
                  for _ in range(writers)]
     for process in processes:
         process.start()
@@ -101,15 +112,21 @@ def writers_rate(url: str, writers: int, count: int) -> float:
 
 
 def parallel_writers(url: str, count: int, rounds: int = 3) -> dict[str, float]:
+    """4 writers against 1, for commands and, as what the machine itself allows, for the
+    raw insert-and-commit of the same rows."""
     registry = open_registry(url)
     registry.register_model("Product", Product, "cqrs")
+    RAW_TABLE.create(registry.database.engine, checkfirst=True)
     registry.close()
-    ones, fours = [], []
-    for _ in range(rounds):  # interleaved, so drift on the machine hits both alike
-        ones.append(writers_rate(url, 1, count))
-        fours.append(writers_rate(url, 4, count))
-    one, four = statistics.median(ones), statistics.median(fours)
-    return {"one": one, "four": four, "ratio": four / one}
+    rates: dict[tuple[bool, int], list[float]] = {}
+    for _ in range(rounds):  # interleaved, so drift on the machine hits all alike
+        for raw in (False, True):
+            for writers in (1, 4):
+                rates.setdefault((raw, writers), []).append(
+                    writers_rate(url, writers, count, raw=raw))
+    one, four = (statistics.median(rates[False, n]) for n in (1, 4))
+    raw_one, raw_four = (statistics.median(rates[True, n]) for n in (1, 4))
+    return {"one": one, "four": four, "ratio": four / one, "raw_ratio": raw_four / raw_one}
 
 
 def append_history(registry: DynamicModelRegistry, events: int) -> None:
@@ -256,6 +273,7 @@ def print_writers(args: argparse.Namespace) -> None:
     print(f"4 writers       {writers['four']:8.0f}/s   1 writer   {writers['one']:8.0f}/s"
           f"   ratio {writers['ratio']:.2f}   goal >= 2.5   "
           f"{'ok' if writers['ratio'] >= 2.5 else 'BELOW GOAL'}")
+    print(f"  (4 writers / 1 of the raw insert-and-commit, same run: {writers['raw_ratio']:.2f})")
 
 
 def print_projector(args: argparse.Namespace) -> None:
