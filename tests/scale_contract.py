@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import json
 import operator
 import threading
@@ -430,15 +431,22 @@ class RecordsAtScale:
         with items.database.read() as conn:
             built = index_states(conn, table)
         assert {ix["name"] for ix in described} <= set(built) and all(built.values())
-        # Non-unique indexes carry created_at, so a filtered page in the default order finds
-        # its keys in the index; unique ones hold just their fields.
+        # A single field's index is keyed by the field then the default order, a composite
+        # one carries created_at, so a filtered page in the default order finds its keys in
+        # the index; unique ones hold just their fields.
         with items.database.read() as conn:
             definitions = _index_definitions(conn, table)
         price = next(ix["name"] for ix in described if ix["fields"] == ["price"])
         sku = next(ix["name"] for ix in described if ix["fields"] == ["sku"])
-        assert "created_at" in definitions[price] and "created_at" not in definitions[sku]
+        pair = next(ix["name"] for ix in described if ix["fields"] == ["size", "price"])
+        assert _index_keys(definitions[price]) == "price, created_at, id"
+        assert "created_at" not in definitions[sku] and _index_keys(definitions[sku]) == "sku"
         if items.database.is_postgresql:
-            assert "INCLUDE (created_at)" in definitions[price]
+            assert "INCLUDE" not in definitions[price]
+            assert _index_keys(definitions[pair]) == "size, price"
+            assert "INCLUDE (created_at)" in definitions[pair]
+        else:  # no INCLUDE: the carried column is a trailing key
+            assert _index_keys(definitions[pair]) == "size, price, created_at"
 
         class Fewer(BaseModel):
             name: str
@@ -545,6 +553,38 @@ class RecordsAtScale:
         items.register_model("Item", Item)  # unchanged: the indexes are still checked
         with items.database.read() as conn:
             assert index_states(conn, table).get(name) is True
+
+
+    def test_an_index_built_with_an_earlier_definition_is_replaced(
+        self, items: DynamicModelRegistry
+    ) -> None:
+        table = items.model_info("Item").records.table.name
+        with items.database.read() as conn:
+            current = next(n for n in index_states(conn, table) if n.startswith("dmr_ix_price_"))
+        # What earlier versions built for `"x-index"` on price: (price, id), created_at carried.
+        digest = hashlib.sha256(f"{table}|price,id|created_at".encode()).hexdigest()[:12]
+        earlier = f"dmr_ix_price_{digest}"
+        keys = "price, id" if items.database.is_postgresql else "price, id, created_at"
+        include = " INCLUDE (created_at)" if items.database.is_postgresql else ""
+        with items.database.write() as conn:
+            conn.execute(sa.text(f'DROP INDEX "{current}"'))
+            conn.execute(sa.text(f'CREATE INDEX "{earlier}" ON "{table}" ({keys}){include}'))
+        items.register_model("Item", Item)  # unchanged: the indexes are still checked
+        with items.database.read() as conn:
+            built = index_states(conn, table)
+            definitions = _index_definitions(conn, table)
+        assert earlier not in built and built.get(current) is True
+        assert _index_keys(definitions[current]) == "price, created_at, id"
+        described = next(m for m in items.list_models() if m["name"] == "Item")["indexes"]
+        assert {"name": current, "fields": ["price"], "unique": False} in described
+        assert len(items.list("Item", user_role="user", filters={"price": 0.5})["items"]) == 2
+
+
+def _index_keys(definition: str) -> str:
+    """The key columns of a CREATE INDEX statement, as written between its parentheses
+    after the table (quotes dropped)."""
+    keys = definition.split(" ON ", 1)[1].split("(", 1)[1].split(")", 1)[0]
+    return keys.replace('"', "")
 
 
 def _index_definitions(conn: Connection, table: str) -> dict[str, str]:

@@ -2,11 +2,12 @@
 
 A page is ordered by one column and then by id (which breaks ties), and the next page is asked
 for by the last row's `(value, id)`: `WHERE (column, id) > (:value, :id)`. The database seeks
-to that point in an index on `(column, id)`, so a page costs the same at the start and at the
-end of a table, where OFFSET would read and throw away every row before it. Because the
-position is a value, not a count, rows inserted meanwhile shift nothing: a walk over all pages
-sees every row that existed when it began exactly once (rows whose ordered value changes
-during the walk may move, as in any keyset scheme).
+to that point in an index that starts with the column (ties, rows of one value, are put in id
+order as they are read), so a page costs the same at the start and at the end of a table,
+where OFFSET would read and throw away every row before it. Because the position is a value,
+not a count, rows inserted meanwhile shift nothing: a walk over all pages sees every row that
+existed when it began exactly once (rows whose ordered value changes during the walk may
+move, as in any keyset scheme).
 
 Nulls sort as if larger than every value (last ascending, first descending), PostgreSQL's own
 order, which its indexes serve in either direction. Past a cursor, a nullable column is read in

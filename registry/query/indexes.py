@@ -5,13 +5,19 @@ constraint with `"x-unique": true` (from Pydantic: `Field(json_schema_extra={"x-
 True})`); composite indexes go on the model, `"x-indexes": [["a", "b"], {"fields": ["c",
 "d"], "unique": true}]` (from Pydantic: `model_config = ConfigDict(json_schema_extra=...)`).
 
-A single-field index is built on `(field, id)`: it serves equality and range filters on the
-field and, because id breaks ties in every order, keyset pages ordered by it. Every table also
-gets one on `(created_at, id)`, the default order, and every other non-unique index carries
-`created_at` (PostgreSQL's INCLUDE), so a filtered page in the default order is found in the
-index alone. Unique indexes hold just their fields; nulls
-never clash (SQL's rule). Indexes we manage are named `dmr_ix_...` / `dmr_ux_...`; others on
-the table are left alone.
+A single-field index is built on `(field, created_at, id)`, the field then the default order:
+an equality filter's page in the default order is the index read in order from its first
+entry (or from a cursor's), 51 entries whatever the number of matches; a range filter finds
+its matches' keys and order in the index alone; keyset pages ordered by the field read it in
+field order and sort only each run of equal values by id (PostgreSQL's incremental sort).
+Every table also gets one on `(created_at, id)`, the default order, and every composite
+non-unique index carries `created_at` (PostgreSQL's INCLUDE). Unique indexes hold just their
+fields (uniqueness is on the fields alone); nulls never clash (SQL's rule). Indexes we manage
+are named `dmr_ix_...` / `dmr_ux_...`; others on the table are left alone.
+
+An index's name hashes its definition, so an index whose definition changed (one built by an
+earlier version) is a new index to the sync: it is built beside the old one, and the old one
+dropped after, so the table is never without it.
 
 On PostgreSQL an index is built with CREATE INDEX CONCURRENTLY, which cannot run inside a
 transaction: the registration commits first, then `sync_indexes` builds what is missing and
@@ -67,15 +73,17 @@ class IndexSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        if not self.unique and len(self.fields) == 1 and self.fields != ("id",):
-            return (*self.fields, "id")
-        return self.fields
+        if self.unique or len(self.fields) != 1 or self.fields == ("id",):
+            return self.fields
+        # The field, then the default order's columns (see the module's docstring).
+        return tuple(dict.fromkeys((*self.fields, _DEFAULT_ORDER, "id")))
 
     @property
     def carried(self) -> tuple[str, ...]:
         """Columns the index carries beside its keys: `created_at`, the default order, in
-        every non-unique index that does not already hold it, so a filtered page in the
-        default order finds its rows' keys in the index alone (see statements.py)."""
+        every non-unique index whose keys do not already hold it (composite ones), so a
+        filtered page in the default order finds its rows' keys in the index alone (see
+        statements.py)."""
         if self.unique or self.system or _DEFAULT_ORDER in self.columns:
             return ()
         return (_DEFAULT_ORDER,)
@@ -260,13 +268,20 @@ def _sync_postgresql(
         conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
         try:
             existing = index_states(conn, table.name)
-            stale = [n for n, valid in existing.items() if n not in wanted or not valid]
-            for name in stale:
+            for name in [n for n, valid in existing.items() if not valid]:
                 conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {_quoted(conn, name)}"))
-            for name, spec in wanted.items():
-                if existing.get(name):
-                    continue
-                _build_concurrently(conn, model_name, table.name, name, spec)
+            # New indexes first, then the undeclared ones go (even if a unique build met
+            # duplicates): an index whose definition changed is replaced with no moment
+            # where the table lacks it.
+            try:
+                for name, spec in wanted.items():
+                    if not existing.get(name):
+                        _build_concurrently(conn, model_name, table.name, name, spec)
+            finally:
+                for name in [n for n, valid in existing.items() if valid and n not in wanted]:
+                    conn.execute(
+                        sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {_quoted(conn, name)}")
+                    )
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
 

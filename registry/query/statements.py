@@ -18,9 +18,10 @@ of the shape.
 
 With filters, a page first finds the keys of its rows (`id` in the page's order, through
 whichever index the filter has) and then reads just those rows by primary key. A declared
-index carries `created_at`, the default order (see indexes.py), so a filtered page in the
-default order takes its keys from the index alone and reads the table for the page's rows
-only, not for every row that matches.
+index holds `created_at`, the default order (a single field's as a key after the field, a
+composite one's carried; see indexes.py), so a filtered page in the default order takes its
+keys from the index alone (for an equality, its first entries in order) and reads the table
+for the page's rows only, not for every row that matches.
 """
 
 from __future__ import annotations
