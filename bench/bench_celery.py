@@ -169,6 +169,7 @@ class Workers:
         queues: str = "registry,crud",
         app_module: str = "bench.celery_tasks",
         name: str = "bench",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.layout = layout
         self.env = env
@@ -177,6 +178,8 @@ class Workers:
         #: The app the workers run; by default the project's, plus the two bench tasks.
         self.app_module = app_module
         self.name = name
+        #: More worker command-line options (e.g. a prefetch multiplier), after the others.
+        self.options = options
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -187,7 +190,7 @@ class Workers:
                 sys.executable, "-m", "celery", "-A", self.app_module, "worker",
                 "-Q", self.queues, "-P", "prefork", "-c", str(concurrency),
                 "-n", f"{self.name}{index}@{host}", "-l", "warning",
-                "--without-gossip", "--without-mingle",
+                "--without-gossip", "--without-mingle", *self.options,
             ]
             with (self.logs / f"worker{index}.log").open("ab") as log:
                 self.processes.append(subprocess.Popen(

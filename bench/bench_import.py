@@ -19,8 +19,11 @@ the workers share), against a raw `executemany` of the same rows into a same-sha
 Each run makes its own PostgreSQL database, RabbitMQ virtual host and Redis result database,
 starts and stops its own workers, and removes all of it afterwards.
 
-    python -m bench.bench_import [--rows 1000000] [--workers 2] [--concurrency 1]
-                                 [--chunk-size 2000] [--sqlite-rows 200000]
+    python -m bench.bench_import [--rows 1000000] [--workers 4] [--concurrency 1]
+                                 [--prefetch 1] [--chunk-size 5000] [--sqlite-rows 200000]
+
+The default worker shape is the one DESIGN.md ("Imports", "Four import workers of one child")
+chose by measuring the others: four workers, one pool child each, prefetch multiplier 1.
 """
 
 from __future__ import annotations
@@ -227,7 +230,8 @@ def run_backend(
         client, env = open_client(stack, database_url, broker_url, results_url)
         # `--workers` processes serving imports (and registry/crud for the model and creates).
         workers = Workers(f"{args.workers}x{args.concurrency}", env, logs,
-                          queues="imports,registry,crud", app_module="workers.app", name="import")
+                          queues="imports,registry,crud", app_module="workers.app", name="import",
+                          options=("--prefetch-multiplier", str(args.prefetch)))
         stack.callback(workers.stop)
         workers.start()
         model = f"Order{os.getpid()}"
@@ -317,8 +321,10 @@ def report_sqlite(rows: int, raw: float, figures: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="pool children each")
+    parser.add_argument("--prefetch", type=int, default=1,
+                        help="prefetch multiplier (messages held per pool child)")
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--singles", type=int, default=1000, help="single creates to time")
     parser.add_argument("--sqlite-rows", type=int, default=200_000, help="0 skips SQLite")

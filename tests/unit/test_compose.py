@@ -19,7 +19,7 @@ from workers.cli import cli
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]
-APP_SERVICES = ["worker", "audit-worker", "beat", "flower"]
+APP_SERVICES = ["worker", "import-worker", "audit-worker", "beat", "flower"]
 DMR_COMMANDS = set(cli.commands)
 
 
@@ -71,10 +71,14 @@ def _parses(argv: list[str]) -> None:
 def test_workers_consume_real_queues() -> None:
     from tasks.names import QUEUES
 
-    for name in ("worker", "audit-worker"):
+    served = set()
+    for name in ("worker", "import-worker", "audit-worker"):
         command = SERVICES[name]["command"]
         queues = command[command.index("--queues") + 1].split(",")
         assert set(queues) <= set(QUEUES)
+        served.update(queues)
+    # An import needs its chunks consumed (`imports`) and its job calls answered (`crud`).
+    assert {"imports", "crud"} <= served
     audit = SERVICES["audit-worker"]["command"]
     assert audit[audit.index("--queues") + 1] == "audit"
     assert audit[audit.index("--concurrency") + 1] == "1"
