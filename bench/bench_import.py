@@ -19,11 +19,11 @@ the workers share), against a raw `executemany` of the same rows into a same-sha
 Each run makes its own PostgreSQL database, RabbitMQ virtual host and Redis result database,
 starts and stops its own workers, and removes all of it afterwards.
 
-    python -m bench.bench_import [--rows 1000000] [--workers 4] [--concurrency 1]
+    python -m bench.bench_import [--rows 1000000] [--workers 2] [--concurrency 1]
                                  [--prefetch 1] [--chunk-size 5000] [--sqlite-rows 200000]
 
-The default worker shape is the one DESIGN.md ("Imports", "Four import workers of one child")
-chose by measuring the others: four workers, one pool child each, prefetch multiplier 1.
+The default worker shape is the one DESIGN.md ("Imports", "Import workers: one per core")
+kept after measuring the others: two workers, one pool child each, prefetch multiplier 1.
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def report_sqlite(rows: int, raw: float, figures: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=4, help="worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="pool children each")
     parser.add_argument("--prefetch", type=int, default=1,
                         help="prefetch multiplier (messages held per pool child)")
