@@ -9,7 +9,6 @@ a command that snapshotted it on demand) is skipped by the store's unique versio
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from sqlalchemy.engine import Connection
 from ..audit import Clock
 from ..catalog import ModelEntry, OperationMode
 from ..database import Database
+from ..ids import new_id
 from .events import Event
 from .execution import ModelSource
 from .store import EventStore
@@ -108,7 +108,7 @@ class Backfill:
         now = self.clock()
         snapshots = [
             Event.model_construct(
-                position=None, event_id=str(uuid.uuid4()), model=entry.name,
+                position=None, event_id=new_id(), model=entry.name,
                 aggregate_id=row["id"], version=row["version"], type="snapshot",
                 data={"state": entry.records.to_record(row)}, metadata=_NO_ONE,
                 schema_version=entry.version, timestamp=now, ns="events",

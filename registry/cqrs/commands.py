@@ -23,7 +23,6 @@ update, so the default projection and history need nothing extra.
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from ..errors import (
     ValidationFailed,
     VersionConflict,
 )
+from ..ids import new_id
 
 __all__ = [
     "COMMANDS_NS",
@@ -146,7 +146,7 @@ def load_command_modules(paths: Sequence[str]) -> None:
 
 
 def new_aggregate_id(command: CommandRequest) -> str:
-    return command.aggregate_id or str(uuid.uuid4())
+    return command.aggregate_id or new_id()
 
 
 def require_state(

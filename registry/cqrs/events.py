@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..ids import new_id
 
 __all__ = [
     "AppliedEvent",
@@ -82,7 +83,7 @@ class Event(_EventData, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     position: int | None = None
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = Field(default_factory=new_id)
     model: str
     aggregate_id: str
     version: int = Field(ge=1)

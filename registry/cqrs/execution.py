@@ -10,7 +10,6 @@ it first, so the backfill and commands never disagree.
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from ..errors import (
     ValidationFailed,
     VersionConflict,
 )
+from ..ids import new_id
 from ..names import SYSTEM_COLUMNS
 from ..permissions import Permission
 from ..records.idempotency import IdempotencyKeys
@@ -385,7 +385,7 @@ class CommandExecutor:
         data: dict[str, Any], meta: EventMetadata, now: datetime.datetime,
     ) -> Event:
         return Event.model_construct(
-            position=None, event_id=_uuid(), model=entry.name, aggregate_id=aggregate_id,
+            position=None, event_id=new_id(), model=entry.name, aggregate_id=aggregate_id,
             version=version, type=type_, data=data, metadata=meta,
             schema_version=entry.version, timestamp=now, ns="events",
         )
@@ -536,6 +536,3 @@ def _drafts(model: str, name: str, returned: Any) -> list[EventDraft]:
         )
     return drafts
 
-
-def _uuid() -> str:
-    return str(uuid.uuid4())
