@@ -78,13 +78,7 @@ class DriverInsert:
             row[name] if convert is None or row[name] is None else convert(row[name])
             for name, convert in columns
         ]
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
-        dbapi_error: Any = conn.dialect.loaded_dbapi.Error
-        try:
-            driver.execute(sql, params)
-        except dbapi_error as exc:
-            raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error) from exc
+        _on_driver(conn, "execute", sql, params, shown=params)
 
     def many(
         self, conn: Connection, names: Sequence[str], columns: Sequence[Sequence[Any]]
@@ -102,13 +96,7 @@ class DriverInsert:
             for (_name, convert), values in zip(steps, columns, strict=True)
         ]
         rows = list(zip(*converted, strict=True))
-        driver = conn.connection.dbapi_connection
-        assert driver is not None
-        dbapi_error: Any = conn.dialect.loaded_dbapi.Error
-        try:
-            driver.executemany(sql, rows)
-        except dbapi_error as exc:
-            raise sa.exc.DBAPIError.instance(sql, rows[:1], exc, dbapi_error) from exc
+        _on_driver(conn, "executemany", sql, rows, shown=rows[:1])
 
     def _prepare(self, dialect: Dialect, names: tuple[str, ...]) -> _Prepared:
         key = (dialect.name, names)
@@ -122,3 +110,15 @@ class DriverInsert:
             columns = tuple((name, _conversion(self.table.c[name], dialect)) for name in names)
             prepared = self._prepared[key] = (sql, columns)
         return prepared
+
+
+def _on_driver(conn: Connection, method: str, sql: str, params: Any, *, shown: Any) -> None:
+    """Run the driver cursor's `method` ("execute" or "executemany") on `conn`'s driver
+    connection, raising a driver error as SQLAlchemy's (`shown` the parameters it names)."""
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    dbapi_error: Any = conn.dialect.loaded_dbapi.Error
+    try:
+        getattr(driver, method)(sql, params)
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(sql, shown, exc, dbapi_error) from exc
