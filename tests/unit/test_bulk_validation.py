@@ -66,17 +66,23 @@ ITEM = st.tuples(
 ).map(lambda pair: {k: v for k, v in {**VALID, **pair[0]}.items() if k not in pair[1]})
 ITEMS = st.lists(ITEM, min_size=1, max_size=12)
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordTable]:
-    """The record table of the model as workers have it: rebuilt from its stored schema."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('bulk') / 'registry.sqlite3'}"
+def worker_records(
+    tmp_path_factory: pytest.TempPathFactory, name: str, model: type[BaseModel]
+) -> Iterator[RecordTable]:
+    """The record table of `model` as workers have it: rebuilt from its stored schema."""
+    url = f"sqlite:///{tmp_path_factory.mktemp(name.lower()) / 'registry.sqlite3'}"
     registering = DynamicModelRegistry(url)
-    registering.register_model("Tricky", Tricky)
+    registering.register_model(name, model)
     registering.close()
     worker = DynamicModelRegistry(url)
     with worker.database.read() as conn:
-        yield worker.model_cache.resolve(conn, "Tricky").records
+        yield worker.model_cache.resolve(conn, name).records
     worker.close()
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordTable]:
+    yield from worker_records(tmp_path_factory, "Tricky", Tricky)
 
 
 def model_verdict(model: type[BaseModel], item: dict[str, Any]) -> tuple[str, Any]:
@@ -196,14 +202,7 @@ VARIED = st.fixed_dictionaries({}, optional={
 
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordTable]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('varied') / 'registry.sqlite3'}"
-    registering = DynamicModelRegistry(url)
-    registering.register_model("Varied", Varied)
-    registering.close()
-    worker = DynamicModelRegistry(url)
-    with worker.database.read() as conn:
-        yield worker.model_cache.resolve(conn, "Varied").records
-    worker.close()
+    yield from worker_records(tmp_path_factory, "Varied", Varied)
 
 
 @settings(max_examples=300, deadline=None)
