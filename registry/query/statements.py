@@ -27,7 +27,7 @@ for the page's rows only, not for every row that matches.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,13 +114,16 @@ def page_statements(
     exact_limit: int,
     guard: sa.ScalarSelect[Any] | None = None,
     guard_label: str = "dmr_guard",
+    indexes: Collection[tuple[str, ...]] = (),
 ) -> PageStatements:
     """The kept statements for this shape of page, built on first use. `after` is the kind
     of position the page starts from (cursors.after_kind); `guard` a scalar read beside the
-    page (say, the registry version)."""
+    page (say, the registry version); `indexes` the column lists of the table's indexes (see
+    `reads_in_order`)."""
+    keys_first = bool(conditions) and not reads_in_order(conditions, order, indexes)
     shape = (
         tuple(condition.shape for condition in conditions), order.spelling, after, page_size,
-        offset, count, exact_limit, guard, guard_label,
+        offset, count, exact_limit, guard, guard_label, keys_first,
     )
     with _lock:
         owner, kept = table.info.get(_INFO_KEY, (None, None))
@@ -131,7 +134,7 @@ def page_statements(
     if statements is None:
         statements = _build(
             table, conditions, order, after, page_size=page_size, offset=offset, count=count,
-            exact_limit=exact_limit, guard=guard, guard_label=guard_label,
+            exact_limit=exact_limit, guard=guard, guard_label=guard_label, keys_first=keys_first,
         )
         with _lock:
             if len(kept) >= MAX_SHAPES_PER_TABLE:
@@ -152,6 +155,7 @@ def _build(
     exact_limit: int,
     guard: sa.ScalarSelect[Any] | None,
     guard_label: str,
+    keys_first: bool,
 ) -> PageStatements:
     clauses = [
         condition.clause("postgresql", _name(index)) for index, condition in enumerate(conditions)
@@ -164,13 +168,34 @@ def _build(
     scalars = dict(plan.scalars)
     if guard is not None:
         scalars[guard_label] = guard
-    first = _first_range(table, first, order, scalars, keys_first=bool(clauses))
+    first = _first_range(table, first, order, scalars, keys_first=keys_first)
     columns = _columns_like(first, table, order, scalars)
     rest = [
         statement.with_only_columns(*columns).limit(sa.bindparam(LIMIT, type_=sa.Integer))
         for statement in rest
     ]
     return PageStatements(first, tuple(rest), plan, tuple(scalars))
+
+
+def reads_in_order(
+    conditions: Sequence[Condition], order: KeysetOrder, indexes: Collection[tuple[str, ...]]
+) -> bool:
+    """Whether an index holds the page's rows in the page's order: every condition is an
+    equality and an index leads with those fields, then the order's column and `id` (a
+    single field's index, `(field, created_at, id)`, in the default order). Such a page is
+    the index read in order from its first matching entry, each entry's row read as it comes;
+    selecting the keys first would only add a primary-key lookup per row."""
+    if not conditions or any(condition.operator != "eq" for condition in conditions):
+        return False
+    if not isinstance(order.column, sa.Column) or order.column.name != order.key:
+        return False  # ordered by an expression of the field (SQLite's decimals), no index's
+    fields = {condition.field.name for condition in conditions}
+    wanted = (order.key, "id")
+    return any(
+        set(columns[: len(fields)]) == fields
+        and columns[len(fields) : len(fields) + 2] == wanted
+        for columns in indexes
+    )
 
 
 def _columns_like(
