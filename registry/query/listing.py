@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import ValidationFailed
 from .counts import count_mode, count_rows
-from .cursors import CursorCodec, after_kind, after_params, fetch_page, query_fingerprint
+from .cursors import CursorCodec, PageRow, after_kind, after_params, fetch_page, query_fingerprint
 from .fields import ordering
 from .filters import FilterField, Visibility, parse_filters
 from .statements import OFFSET, filter_params, page_statements
@@ -73,7 +73,7 @@ class Page:
     without its "items", and the value the caller's guard read in the same statement (None
     without a guard)."""
 
-    rows: Sequence[sa.Row[Any]]
+    rows: Sequence[PageRow]
     answer: dict[str, Any]
     guard: Any = None
 
@@ -120,6 +120,7 @@ def list_page(
             indexes=indexes,
         )
         params = {**filter_params(conditions), **after_params(order, after), OFFSET: offset}
+        rows: Sequence[PageRow]
         rows, more, values = statements.run(conn, params, page_size)
         total = statements.count.total(
             conn, table, lambda: [condition.clause(dialect) for condition in conditions],
