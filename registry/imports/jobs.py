@@ -201,7 +201,7 @@ class ImportService:
         stamp = Stamp(job["user_id"], job["user_role"], self.clock())
         written = keyed.write_chunk(conn, validated, keyed.ChunkWrite(
             entry=entry, audit=self.audit, stamp=stamp,
-            batch=batch_audit.new_batch_key("import", job["id"], chunk_no),
+            batch=batch_audit.series_batch_key(f"import:{job['id']}", chunk_no),
             metadata={"import": job["id"], "chunk": chunk_no},
             mapped=list(job["field_map"].values()), key=options.key or (),
             abort_on_duplicate=options.on_error == "abort",
