@@ -9,10 +9,16 @@
 - `worker_init`: the worker's main process refuses compressed messages before kombu would
   decompress them (`workers.guarded_consumer`, which also answers every refused message).
   Celery already answers unknown task names with `NotRegistered`.
+- `freeze_heap` (a child once its registry is open, the main process once it is ready): what
+  the process holds after booting lives as long as the process, so the cyclic collector is
+  told to skip it. An import chunk's message decodes to thousands of lists, which set off
+  collections; each full one walked the whole booted heap (the chunk's JSON decode took 1.0
+  us a row with the collector on, 0.4 with the heap frozen, 0.3 with it off, measured).
 """
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps, signals
@@ -22,7 +28,7 @@ from .guarded_consumer import refuse_compressed_messages
 if TYPE_CHECKING:
     from .app import RegistryCelery
 
-__all__ = ["PollingInterval", "connect"]
+__all__ = ["PollingInterval", "connect", "freeze_heap"]
 
 
 class PollingInterval(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -34,6 +40,13 @@ class PollingInterval(bootsteps.StartStopStep):  # type: ignore[misc]
         transport = consumer.connection.transport
         if hasattr(transport, "polling_interval"):
             transport.polling_interval = consumer.app.settings.celery.polling_interval
+
+
+def freeze_heap(**_: Any) -> None:
+    """Collect what is garbage now, then keep the collector off everything left (Python's
+    permanent generation): objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def connect(app: RegistryCelery) -> None:
@@ -50,6 +63,8 @@ def connect(app: RegistryCelery) -> None:
 
     app.steps["consumer"].add(PollingInterval)
     signals.worker_process_init.connect(open_registry, weak=False)
+    signals.worker_process_init.connect(freeze_heap, weak=False)  # after: it holds the registry
+    signals.worker_ready.connect(freeze_heap, weak=False)
     signals.worker_process_shutdown.connect(close_registry, weak=False)
     signals.worker_init.connect(guard_main_process, weak=False)
 

@@ -359,7 +359,7 @@ def _errors_by_item(exc: ValidationError) -> dict[int, list[dict[str, Any]]]:
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is validated and written. A batch makes
+    """No cyclic garbage collection while a batch is read, validated or written. A batch makes
     hundreds of thousands of short-lived objects, which set off collections that each walk
     the worker's whole heap (a third of a chunk's time, measured); what a batch leaves is
     freed by reference counting, and the collector runs again once the batch is done."""

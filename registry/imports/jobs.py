@@ -422,11 +422,12 @@ class ImportService:
 
 
 def _batch_key(job: Mapping[str, Any], chunk_no: int) -> str:
-    """The chunk's batch key, which its records' ids hold. The job's start time is part of
-    it: once an ended job is cleaned up, the same import run again is a new job under the
-    same id, and its records must not take the ids of the first run's."""
-    return batch_audit.new_batch_key("import", job["id"], job["started_at"].isoformat(),
-                                     chunk_no)
+    """The chunk's batch key, which its records' ids hold: one series a job, so a job's
+    chunks sort in order (`series_batch_key`). The job's start time is part of the series:
+    once an ended job is cleaned up, the same import run again is a new job under the same
+    id, and its records must not take the ids of the first run's."""
+    series = f"import:{job['id']}:{job['started_at'].isoformat()}"
+    return batch_audit.series_batch_key(series, chunk_no)
 
 
 def _inspected_formats(entry: ModelEntry) -> dict[str, str]:

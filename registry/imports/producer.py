@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import SourceUnreadable, ValidationFailed
+from .bulk import paused_gc
 from .jobs import ImportOptions, SourceDescription, job_id_for
 from .sources import OpenedSource, chunked, open_source
 
@@ -60,10 +61,19 @@ def run(
         return job_id, status  # this import ran to its end before
     marked = frozenset(calls.marked(job_id))
     rows = chunks = 0
+    pieces = chunked(source.rows(), chunk_size)
     try:
-        for first_row, chunk in chunked(source.rows(), chunk_size):
-            if chunks not in marked:
-                calls.send(job_id, chunks, first_row, chunk)
+        while True:
+            # A chunk's rows are thousands of new lists, which set off the cyclic collector
+            # (a full collection walks the producer's whole heap): half the cost of reading
+            # a row, measured. They are freed by reference counting once the chunk is sent.
+            with paused_gc():
+                piece = next(pieces, None)
+                if piece is None:
+                    break
+                first_row, chunk = piece
+                if chunks not in marked:
+                    calls.send(job_id, chunks, first_row, chunk)
             rows, chunks = rows + len(chunk), chunks + 1
             if progress is not None:
                 progress({**status, "sent": rows})

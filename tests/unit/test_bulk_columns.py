@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.batch_audit import BatchPayload, batch_of, batch_record_ids
+from registry.batch_audit import BatchPayload, batch_of, batch_record_ids, series_batch_key
 from registry.imports.columns import (
     _choice_value,
     _choices,
@@ -104,6 +104,23 @@ def test_batch_record_ids_name_their_batch_and_index(batch: str, indexes: list[i
     ids = batch_record_ids(batch, indexes)
     assert [batch_of(record_id) for record_id in ids] == [(batch, index) for index in indexes]
     assert all(len(record_id) == 36 for record_id in ids)
+
+
+@given(numbers=st.lists(st.integers(0, 2**20 - 1), min_size=2, max_size=5, unique=True))
+def test_a_series_batches_and_their_record_ids_sort_by_number(numbers: list[int]) -> None:
+    keys = {number: series_batch_key("import:job-1", number) for number in numbers}
+    ids = {number: batch_record_ids(key, [0, 1, 4999]) for number, key in keys.items()}
+    ordered = sorted(numbers)
+    assert [keys[n] for n in ordered] == sorted(keys.values())
+    assert [i for n in ordered for i in ids[n]] == sorted(i for n in numbers for i in ids[n])
+    assert all(len(key) == 20 and batch_of(ids[n][1]) == (key, 1) for n, key in keys.items())
+
+
+def test_series_differ_and_numbers_past_their_bits_keep_distinct_keys() -> None:
+    assert series_batch_key("import:a", 7) != series_batch_key("import:b", 7)
+    beyond = [series_batch_key("import:a", n) for n in (2**20 - 1, 2**20, 2**20 + 1)]
+    assert len(set(beyond)) == 3 and all(len(key) == 20 for key in beyond)
+    assert beyond[0].endswith("fffff") and not beyond[1].endswith("00000")
 
 
 def test_batch_payloads_read_alike_written_by_column_or_by_row() -> None:
