@@ -17,6 +17,9 @@ the batch (40 bits). So the history of one imported record needs no lookup table
 the batch entry, and the payload gives its `create` entry. `expand` turns batch entries into
 the per-record `create` entries history, as-of and verification expect, each with the batch
 entry's time, user and position in the trail.
+
+A payload is read only through its entry, so it lives as long as the entry: audit retention
+deletes it in the transaction that drops the block holding the entry (`drop_payloads`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "batch_of",
     "batch_record_id",
     "batch_record_ids",
+    "drop_payloads",
     "expand",
     "new_batch_key",
     "series_batch_key",
@@ -61,6 +65,8 @@ _SERIES_HEX = 15
 _NUMBER_HEX = _KEY_HEX - _SERIES_HEX
 #: zlib level for payloads: level 1 keeps most of the gain at a fraction of the time.
 _LEVEL = 1
+#: Batch keys per DELETE when retention drops payloads (well inside any bound-value limit).
+_DROP_PAGE = 500
 
 audit_batches = sa.Table(
     "dmr_audit_batches",
@@ -178,6 +184,17 @@ def write_batch(
          "sha256": digest},
     )
     return {"batch": batch, "count": len(payload.indexes), "sha256": digest}
+
+
+def drop_payloads(conn: Connection, batches: Sequence[str]) -> int:
+    """Delete the payloads of `batches`, whose `create_batch` entries retention is purging
+    in this transaction; returns how many were stored. Only a batch's own entry expands
+    from its payload, so none is dropped while anything could still read it."""
+    dropped = 0
+    for start in range(0, len(batches), _DROP_PAGE):
+        chosen = audit_batches.c.batch.in_(batches[start : start + _DROP_PAGE])
+        dropped += conn.execute(sa.delete(audit_batches).where(chosen)).rowcount
+    return dropped
 
 
 def expand(

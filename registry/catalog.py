@@ -66,6 +66,11 @@ class ModelEntry:
         """The indexes its schema declares (and the default order's); raises `InvalidIndex`."""
         return declared_indexes(self.name, self.schema, self.records.field_types)
 
+    @functools.cached_property
+    def index_columns(self) -> tuple[tuple[str, ...], ...]:
+        """Each index's columns in key order (what a list asks of them)."""
+        return tuple(spec.columns for spec in self.indexes)
+
     def describe(self) -> dict[str, Any]:
         """JSON summary, as `registry.list_models` returns it."""
         return {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -49,6 +50,7 @@ from .operations import (
     RecordAsOf,
     RecordHistory,
     UpdateRecord,
+    check_caller,
     check_role,
     text_problem,
 )
@@ -433,6 +435,36 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         keep = self.settings.models.idempotency_retention_days if days is None else days
         return self.records.purge_idempotency_keys(self.clock() - datetime.timedelta(days=keep))
 
+    def cleanup_imports(
+        self,
+        older_than_days: float | None = None,
+        *,
+        dry_run: bool = False,
+        user_id: str | None = None,
+        user_role: str | None = None,
+    ) -> dict[str, Any]:
+        """Delete import jobs that ended more than `older_than_days` ago, with their chunk
+        marks and rejected rows (records and their history stay); `dry_run` only counts.
+        Without an age, `models.import_retention_days` applies, as the schedule runs it: a
+        caller then chooses nothing, so no role is needed. Choosing the age takes the
+        management permission (`models.manager_roles`). Raises `ValidationFailed` for a bad
+        age, or no age while the retention is 0, and `PermissionDenied`. Returns
+        `ImportService.cleanup`'s answer."""
+        days: float
+        if older_than_days is None:
+            if user_role is not None:  # none is needed, but one given must be well formed
+                check_caller(user_id, user_role)
+            days = self.settings.models.import_retention_days
+            if days == 0:
+                raise _no_age()
+        else:
+            self._require_manager(user_id, user_role, "clean up import jobs")
+            days = _age_in_days(older_than_days)
+        if not isinstance(dry_run, bool):
+            raise _argument_error("dry_run", "must be true or false")
+        before = self.clock() - datetime.timedelta(days=days)
+        return self.imports.cleanup(before, dry_run=dry_run)
+
     # -- sync ---------------------------------------------------------------------------
 
     def refresh(self) -> bool:
@@ -560,6 +592,33 @@ def _operation_mode(name: str, value: OperationMode | str) -> OperationMode:
         raise InvalidSchema(
             f"Operation mode {value!r} of {name!r} is not one of {modes}.", model=name
         ) from None
+
+
+#: Longest age a cleanup may be given, in days (a century: past it, dates overflow).
+_MAX_AGE_DAYS = 36_500
+
+
+def _age_in_days(value: Any) -> float:
+    fine = isinstance(value, int | float) and not isinstance(value, bool)
+    if not fine or not math.isfinite(value) or not 0 <= value <= _MAX_AGE_DAYS:
+        raise _argument_error("older_than_days", f"must be a number of days, 0 to {_MAX_AGE_DAYS}")
+    return float(value)
+
+
+def _no_age() -> ValidationFailed:
+    return ValidationFailed(
+        "Say how old an ended import job must be to go (older_than_days): "
+        "models.import_retention_days is 0, which keeps jobs until then.",
+        errors=[{"loc": ["older_than_days"], "msg": "required while the retention is 0",
+                 "type": "argument"}],
+    )
+
+
+def _argument_error(name: str, problem: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"Invalid call: {name} {problem}.",
+        errors=[{"loc": [name], "msg": problem, "type": "argument"}],
+    )
 
 
 class _LiveView(Mapping[str, V]):

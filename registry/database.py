@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 from .errors import DatabaseLimitExceeded
 from .tables import catalog, registry_state
 
-__all__ = ["POSTGRESQL_MAX_COLUMNS", "SQLITE_DEFAULT_MAX_COLUMNS", "Database"]
+__all__ = ["POSTGRESQL_MAX_COLUMNS", "SQLITE_DEFAULT_MAX_COLUMNS", "Database", "driver_of"]
 
 #: True while `Database.write` begins its transaction, so that SQLite's begin takes the
 #: write lock at once (`BEGIN IMMEDIATE`). It is set around that one call only: any other
@@ -143,18 +143,10 @@ class Database:
         pooled = self.engine.raw_connection()
         driver = pooled.driver_connection
         assert driver is not None
-        dbapi_error: Any = self.engine.dialect.loaded_dbapi.Error
         try:
-            driver.autocommit = True
-            yield driver
-        except dbapi_error as exc:
-            broken = self.engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None)
-            if broken:
-                pooled.invalidate(exc)
-            raise sa.exc.DBAPIError.instance(
-                None, None, exc, dbapi_error, hide_parameters=True,
-                connection_invalidated=broken, dialect=self.engine.dialect,
-            ) from exc
+            with _driver_errors(self.engine.dialect, pooled.dbapi_connection, pooled.invalidate):
+                driver.autocommit = True
+                yield driver
         finally:
             if not driver.closed:
                 driver.autocommit = False  # as the pool hands connections out
@@ -166,6 +158,34 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def driver_of(conn: Connection) -> Iterator[Any]:
+    """The driver's connection under `conn` (PostgreSQL; see `DriverStatement`), for a
+    statement whose SQLAlchemy execution costs more than the statement itself; `conn` keeps
+    its transaction or autocommit. Driver errors are raised as SQLAlchemy's."""
+    with _driver_errors(conn.dialect, conn.connection.dbapi_connection, conn.invalidate):
+        yield conn.connection.driver_connection
+
+
+@contextmanager
+def _driver_errors(
+    dialect: sa.Dialect, dbapi_connection: Any, invalidate: Callable[[BaseException], Any]
+) -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's (parameters hidden), calling `invalidate` when
+    the connection was found broken, so that it is not used again."""
+    dbapi_error: Any = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        broken = dialect.is_disconnect(exc, dbapi_connection, None)
+        if broken:
+            invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, hide_parameters=True,
+            connection_invalidated=broken, dialect=dialect,
+        ) from exc
 
 
 def _sqlite_max_columns() -> int:

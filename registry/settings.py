@@ -93,6 +93,9 @@ class ModelsSettings(_Section):
     #: Seconds a running import may go without a chunk finishing before its status says
     #: "stalled" (a chunk's worker died and its message was lost); resume it then.
     import_stall_after_s: float = Field(default=300.0, gt=0)
+    #: Days an ended import job (its chunk marks and rejected rows) is kept before the
+    #: scheduled cleanup deletes it; 0 keeps jobs until someone cleans them up by hand.
+    import_retention_days: int = Field(default=30, ge=0)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
     #: Roles that may register models and change permissions (the management permission).

@@ -190,7 +190,11 @@ class RegistryTask(Task):  # type: ignore[misc]
         return exc
 
     def arguments_repr(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
-        """The arguments as Flower and the logs may show them."""
+        """The arguments as Flower and the logs may show them, in the order they were sent.
+        Runs in the worker's main process for every message; producers send keywords only,
+        which need no binding to name them."""
+        if not args:
+            return arguments_repr(kwargs)
         try:
             bound = self._signature.bind_partial(*args, **kwargs).arguments
         except TypeError:

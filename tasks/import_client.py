@@ -73,6 +73,22 @@ class ImportMethods:
     def cancel_import(self, job_id: str, reason: str | None = None) -> TaskHandle:
         return _client(self).send("imports.cancel", job_id=job_id, reason=reason)
 
+    def cleanup_imports(
+        self,
+        older_than_days: float | None = None,
+        *,
+        dry_run: bool = False,
+        user_id: str | None = None,
+        user_role: str | None = None,
+    ) -> TaskHandle:
+        """`imports.cleanup`: delete import jobs that ended more than `older_than_days` ago
+        (default `models.import_retention_days`) with their marks and rejected rows; a
+        chosen age needs a role with the management permission."""
+        return _client(self).send(
+            "imports.cleanup", older_than_days=older_than_days, dry_run=dry_run,
+            user_id=user_id, user_role=user_role,
+        )
+
     def import_records(
         self,
         model: str,
@@ -98,16 +114,20 @@ class ImportMethods:
         self,
         job_id: str,
         *,
+        source_url: str | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """Finish a job that stalled (status "stalled": a chunk's message was lost) or whose
         producer stopped: read its source again here (it must be unchanged) and send the
-        chunks that have no completion mark (`imports.marks`). Raises `ImportNotFound`, or
-        `SourceUnreadable` when the source is gone or changed."""
+        chunks that have no completion mark (`imports.marks`). An SQL source whose URL held
+        a password needs the URL again, `source_url`: the job keeps it masked, and it is
+        never sent to the workers. Raises `ImportNotFound`, `ValidationFailed` for a
+        `source_url` naming another source, or `SourceUnreadable` when the source is gone or
+        changed, or its password is not given."""
         job = _client(self).send("imports.job", job_id=job_id).get()
-        source = producer.reopen(job, max_field_bytes=MAX_FIELD_BYTES)
+        source = producer.reopen(job, max_field_bytes=MAX_FIELD_BYTES, source_url=source_url)
         return self._send_all(
             job["model"], source, job["user_id"], job["user_role"], job["field_map"],
             ImportOptions.model_validate(job["options"]), progress, wait, timeout,

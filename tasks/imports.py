@@ -11,6 +11,10 @@
     imports.marks(job_id) -> [chunk_no, ...]  (chunks with a completion mark)
     imports.job(job_id) -> {"job_id", "model", "source", "field_map", "options", "user_id",
                             "user_role"}  (what a producer needs to resume the job)
+    imports.cleanup(older_than_days=None, dry_run=False, user_id=None, user_role=None)
+        -> {"jobs", "chunks", "rejects", "before", "dry_run", "more"}  (queue `registry`;
+        without an age, models.import_retention_days, as beat runs it hourly; with one, a
+        role in models.manager_roles)
     records.create_many(model, items, user_id, user_role, idempotency_key=None) -> [record]
 
 A producer (`tasks.import_client`) reads the source, sends `imports.start`, then one
@@ -25,10 +29,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.operations import check_role
+
 from .base import RegistryTask
 from .operations import registry_task
 
-__all__ = ["cancel", "chunk", "create_many", "job", "marks", "rejects", "seal", "start", "status"]
+__all__ = [
+    "cancel", "chunk", "cleanup", "create_many", "job", "marks", "rejects", "seal", "start",
+    "status",
+]
 
 
 @registry_task("imports.start")
@@ -81,6 +90,22 @@ def marks(self: RegistryTask, job_id: str) -> list[int]:
 @registry_task("imports.job")
 def job(self: RegistryTask, job_id: str) -> dict[str, Any]:
     return self.registry.imports.definition(job_id)
+
+
+@registry_task("imports.cleanup")
+def cleanup(
+    self: RegistryTask,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+    user_id: str | None = None,
+    user_role: str | None = None,
+) -> dict[str, Any]:
+    """Delete ended import jobs with their marks and rejected rows (records stay)."""
+    if older_than_days is not None:
+        check_role(user_role)  # choosing the age needs a role; over the wire, always given
+    return self.registry.cleanup_imports(
+        older_than_days, dry_run=dry_run, user_id=user_id, user_role=user_role
+    )
 
 
 @registry_task("records.create_many")

@@ -22,6 +22,9 @@ TASK_QUEUES = {
     # An import's chunks fill the `imports` queue; starting, sealing, cancelling and asking
     # after a job must not wait behind them.
     "imports.chunk": "imports",
+    # Deleting old jobs is upkeep, like the idempotency keys' purge: it should not hold up
+    # record calls or job calls.
+    "imports.cleanup": "registry",
     "imports.": "crud",
     # CQRS reads run beside record reads; defining a projection is a registry change.
     "cqrs.execute_query": "crud",

@@ -47,7 +47,9 @@ def operation_task(
     wire = operation.wire_signature()
 
     def run(self: RegistryTask, *args: Any, **kwargs: Any) -> Any:
-        arguments = dict(wire.bind(*args, **kwargs).arguments)
+        # `RegistryTask` has already bound the arguments to this signature (a mismatch never
+        # gets here), so keyword arguments alone, what producers send, are the arguments.
+        arguments = dict(kwargs) if not args else dict(wire.bind(*args, **kwargs).arguments)
         if defaults is not None:
             arguments = defaults(self, arguments)
         result = self.registry.handle(operation.decode(arguments, task=name))

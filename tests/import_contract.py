@@ -9,6 +9,7 @@ import csv
 import datetime
 import decimal
 import enum
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import BaseModel, EmailStr, Field
 from registry import DynamicModelRegistry, PermissionDenied, UnknownField, ValidationFailed
 from registry.errors import IdempotencyConflict, ImportNotFound, SourceUnreadable
 from registry.imports import import_chunks, import_jobs, import_rejects
+from registry.tables import audit_blocks
 
 HEADER = ["Name", "age", "balance", "born", "email", "colour", "active", "note"]
 FIELD_MAP = {"Name": "name", "age": "age", "balance": "balance", "born": "born",
@@ -65,6 +67,16 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> 
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def compact_all(registry: DynamicModelRegistry) -> None:
+    """Compact until no entry is pending. PostgreSQL takes entries only once every older
+    transaction has ended, and the server is shared, so that can take a moment."""
+    deadline = time.monotonic() + 30
+    while count(registry, "dmr_audit_outbox"):
+        assert time.monotonic() < deadline, "compaction took no pending entry for 30 s"
+        registry.audit_logger.compact(force=True)
+        time.sleep(0.05)
 
 
 def count(registry: DynamicModelRegistry, table: sa.Table | str) -> int:
@@ -214,6 +226,32 @@ class ImportContract:
             conn.execute(sa.text("UPDATE dmr_audit_batches SET payload = :p"), {"p": b"x"})
         report = registry.verify_audit()
         assert not report["ok"] and "payload" in report["reason"]
+
+    def test_batch_payloads_go_only_with_their_entries_purged_by_retention(
+        self, registry: DynamicModelRegistry, mixed: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        first = self.run(registry, mixed)
+        logger = registry.audit_logger
+        assert logger.purge(retention_days=0)["batches"] == 0  # entries still pending
+        assert count(registry, "dmr_audit_batches") == first["chunks"]
+        compact_all(registry)
+        first_blocks = count(registry, audit_blocks)
+        later = write_csv(tmp_path / "later.csv", [good_row(i) for i in range(30, 40)])
+        second = self.run(registry, later)
+        kept = registry.list("Person", "u1", "admin", filters={"name": "P31"})["items"][0]
+        compact_all(registry)
+        with registry.database.read() as conn:
+            blocks = conn.execute(sa.select(audit_blocks.c.first_ts)
+                                  .order_by(audit_blocks.c.id)).scalars().all()
+        # Retention's cut falls between the two imports' blocks: only the first one's go.
+        monkeypatch.setattr(logger.trail, "clock", lambda: blocks[first_blocks])
+        purged = logger.purge(retention_days=0)
+        assert (purged["blocks"], purged["batches"]) == (first_blocks, first["chunks"])
+        assert count(registry, "dmr_audit_batches") == second["chunks"]
+        assert [e.operation for e in registry.history("Person", kept["id"], "admin")] == [
+            "create"]
+        assert registry.verify_audit()["ok"]
 
     # -- once and only once -------------------------------------------------------------
 
@@ -377,6 +415,88 @@ class ImportContract:
             self.run(registry, latin, chunk_size=0)
         with pytest.raises(ImportNotFound):
             registry.imports.status("imp_nope")
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def ended_and_live_jobs(self, registry: DynamicModelRegistry, mixed: Path) -> dict[str, str]:
+        """A finished import (4 rejected rows), a cancelled job, and a job still running."""
+        finished = self.run(registry, mixed)["job_id"]
+        service = registry.imports
+        cancelled = service.start("Person", {"kind": "csv", "columns": HEADER}, FIELD_MAP,
+                                  {"chunk_size": 2}, "u1", "clerk")
+        service.run_chunk(cancelled, 0, 1, [good_row(100), ["P", "x"]])
+        service.cancel(cancelled)
+        running = service.start("Person", {"kind": "csv", "columns": HEADER}, FIELD_MAP,
+                                {"chunk_size": 2}, "u2", "admin")
+        service.run_chunk(running, 0, 1, [good_row(200), ["P", "x"]])
+        return {"finished": finished, "cancelled": cancelled, "running": running}
+
+    def test_cleanup_deletes_ended_jobs_and_keeps_records_and_their_history(
+        self, registry: DynamicModelRegistry, mixed: Path
+    ) -> None:
+        jobs = self.ended_and_live_jobs(registry, mixed)
+        record = registry.list("Person", "u1", "admin", filters={"name": "P7"})["items"][0]
+        payloads = count(registry, "dmr_audit_batches")
+        tables = (import_jobs, import_chunks, import_rejects)
+        before = [count(registry, table) for table in tables]
+
+        planned = registry.cleanup_imports(0, dry_run=True)
+        assert [count(registry, table) for table in tables] == before  # a dry run writes none
+        assert (planned["jobs"], planned["chunks"], planned["rejects"]) == (2, 4 + 1, 4 + 1)
+        done = registry.cleanup_imports(0)
+        assert {key: done[key] for key in ("jobs", "chunks", "rejects", "more")} == {
+            key: planned[key] for key in ("jobs", "chunks", "rejects", "more")}
+        assert not done["dry_run"] and planned["dry_run"]
+
+        for ended in (jobs["finished"], jobs["cancelled"]):
+            with pytest.raises(ImportNotFound):
+                registry.imports.status(ended)
+        assert [count(registry, table) for table in tables] == [1, 1, 1]  # the running job's
+        assert registry.imports.status(jobs["running"])["done"] == 1
+        assert count(registry, "dmr_audit_batches") == payloads
+        (created,) = registry.history("Person", record["id"], "admin")
+        assert created.operation == "create" and created.changes["age"]["new"] == 7
+        now = datetime.datetime.now(datetime.UTC)
+        assert registry.as_of("Person", record["id"], now, "admin") == record
+        assert registry.verify_audit()["ok"]
+        compact_all(registry)
+        assert registry.verify_audit()["ok"]
+        assert registry.history("Person", record["id"], "admin")[0].changes == created.changes
+        assert registry.cleanup_imports(0)["jobs"] == 0
+
+    def test_an_import_run_again_after_its_job_was_cleaned_up_is_a_new_job(
+        self, registry: DynamicModelRegistry, mixed: Path
+    ) -> None:
+        first = self.run(registry, mixed)
+        ids = {r["id"] for r in registry.list("Person", "u1", "admin", page_size=50)["items"]}
+        registry.cleanup_imports(0)
+        again = self.run(registry, mixed)
+        assert again["job_id"] == first["job_id"]  # the same id, named by the same arguments
+        assert (again["state"], again["done"], again["rejected"]) == ("finished", 21, 4)
+        stored = registry.list("Person", "u1", "admin", page_size=50)["items"]
+        assert len(stored) == 42 and len({r["id"] for r in stored} - ids) == 21
+        assert registry.verify_audit()["ok"]
+
+    def test_cleanup_takes_only_jobs_that_ended_before_the_cutoff(
+        self, registry: DynamicModelRegistry, mixed: Path
+    ) -> None:
+        jobs = self.ended_and_live_jobs(registry, mixed)
+        assert registry.cleanup_imports()["jobs"] == 0  # 30 days by default
+        assert registry.cleanup_imports(1, dry_run=True)["jobs"] == 0
+        long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=40)
+        with registry.database.write() as conn:  # the running job started long ago, too
+            conn.execute(sa.update(import_chunks).where(
+                import_chunks.c.job_id.in_([jobs["finished"], jobs["running"]])
+            ).values(finished_at=long_ago))
+            conn.execute(sa.update(import_jobs).values(started_at=long_ago))
+        assert registry.imports.status(jobs["running"])["state"] == "stalled"
+        assert registry.cleanup_imports()["jobs"] == 1  # finished long ago
+        with pytest.raises(ImportNotFound):
+            registry.imports.status(jobs["finished"])
+        assert registry.imports.status(jobs["cancelled"])["state"] == "cancelled"
+        assert registry.imports.status(jobs["running"])["state"] == "stalled"
+        assert registry.cleanup_imports(0)["jobs"] == 1  # the cancelled one; never a live job
+        assert count(registry, import_jobs) == 1
 
     # -- create_many ----------------------------------------------------------------------
 

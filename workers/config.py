@@ -61,14 +61,15 @@ def task_routes() -> dict[str, dict[str, str]]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """Periodic tasks: audit compaction and retention (queue `audit`), and the purge of old
-    idempotency keys (queue `registry`).
+    """Periodic tasks: audit compaction and retention (queue `audit`), the purge of old
+    idempotency keys and, unless `models.import_retention_days` is 0, the cleanup of ended
+    import jobs (queue `registry`).
 
     Each message expires after one interval, so a stopped audit worker does not come back
     to a queue full of stale runs.
     """
     audit = settings.audit
-    return {
+    schedule = {
         "audit-compact": {
             "task": "audit.compact",
             "schedule": audit.compact_interval_seconds,
@@ -90,3 +91,10 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": audit.purge_interval_seconds},
         },
     }
+    if settings.models.import_retention_days > 0:
+        schedule["imports-cleanup"] = {  # no arguments: the retention setting applies
+            "task": "imports.cleanup",
+            "schedule": audit.purge_interval_seconds,
+            "options": {"expires": audit.purge_interval_seconds},
+        }
+    return schedule

@@ -73,6 +73,8 @@ _OUTBOX_TEXT_COLUMNS = (
     sa.cast(audit_outbox.c.metadata, sa.Text).label("metadata_json"),
     audit_outbox.c.ns, audit_outbox.c.entry_hash,
 )
+#: What a `create_batch` entry's line holds (`entry_body` writes no spaces between keys).
+_BATCH_NEEDLE = b'"operation":"%s"' % batch_audit.BATCH_OPERATION.encode()
 _INDEX_COLUMNS = (
     audit_blocks.c.id, audit_blocks.c.key_filter, audit_blocks.c.first_ts,
     audit_blocks.c.last_ts,
@@ -405,7 +407,9 @@ class AuditTrail:
 
         Only a prefix of the chain goes (a block is kept while an older one must stay), and
         the chain's anchor moves to the last dropped block's hash, so what remains verifies.
-        Returns `{"blocks", "entries", "anchor_hash"}`.
+        The payloads of the `create_batch` entries dropped go with them, in the same
+        transaction: nothing expands from a payload but its entry (`batch_audit`).
+        Returns `{"blocks", "entries", "batches", "anchor_hash"}`.
         """
         cutoff = self.clock() - older_than
         with self.database.write() as conn:
@@ -418,9 +422,13 @@ class AuditTrail:
                 doomed = doomed.where(audit_blocks.c.id < young)
             rows = conn.execute(doomed.order_by(audit_blocks.c.id)).all()
             if not rows:
-                return {"blocks": 0, "entries": 0, "anchor_hash": head.anchor_hash}
+                return {"blocks": 0, "entries": 0, "batches": 0,
+                        "anchor_hash": head.anchor_hash}
             last = rows[-1]
             entries = sum(row.entry_count for row in rows)
+            batches = batch_audit.drop_payloads(
+                conn, list(_batches_in_blocks(conn, [row.id for row in rows]))
+            )
             conn.execute(sa.delete(audit_blocks).where(audit_blocks.c.id <= last.id))
             conn.execute(
                 sa.update(audit_chain).where(audit_chain.c.id == 1).values(
@@ -431,7 +439,8 @@ class AuditTrail:
                     purged_at=self.clock(),
                 )
             )
-        return {"blocks": len(rows), "entries": entries, "anchor_hash": last.hash}
+        return {"blocks": len(rows), "entries": entries, "batches": batches,
+                "anchor_hash": last.hash}
 
     # -- statistics ---------------------------------------------------------------------
 
@@ -573,6 +582,22 @@ def _pending_query(query: TrailQuery) -> sa.Select[Any]:
 
 def _entry_from_row(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+def _batches_in_blocks(conn: Connection, block_ids: list[int]) -> Iterator[str]:
+    """The batch keys of the `create_batch` entries the blocks hold. A byte search finds
+    their lines; only those are parsed."""
+    payloads = sa.select(audit_blocks.c.id, audit_blocks.c.codec, audit_blocks.c.payload)
+    for start in range(0, len(block_ids), _PAGE):
+        chosen = audit_blocks.c.id.in_(block_ids[start : start + _PAGE])
+        for row in conn.execute(payloads.where(chosen)):
+            raw = codec_for(row.codec).decompress(row.payload)
+            if _BATCH_NEEDLE not in raw:  # most blocks: one search, no split
+                continue
+            found = [line for line in split_lines(raw) if _BATCH_NEEDLE in line]
+            for entry in decode_lines(found, row.id):
+                if entry["operation"] == batch_audit.BATCH_OPERATION:
+                    yield entry["changes"]["batch"]
 
 
 def _record_needle(record_id: str | None) -> bytes | None:

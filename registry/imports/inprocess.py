@@ -51,15 +51,22 @@ class BulkMethods:
                               progress)
 
     def resume_import(
-        self, job_id: str, *, progress: producer.Progress | None = None
+        self,
+        job_id: str,
+        *,
+        source_url: str | None = None,
+        progress: producer.Progress | None = None,
     ) -> dict[str, Any]:
         """Finish a job that stalled or whose producer stopped: read its source again (it
         must be unchanged) and write the chunks that have no completion mark; returns the
-        final status. Raises `ImportNotFound`, or `SourceUnreadable` when the source is gone
-        or changed."""
+        final status. An SQL source whose URL held a password needs the URL again,
+        `source_url` (the job keeps it masked). Raises `ImportNotFound`, `ValidationFailed`
+        for a `source_url` naming another source, or `SourceUnreadable` when the source is
+        gone or changed, or its password is not given."""
         registry: DynamicModelRegistry = self  # type: ignore[assignment]
         job = registry.imports.definition(job_id)
-        source = producer.reopen(job, max_field_bytes=registry.settings.models.max_payload_bytes)
+        source = producer.reopen(job, max_field_bytes=registry.settings.models.max_payload_bytes,
+                                 source_url=source_url)
         return self._send_all(job["model"], source, job["user_id"], job["user_role"],
                               job["field_map"], ImportOptions.model_validate(job["options"]),
                               progress)

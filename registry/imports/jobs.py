@@ -32,6 +32,7 @@ from ..permissions import Permission
 from ..records.service import validation_failed
 from . import keyed
 from .bulk import BulkValidator, Stamp, Validated, paused_gc
+from .cleanup import MAX_JOBS_PER_CALL, add_counts, count_ended, delete_job, ended_job_ids
 from .rows import RowPlan
 from .tables import import_chunks, import_jobs, import_rejects
 
@@ -201,7 +202,7 @@ class ImportService:
         stamp = Stamp(job["user_id"], job["user_role"], self.clock())
         written = keyed.write_chunk(conn, validated, keyed.ChunkWrite(
             entry=entry, audit=self.audit, stamp=stamp,
-            batch=batch_audit.series_batch_key(f"import:{job['id']}", chunk_no),
+            batch=_batch_key(job, chunk_no),
             metadata={"import": job["id"], "chunk": chunk_no},
             mapped=list(job["field_map"].values()), key=options.key or (),
             abort_on_duplicate=options.on_error == "abort",
@@ -385,6 +386,24 @@ class ImportService:
                   "errors": row["errors"]} for row in rows]
         return {"items": items, "page": page, "page_size": page_size, "total": int(total)}
 
+    def cleanup(self, before: datetime.datetime, *, dry_run: bool = False) -> dict[str, Any]:
+        """Delete jobs that ended before `before` with their chunk marks and rejected rows
+        (`cleanup.py`: records, their audit entries and batch payloads stay). At most
+        `MAX_JOBS_PER_CALL` jobs a call; `more` says whether others wait. With `dry_run`,
+        count what would go and write nothing. Returns `{"jobs", "chunks", "rejects",
+        "before", "dry_run", "more"}`."""
+        answer = {"before": before.isoformat(), "dry_run": dry_run}
+        with self.database.read() as conn:
+            if dry_run:
+                return {**count_ended(conn, before), **answer, "more": False}
+            found = ended_job_ids(conn, before, MAX_JOBS_PER_CALL + 1)
+        taken = found[:MAX_JOBS_PER_CALL]
+        deleted = []
+        for job_id in taken:
+            with self.database.write() as conn:
+                deleted.append(delete_job(conn, job_id, before))
+        return {**add_counts(deleted), **answer, "more": len(found) > len(taken)}
+
     def _job(self, conn: Connection, job_id: Any) -> Mapping[str, Any]:
         if not isinstance(job_id, str) or len(job_id) > 64:
             raise ImportNotFound(f"No import job has the id {job_id!r}.", job_id=str(job_id))
@@ -400,6 +419,15 @@ class ImportService:
             .where(import_jobs.c.id == job_id, import_jobs.c.state == "running")
             .values(state=state, reason=reason, ended_at=self.clock())
         )
+
+
+def _batch_key(job: Mapping[str, Any], chunk_no: int) -> str:
+    """The chunk's batch key, which its records' ids hold: one series a job, so a job's
+    chunks sort in order (`series_batch_key`). The job's start time is part of the series:
+    once an ended job is cleaned up, the same import run again is a new job under the same
+    id, and its records must not take the ids of the first run's."""
+    series = f"import:{job['id']}:{job['started_at'].isoformat()}"
+    return batch_audit.series_batch_key(series, chunk_no)
 
 
 def _inspected_formats(entry: ModelEntry) -> dict[str, str]:

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SourceUnreadable
+import sqlalchemy as sa
+
+from ..errors import SourceUnreadable, ValidationFailed
 from .bulk import paused_gc
 from .jobs import ImportOptions, SourceDescription, job_id_for
 from .sources import OpenedSource, chunked, open_source
@@ -28,6 +30,8 @@ Progress = Callable[[dict[str, Any]], None]
 _DONE_STATES = frozenset({"finished", "cancelled", "aborted", "failed"})
 #: States that end a wait: the job ended, or it stalled and needs a resume.
 _WAIT_ENDS = _DONE_STATES | {"stalled"}
+#: What SQLAlchemy writes for a password it hides (`render_as_string(hide_password=True)`).
+_MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,19 @@ def run(
     return job_id, calls.seal(job_id, rows, chunks)
 
 
-def reopen(job: Mapping[str, Any], *, max_field_bytes: int) -> OpenedSource:
-    """Open the source of a started job (`ImportService.definition`) to resume it. Raises
-    `SourceUnreadable` when it is gone, or when it is not what the job read: its content
+def reopen(
+    job: Mapping[str, Any], *, max_field_bytes: int, source_url: str | None = None
+) -> OpenedSource:
+    """Open the source of a started job (`ImportService.definition`) to resume it.
+
+    A job keeps an SQL source's URL with its password masked (the password is never
+    stored), so resuming such a job takes the URL again, `source_url`; it must name the
+    source the job read. Raises `ValidationFailed` for a `source_url` that names another
+    source (or a job that read no SQL table), and `SourceUnreadable` when the source is gone,
+    its password is needed and not given, or it is not what the job read: its content
     (sha256), columns or location changed, so its chunks would not be the job's chunks."""
     stored = job["source"]
-    resource = {"kind": stored["kind"], "location": stored["location"],
+    resource = {"kind": stored["kind"], "location": _location(job, source_url),
                 "formats": stored.get("formats") or {}}
     if stored.get("table") is not None:
         resource["table"] = stored["table"]
@@ -101,6 +112,50 @@ def reopen(job: Mapping[str, Any], *, max_field_bytes: int) -> OpenedSource:
             job_id=job["job_id"], location=stored["location"],
         )
     return source
+
+
+def _location(job: Mapping[str, Any], source_url: str | None) -> str:
+    """Where to read the job's source: as stored, or the URL given again, checked to name
+    the same source (the same URL, its password aside)."""
+    stored = job["source"]
+    if source_url is None:
+        if stored["kind"] == "sql" and _masked_password(stored["location"]):
+            raise SourceUnreadable(
+                f"Import {job['job_id']} read {stored['location']!r}, whose password is not "
+                "stored: give the source URL again to resume it (source_url; on the command "
+                "line DMR_IMPORT_SOURCE_URL or --source-url).",
+                job_id=job["job_id"], location=stored["location"], reason="password_needed",
+            )
+        return str(stored["location"])
+    if stored["kind"] != "sql":
+        raise _other_source(f"source_url is for a job that read an SQL table; import "
+                            f"{job['job_id']} read {stored['kind']} {stored['location']!r}.")
+    shown = _shown(source_url)
+    if shown != stored["location"]:
+        raise _other_source(f"The source URL given names {shown!r}, but import "
+                            f"{job['job_id']} read {stored['location']!r}.")
+    return source_url
+
+
+def _masked_password(location: str) -> bool:
+    """Whether a stored URL had a password, which the job keeps masked."""
+    return sa.make_url(location).password == _MASK
+
+
+def _shown(url: str) -> str:
+    """The URL as a job stores it (its password masked), the inspector's way."""
+    import inspector
+
+    try:
+        return inspector.Resource("sql", url).display_location
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        raise _other_source("source_url is not an SQLAlchemy URL.") from None
+
+
+def _other_source(message: str) -> ValidationFailed:
+    return ValidationFailed(
+        message, errors=[{"loc": ["source_url"], "msg": "not the job's source", "type": "argument"}]
+    )
 
 
 def wait(

@@ -25,9 +25,9 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ __all__ = [
     "AFTER_VALUE",
     "CursorCodec",
     "KeysetOrder",
+    "PageRow",
     "Position",
     "after_kind",
     "after_params",
@@ -62,6 +63,16 @@ class Position:
 
     value: Any
     record_id: str
+
+
+class PageRow(Protocol):
+    """A row of a page: its values by position, and by column name through `_mapping` (a
+    SQLAlchemy row, or a `DriverRow` read on the driver's connection)."""
+
+    @property
+    def _mapping(self) -> Mapping[Any, Any]: ...
+
+    def __getitem__(self, index: int) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class KeysetOrder:
             return [self.column.desc().nulls_first(), self.id_column.desc()]
         return [self.column.asc().nulls_last(), self.id_column.asc()]
 
-    def position_of(self, row: sa.Row[Any]) -> Position:
+    def position_of(self, row: PageRow) -> Position:
         found = row._mapping
         return Position(to_jsonable_python(found[self.key]), str(found["id"]))
 

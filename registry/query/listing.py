@@ -13,7 +13,7 @@ names cursors. A cursor continues only the listing (model, filters, order) that 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import ValidationFailed
 from .counts import count_mode, count_rows
-from .cursors import CursorCodec, after_kind, after_params, fetch_page, query_fingerprint
+from .cursors import CursorCodec, PageRow, after_kind, after_params, fetch_page, query_fingerprint
 from .fields import ordering
 from .filters import FilterField, Visibility, parse_filters
 from .statements import OFFSET, filter_params, page_statements
@@ -73,7 +73,7 @@ class Page:
     without its "items", and the value the caller's guard read in the same statement (None
     without a guard)."""
 
-    rows: Sequence[sa.Row[Any]]
+    rows: Sequence[PageRow]
     answer: dict[str, Any]
     guard: Any = None
 
@@ -91,12 +91,14 @@ def list_page(
     codec: CursorCodec,
     default_order: str = "created_at",
     guard: sa.ScalarSelect[Any] | None = None,
+    indexes: Collection[tuple[str, ...]] = (),
 ) -> Page:
     """One page of `table` as `request` asks, for `role`. On PostgreSQL the page, its count
     and `guard` (say, the registry version the caller's cached model belongs to) are read
     by one statement, one round trip, built once per shape of request (statements.py); a
     second is needed only for an estimate of a filtered count past the exact limit, or when
-    a page spans values and nulls."""
+    a page spans values and nulls. `indexes`: the column lists of the table's indexes, so an
+    equality filter's page is read from its index in order (statements.reads_in_order)."""
     page, page_size = _paging(request, limits)
     mode = count_mode(request.count)
     dialect = conn.dialect.name
@@ -115,8 +117,10 @@ def list_page(
             table, conditions, order, after_kind(after), page_size=page_size,
             offset=offset > 0, count=mode,
             exact_limit=limits.count_exact_limit, guard=guard, guard_label=_GUARD,
+            indexes=indexes,
         )
         params = {**filter_params(conditions), **after_params(order, after), OFFSET: offset}
+        rows: Sequence[PageRow]
         rows, more, values = statements.run(conn, params, page_size)
         total = statements.count.total(
             conn, table, lambda: [condition.clause(dialect) for condition in conditions],

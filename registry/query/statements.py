@@ -27,15 +27,17 @@ for the page's rows only, not for every row that matches.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..database import driver_of
+from ..driver_statement import DriverStatement
 from .counts import CountMode, CountPlan, count_plan, sql_number
-from .cursors import KeysetOrder, segments
+from .cursors import KeysetOrder, PageRow, segments
 from .filters import Condition
 
 __all__ = ["LIMIT", "OFFSET", "PageStatements", "filter_params", "page_statements"]
@@ -71,15 +73,19 @@ class PageStatements:
     count: CountPlan
     #: Labels of the scalars the first statement returns in every row.
     scalars: tuple[str, ...]
+    #: The statements compiled once for the driver, by dialect name (see `_executor`).
+    _driven: dict[str, list[DriverStatement]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def run(
         self, conn: Connection, params: Mapping[str, Any], page_size: int
-    ) -> tuple[list[sa.Row[Any]], bool, dict[str, Any]]:
+    ) -> tuple[list[PageRow], bool, dict[str, Any]]:
         """The page's rows (every range's rows have the first's columns), whether more
         follow, and the scalars' values."""
         wanted = page_size + 1
-        # Rows, not mappings: a mapping per row costs more than the row itself.
-        rows = list(conn.execute(self.first, params).all())
+        execute = self._executor(conn)
+        rows = execute(0, params)
         values: dict[str, Any] = {}
         if self.scalars:
             # The scalars ride on every row; for an empty page the left join brings one row
@@ -88,11 +94,32 @@ class PageStatements:
             values = {name: first[name] for name in self.scalars}
             if first["id"] is None:
                 rows = []
-        for statement in self.rest:
+        for index in range(1, len(self.rest) + 1):
             if len(rows) >= wanted:
                 break
-            rows.extend(conn.execute(statement, {**params, LIMIT: wanted - len(rows)}).all())
+            rows.extend(execute(index, {**params, LIMIT: wanted - len(rows)}))
         return rows[:page_size], len(rows) > page_size, values
+
+    def _executor(self, conn: Connection) -> Callable[[int, Mapping[str, Any]], list[PageRow]]:
+        """Runs statement `index` (0 the first range, then `rest`) on `conn`: on the driver's
+        connection when every statement compiles to SQL that values do not change, else
+        through SQLAlchemy (an `in` filter's list is written into the SQL per call)."""
+        driven = self._driven.get(conn.dialect.name)
+        if driven is None:
+            driven = [DriverStatement(s, conn.dialect) for s in (self.first, *self.rest)]
+            self._driven[conn.dialect.name] = driven
+        if not all(statement.complete for statement in driven):
+            return lambda index, params: list[PageRow](
+                conn.execute(driven[index].statement, params).all()
+            )
+
+        def on_driver(index: int, params: Mapping[str, Any]) -> list[PageRow]:
+            # SQLAlchemy's execution and its result rows cost about 0.1 ms a page, more
+            # than PostgreSQL takes to read one.
+            with driver_of(conn) as driver:
+                return list(driven[index].rows(driver, params))
+
+        return on_driver
 
 
 #: Where a table keeps its shapes: in its own `info`, so they go when the table goes (a
@@ -114,13 +141,16 @@ def page_statements(
     exact_limit: int,
     guard: sa.ScalarSelect[Any] | None = None,
     guard_label: str = "dmr_guard",
+    indexes: Collection[tuple[str, ...]] = (),
 ) -> PageStatements:
     """The kept statements for this shape of page, built on first use. `after` is the kind
     of position the page starts from (cursors.after_kind); `guard` a scalar read beside the
-    page (say, the registry version)."""
+    page (say, the registry version); `indexes` the column lists of the table's indexes (see
+    `reads_in_order`)."""
+    keys_first = bool(conditions) and not reads_in_order(conditions, order, indexes)
     shape = (
         tuple(condition.shape for condition in conditions), order.spelling, after, page_size,
-        offset, count, exact_limit, guard, guard_label,
+        offset, count, exact_limit, guard, guard_label, keys_first,
     )
     with _lock:
         owner, kept = table.info.get(_INFO_KEY, (None, None))
@@ -131,7 +161,7 @@ def page_statements(
     if statements is None:
         statements = _build(
             table, conditions, order, after, page_size=page_size, offset=offset, count=count,
-            exact_limit=exact_limit, guard=guard, guard_label=guard_label,
+            exact_limit=exact_limit, guard=guard, guard_label=guard_label, keys_first=keys_first,
         )
         with _lock:
             if len(kept) >= MAX_SHAPES_PER_TABLE:
@@ -152,6 +182,7 @@ def _build(
     exact_limit: int,
     guard: sa.ScalarSelect[Any] | None,
     guard_label: str,
+    keys_first: bool,
 ) -> PageStatements:
     clauses = [
         condition.clause("postgresql", _name(index)) for index, condition in enumerate(conditions)
@@ -164,13 +195,34 @@ def _build(
     scalars = dict(plan.scalars)
     if guard is not None:
         scalars[guard_label] = guard
-    first = _first_range(table, first, order, scalars, keys_first=bool(clauses))
+    first = _first_range(table, first, order, scalars, keys_first=keys_first)
     columns = _columns_like(first, table, order, scalars)
     rest = [
         statement.with_only_columns(*columns).limit(sa.bindparam(LIMIT, type_=sa.Integer))
         for statement in rest
     ]
     return PageStatements(first, tuple(rest), plan, tuple(scalars))
+
+
+def reads_in_order(
+    conditions: Sequence[Condition], order: KeysetOrder, indexes: Collection[tuple[str, ...]]
+) -> bool:
+    """Whether an index holds the page's rows in the page's order: every condition is an
+    equality and an index leads with those fields, then the order's column and `id` (a
+    single field's index, `(field, created_at, id)`, in the default order). Such a page is
+    the index read in order from its first matching entry, each entry's row read as it comes;
+    selecting the keys first would only add a primary-key lookup per row."""
+    if not conditions or any(condition.operator != "eq" for condition in conditions):
+        return False
+    if not isinstance(order.column, sa.Column) or order.column.name != order.key:
+        return False  # ordered by an expression of the field (SQLite's decimals), no index's
+    fields = {condition.field.name for condition in conditions}
+    wanted = (order.key, "id")
+    return any(
+        set(columns[: len(fields)]) == fields
+        and columns[len(fields) : len(fields) + 2] == wanted
+        for columns in indexes
+    )
 
 
 def _columns_like(

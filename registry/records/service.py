@@ -392,6 +392,7 @@ class RecordService:
             fields=record_fields(entry.records, conn.dialect.name),
             visibility=visibility_of(entry.permissions, user_role),
             limits=self.list_limits, codec=self.cursors, guard=guard,
+            indexes=entry.index_columns,
         )
 
     def history(self, op: RecordHistory) -> builtins.list[AuditEntry]:

@@ -16,7 +16,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -27,6 +27,9 @@ from ..errors import ValidationFailed
 from ..names import table_name_for
 from ..tables import DecimalType, EncodedJSON, JSONType, UTCDateTime, as_utc
 from ..types import FieldKind, FieldType, classify
+
+if TYPE_CHECKING:
+    from ..query.cursors import PageRow
 
 __all__ = ["RecordTable", "column_type_for"]
 
@@ -282,7 +285,7 @@ class RecordTable:
         )
         return jsonable
 
-    def to_records(self, rows: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
+    def to_records(self, rows: Sequence[PageRow]) -> list[dict[str, Any]]:
         """Rows that all have the same columns as records (see `to_record`). Values that JSON
         has already (text, numbers, booleans, JSON) are taken as they are; the rest (times,
         decimals, UUIDs) are made JSON-ready in one pass for the whole page."""

@@ -40,9 +40,9 @@ OBJECT = {"data", "updates", "filters", "schema", "permissions", "definition", "
 WHOLE = {"expected_version", "page", "page_size", "after_position", "limit", "min_position",
          "chunk_no", "first_row", "total", "chunk_count"}
 LIST = {"items", "rows"}
-BOOLEAN = {"force"}
+BOOLEAN = {"force", "dry_run"}
 TIME = {"since", "until", "at"}
-NUMBER = {"wait_seconds"}
+NUMBER = {"wait_seconds", "older_than_days"}
 
 _lists = st.lists(st.integers(), max_size=2)
 _dicts = st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
@@ -126,6 +126,7 @@ def valid_calls(record_id: str) -> dict[str, dict[str, Any]]:
             "measures": {"orders": ["count"]}}, "force": False, **caller},
         "cqrs.events": {"after_position": 0, "limit": 10, "model": "Order", **caller},
         "cqrs.rebuild_projection": {"name": "records:Order"},
+        "imports.cleanup": {"older_than_days": 30, "dry_run": True, **caller},
     }
 
 
@@ -188,6 +189,6 @@ def test_the_valid_calls_are_valid(calls: dict[str, dict[str, Any]]) -> None:
     """Without this, a fuzzed call could fail for the valid arguments around the wrong one."""
     for name in ("records.read", "records.list", "records.history", "audit.history",
                  "records.as_of", "audit.stats", "registry.get_ui_schema", "cqrs.events",
-                 "cqrs.execute_query", "registry.export_form"):
+                 "cqrs.execute_query", "registry.export_form", "imports.cleanup"):
         result = app.tasks[name].apply(kwargs=calls[name])
         assert not result.failed(), (name, result.result)

@@ -408,13 +408,13 @@ def test_purge_drops_old_blocks_and_what_remains_verifies(clock: SteppingClock) 
 
     result = registry.audit_logger.purge()
 
-    assert result == {"blocks": 2, "entries": 6, "anchor_hash": blocks[1]["hash"]}
+    assert result == {"blocks": 2, "entries": 6, "batches": 0, "anchor_hash": blocks[1]["hash"]}
     assert [b["id"] for b in rows(registry, audit_blocks)] == [blocks[2]["id"]]
     report = registry.audit_logger.verify()
     assert report["ok"] is True and report["anchor_hash"] == blocks[1]["hash"]
     assert (report["purged_blocks"], report["purged_entries"]) == (2, 6)
     assert registry.history("Product", old[0], user_role="admin") == []
-    assert registry.audit_logger.purge() == {"blocks": 0, "entries": 0,
+    assert registry.audit_logger.purge() == {"blocks": 0, "entries": 0, "batches": 0,
                                              "anchor_hash": blocks[1]["hash"]}
 
     create(registry, 3)  # the chain goes on from the purged prefix

@@ -111,3 +111,48 @@ def test_imports_resume(registry: DynamicModelRegistry, tmp_path: Path) -> None:
     assert changed.exit_code == 1 and "SourceUnreadable" in changed.output
     unknown = dmr("imports", "resume", "imp_nope")
     assert unknown.exit_code == 1 and "ImportNotFound" in unknown.output
+
+
+def test_imports_resume_takes_a_password_url_again(
+    registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_import_resume import password_job
+
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    job = password_job(registry)
+    asked = dmr("imports", "resume", job)
+    assert asked.exit_code == 1 and "password is not stored" in asked.output
+    given = dmr("imports", "resume", job, "--source-url", "postgresql://loader:pw@elsewhere/x")
+    assert given.exit_code == 1 and "ValidationFailed" in given.output
+    assert ":pw@" not in given.output
+    monkeypatch.setenv("DMR_IMPORT_SOURCE_URL", "postgresql+psycopg://loader:pw@db.example/x")
+    from_env = dmr("imports", "resume", job)
+    assert from_env.exit_code == 1 and "'postgresql+psycopg://loader:***@db.example/x'" in (
+        from_env.output)
+
+
+def test_imports_cleanup(registry: DynamicModelRegistry, tmp_path: Path) -> None:
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    source = people(tmp_path)
+    status = _json(dmr("import", str(source), "--model", "Person", "--field-map",
+                       json.dumps(FIELD_MAP), "--chunk-size", "3", "--json"))
+    planned = _json(dmr("imports", "cleanup", "--older-than", "0s", "--dry-run", "--json"))
+    assert (planned["jobs"], planned["rejects"], planned["dry_run"]) == (1, 1, True)
+    shown = dmr("imports", "cleanup", "--older-than", "0s", "--dry-run")
+    assert shown.exit_code == 0 and "Would delete 1 import jobs" in shown.output
+    assert dmr("imports", "status", status["job_id"]).exit_code == 0
+    young = dmr("imports", "cleanup")
+    assert young.exit_code == 0 and "Deleted 0 import jobs" in young.output
+    denied = dmr("imports", "cleanup", "--older-than", "1d", "--role", "clerk")
+    assert denied.exit_code == 1 and "PermissionDenied" in denied.output
+    bad = dmr("imports", "cleanup", "--older-than", "30")
+    assert bad.exit_code == 2
+    assert bad.output.strip() == ("dmr: --older-than takes an age such as 30d, 12h or 90m, "
+                                  "not '30'.")
+    done = dmr("imports", "cleanup", "--older-than", "0s")
+    assert done.exit_code == 0 and "Deleted 1 import jobs" in done.output
+    gone = dmr("imports", "status", status["job_id"])
+    assert gone.exit_code == 1 and "ImportNotFound" in gone.output
+    helped = dmr("imports", "cleanup", "--help")
+    assert "--dry-run" in helped.output and "dmr imports cleanup --older-than 30d" in (
+        helped.output)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from registry import DynamicModelRegistry
-from registry.errors import ImportNotFound, SourceUnreadable
+from registry.errors import ImportNotFound, SourceUnreadable, ValidationFailed
 from registry.settings import Settings
 from tests.import_contract import FIELD_MAP, PERMISSIONS, Person, good_row, write_csv
 
@@ -132,3 +132,25 @@ def test_waiting_for_a_job_ends_when_it_stalls(
     status = producer.wait(job, registry.imports.status, lambda s: seen.append(s["state"]),
                            interval=0.05, timeout=10)
     assert status["state"] == "stalled" and seen[-1] == "stalled"
+
+
+def password_job(registry: DynamicModelRegistry) -> str:
+    """A job as a producer starts it for an SQL table read through a URL with a password:
+    the URL it describes carries the password masked (nothing here connects to it)."""
+    source = {"kind": "sql", "location": "postgresql+psycopg://loader:***@db.example/shop",
+              "table": "people", "columns": list(FIELD_MAP)}
+    return registry.imports.start("Person", source, FIELD_MAP, None, "u", "admin")
+
+
+def test_a_job_that_needs_its_sources_password_asks_for_the_url(
+    registry: DynamicModelRegistry, source: Path
+) -> None:
+    job = password_job(registry)
+    with pytest.raises(SourceUnreadable, match="password is not stored") as missing:
+        registry.resume_import(job)
+    assert missing.value.details["reason"] == "password_needed"
+    with pytest.raises(ValidationFailed, match="names 'postgresql\\+psycopg://loader:\\*\\*\\*@"
+                       "db.example/other'"):
+        registry.resume_import(job, source_url="postgresql+psycopg://loader:pw@db.example/other")
+    with pytest.raises(ValidationFailed, match="read csv"):
+        registry.resume_import(run(registry, source)["job_id"], source_url="sqlite://")

@@ -3,11 +3,13 @@
     dmr import orders.csv --model Order            import into a registered model
     dmr import orders.csv --model Order --register inspect, register, then import
     dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID
+    dmr imports cleanup --older-than 30d [--dry-run]
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,12 +189,13 @@ def _estimate_rows(resource: Any) -> int | None:
 
 @click.group("imports")
 def imports() -> None:
-    """Import jobs: their status, rejected rows, cancelling.
+    """Import jobs: their status, rejected rows, cancelling, resuming, cleaning up.
 
     \b
     Example:
       dmr imports status imp_4a86...
       dmr imports rejects imp_4a86... --page 2
+      dmr imports cleanup --older-than 30d --dry-run
     """
 
 
@@ -249,20 +252,89 @@ def cancel(cli: CliContext, job_id: str) -> None:
 
 @imports.command("resume")
 @click.argument("job_id")
+@click.option("--source-url", envvar="DMR_IMPORT_SOURCE_URL", default=None, metavar="URL",
+              help="An SQL source's URL with its password, which the job does not keep "
+                   "(better from env DMR_IMPORT_SOURCE_URL than on the command line).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the end.")
 @json_option
 @pass_cli
-def resume(cli: CliContext, job_id: str, timeout: float | None) -> None:
+def resume(cli: CliContext, job_id: str, source_url: str | None, timeout: float | None) -> None:
     """Finish a stalled job (or one whose producer stopped): read its source again, which
-    must be unchanged, and send only the chunks that have no completion mark.
+    must be unchanged, and send only the chunks that have no completion mark. A job that
+    read an SQL table through a URL with a password keeps the URL with the password masked:
+    give the URL again: the same user, host and database, with the password.
 
     \b
     Example:
       dmr imports resume imp_4a864c22395155bd9bfc2f782d7becbbe8cf35b8
+      DMR_IMPORT_SOURCE_URL=postgresql://loader:secret@db/shop dmr imports resume imp_4a86...
     """
     status = _send_with_progress(cli, None, lambda client, show: client.resume_import(
-        job_id, progress=show, timeout=timeout))
+        job_id, source_url=source_url, progress=show, timeout=timeout))
     _summarize(cli, status)
+
+
+@imports.command("cleanup")
+@click.option("--older-than", "older_than", default=None, metavar="AGE",
+              help="Delete jobs that ended more than AGE ago: a number and a unit, s, m, h, "
+                   "d or w (default: models.import_retention_days).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@identity_options
+@json_option
+@pass_cli
+def cleanup(
+    cli: CliContext, older_than: str | None, dry_run: bool, user: str, role: str
+) -> None:
+    """Delete import jobs that ended (finished, cancelled, aborted or failed) more than AGE
+    ago, with their chunk marks and rejected rows. Records and their audit history stay;
+    running and stalled jobs are never touched. Without --older-than, the retention setting
+    applies, as the hourly schedule runs it; with it, the role needs the management
+    permission (models.manager_roles).
+
+    \b
+    Example:
+      dmr imports cleanup --older-than 30d --dry-run
+      dmr imports cleanup --older-than 12h --json
+      dmr imports cleanup
+    """
+    days = None if older_than is None else age_in_days(older_than)
+    found = _clean_up(cli, days, dry_run, user, role)
+    cli.emit(found, _cleanup_summary)
+
+
+def _clean_up(
+    cli: CliContext, days: float | None, dry_run: bool, user: str, role: str
+) -> dict[str, Any]:
+    """Call `imports.cleanup` until no job is left over (each call takes a bounded number)."""
+    totals: dict[str, Any] = {}
+    while True:
+        found: dict[str, Any] = cli.call("registry", lambda client: client.cleanup_imports(
+            days, dry_run=dry_run, user_id=user, user_role=role))
+        for key in ("jobs", "chunks", "rejects"):
+            found[key] += totals.get(key, 0)
+        totals = found
+        if not found["more"] or found["jobs"] == 0:
+            return totals
+
+
+def _cleanup_summary(found: dict[str, Any]) -> str:
+    verb = "Would delete" if found["dry_run"] else "Deleted"
+    return (f"{verb} {found['jobs']} import jobs that ended before {found['before']}, with "
+            f"{found['chunks']} chunk marks and {found['rejects']} rejected rows.")
+
+
+#: Days in one of each unit `--older-than` takes.
+_AGE_UNITS = {"s": 1 / 86_400, "m": 1 / 1_440, "h": 1 / 24, "d": 1.0, "w": 7.0}
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def age_in_days(text: str) -> float:
+    """`30d`, `12h`, `90m`, `45s` or `2w` in days; raises `CliError` (usage) otherwise."""
+    found = _AGE.fullmatch(text.strip().lower())
+    if found is None:
+        raise CliError(f"--older-than takes an age such as 30d, 12h or 90m, not {text!r}.",
+                       EXIT_USAGE)
+    return float(found.group(1)) * _AGE_UNITS[found.group(2)]
 
 
 def register(root: click.Group) -> None:
