@@ -591,8 +591,10 @@ def _batches_in_blocks(conn: Connection, block_ids: list[int]) -> Iterator[str]:
     for start in range(0, len(block_ids), _PAGE):
         chosen = audit_blocks.c.id.in_(block_ids[start : start + _PAGE])
         for row in conn.execute(payloads.where(chosen)):
-            lines = split_lines(codec_for(row.codec).decompress(row.payload))
-            found = [line for line in lines if _BATCH_NEEDLE in line]
+            raw = codec_for(row.codec).decompress(row.payload)
+            if _BATCH_NEEDLE not in raw:  # most blocks: one search, no split
+                continue
+            found = [line for line in split_lines(raw) if _BATCH_NEEDLE in line]
             for entry in decode_lines(found, row.id):
                 if entry["operation"] == batch_audit.BATCH_OPERATION:
                     yield entry["changes"]["batch"]
