@@ -21,7 +21,12 @@ whichever index the filter has) and then reads just those rows by primary key. A
 index holds `created_at`, the default order (a single field's as a key after the field, a
 composite one's carried; see indexes.py), so a filtered page in the default order takes its
 keys from the index alone (for an equality, its first entries in order) and reads the table
-for the page's rows only, not for every row that matches.
+for the page's rows only, not for every row that matches. An equality filter whose index
+holds the page's order needs no keys first: its page is that index read in order
+(`reads_in_order`).
+
+The statements run on the driver's connection under the caller's (see `_executor`): for a
+page, SQLAlchemy's execution and result rows cost more than PostgreSQL's work.
 """
 
 from __future__ import annotations
