@@ -17,6 +17,7 @@ import decimal
 import enum
 import gc
 import operator
+import re
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -203,6 +204,27 @@ class _ColumnCheck:
     adapter: TypeAdapter[list[Any]]
     required: bool
     default: Any
+    #: For a decimal field with digit limits: the field without them, and an expression
+    #: over a column's texts (one a line) that holds only when every text is within them.
+    shortcut: tuple[TypeAdapter[list[Any]], re.Pattern[str]] | None = None
+
+    def adapter_for(self, values: list[Any]) -> TypeAdapter[list[Any]]:
+        """The adapter that validates these (present) values as `adapter` would.
+
+        Pydantic checks a decimal's digit limits value by value through Python (a tuple of
+        its digits each): 0.49 us a value against 0.10 without the limits, measured. A column
+        of plain decimal texts within the limits (the expression, 0.08 us a value) is
+        validated without them, to the same values."""
+        if self.shortcut is None:
+            return self.adapter
+        loose, within = self.shortcut
+        try:
+            text = "\n".join(values)
+        except TypeError:  # not all text
+            return self.adapter
+        if text.count("\n") != len(values) - 1 or within.fullmatch(text) is None:
+            return self.adapter
+        return loose
 
 
 #: Defaults a column may share between its rows (Pydantic copies others per instance).
@@ -228,13 +250,42 @@ def _column_checks(
         required = info.is_required()
         if not required and not isinstance(info.default, _SHARED_DEFAULTS):
             return None
-        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else (
-            info.annotation)
         checks[name] = _ColumnCheck(
-            TypeAdapter(list[annotated], config=model.model_config),  # type: ignore[valid-type]
-            required, None if required else info.default,
+            _column_adapter(info.annotation, info.metadata, model), required,
+            None if required else info.default,
+            _decimal_shortcut(info.annotation, info.metadata, model),
         )
     return checks
+
+
+def _column_adapter(
+    annotation: Any, metadata: Sequence[Any], model: type[BaseModel]
+) -> TypeAdapter[list[Any]]:
+    annotated = Annotated[(annotation, *metadata)] if metadata else annotation
+    return TypeAdapter(list[annotated], config=model.model_config)  # type: ignore[valid-type]
+
+
+def _decimal_shortcut(
+    annotation: Any, metadata: Sequence[Any], model: type[BaseModel]
+) -> tuple[TypeAdapter[list[Any]], re.Pattern[str]] | None:
+    """For a decimal field with both digit limits (`max_digits`, `decimal_places`): an adapter
+    without them and an expression matching lines of text that meet them (at most
+    `max_digits - decimal_places` whole digits and `decimal_places` fractional ones, so the
+    digits Pydantic counts, after dropping leading or trailing zeros or not, stay within);
+    None for every other field."""
+    if annotation not in (decimal.Decimal, decimal.Decimal | None):
+        return None
+    limits = [item for item in metadata
+              if set(getattr(item, "__dict__", ())) == {"max_digits", "decimal_places"}]
+    if len(limits) != 1:
+        return None
+    digits, places = limits[0].max_digits, limits[0].decimal_places
+    if not (isinstance(digits, int) and isinstance(places, int) and digits > places >= 0):
+        return None
+    fraction = rf"(?:\.[0-9]{{1,{places}}})?" if places else ""
+    line = rf"[+-]?[0-9]{{1,{digits - places}}}{fraction}"
+    rest = [item for item in metadata if item is not limits[0]]
+    return _column_adapter(annotation, rest, model), re.compile(rf"{line}(?:\n{line})*")
 
 
 def _check_column(
@@ -245,11 +296,13 @@ def _check_column(
     if values is None:  # a field the source does not feed
         values = [None] * count
     if type(None) not in set(map(type, values)):
-        valid, refused = _validated(check.adapter, list(values))
+        present = list(values)
+        valid, refused = _validated(check.adapter_for(present), present)
         return (valid if not refused else _spread(valid, count, refused, check.default),
                 refused)
     given = [position for position, value in enumerate(values) if value is not None]
-    valid, refused_given = _validated(check.adapter, [values[p] for p in given])
+    present = [values[p] for p in given]
+    valid, refused_given = _validated(check.adapter_for(present), present)
     refused = {given[i] for i in refused_given}
     column = [check.default] * count
     for position, value in zip(

@@ -49,7 +49,8 @@ VALUES = {
     "name": TEXTS,
     "count": st.one_of(st.integers(-5, 2**70).map(str), TEXTS),
     "price": st.one_of(st.sampled_from(["1.50", "123456.78", "1234567.8", "1.234", "-0", "NaN",
-                                        "1e2", "9" * 7]), TEXTS),
+                                        "1e2", "9" * 7, "+1.5", "0001.50", "000000001", "1.",
+                                        ".5", "1.5\n", "1\n2", " 1.5"]), TEXTS),
     "day": st.sampled_from(["2001-02-03", "2001-02-30", "20010203", "0001-01-01", "x"]),
     "email": EMAILS,
     "backup": st.one_of(st.none(), EMAILS),
@@ -144,6 +145,42 @@ def test_validating_by_column_gives_what_validating_items_gives(
     assert (by_column.positions, by_column.errors) == (by_item.positions, by_item.errors)
     assert [[(type(v), v) for v in column] for column in by_column.columns] == [
         [(type(v), v) for v in column] for column in by_item.columns]
+
+
+DECIMAL_TEXTS = st.one_of(
+    st.from_regex(r"[+-]?[0-9]{1,8}(\.[0-9]{0,4})?", fullmatch=True),
+    st.sampled_from(["1.5\n", "1\n2", "\n", "", " 1", "1e2", "NaN", "-0.00", "٣.5"]),
+    st.text(alphabet="0123456789.-+e \n", max_size=10),
+)
+
+
+def decimal_outcome(adapter: Any, values: list[str]) -> tuple[str, Any]:
+    try:
+        return "ok", [str(value) for value in adapter.validate_python(values)]
+    except ValidationError as exc:
+        return "refused", sorted(error["loc"][0] for error in exc.errors())
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(DECIMAL_TEXTS, min_size=1, max_size=8))
+def test_a_decimal_column_checked_by_its_texts_validates_as_with_its_digit_limits(
+    records: RecordTable, values: list[str]
+) -> None:
+    """The adapter a decimal column is validated with (without the digit limits when every
+    text is plainly within them) gives the values and refusals the field's own gives."""
+    check = BulkValidator(records)._checks["price"]  # type: ignore[index]
+    assert check.shortcut is not None
+    assert decimal_outcome(check.adapter_for(values), values) == decimal_outcome(
+        check.adapter, values)
+
+
+def test_plain_decimal_texts_within_the_limits_take_the_shortcut(records: RecordTable) -> None:
+    check = BulkValidator(records)._checks["price"]  # type: ignore[index]
+    assert check.shortcut is not None
+    loose = check.shortcut[0]
+    assert check.adapter_for(["1.50", "-123456.78", "7"]) is loose
+    for outside in (["1234567.8"], ["1.234"], ["1.5", "1e2"], ["1\n2"], ["1.5", 2]):
+        assert check.adapter_for(outside) is check.adapter
 
 
 ROW_CELLS = st.one_of(st.sampled_from(["", "1", "x", "2001-02-03"]), st.none(), st.integers())
