@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from ..audit import AuditEntry, AuditLogger, Clock, record_as_of
 from ..catalog import ModelEntry
 from ..cqrs.mode_rules import refuse_unless_crud
-from ..database import Database
+from ..database import Database, driver_of
 from ..errors import (
     PayloadTooLarge,
     RecordNotFound,
@@ -338,11 +338,12 @@ class RecordService:
         if entry is None:
             return None
         try:
-            with self.database.single_statement() as conn:
-                row = conn.execute(entry.records.pg_read, {"record_id": op.record_id})
-                found = row.mappings().first()
+            with self.database.single_statement() as conn, driver_of(conn) as driver:
+                read = entry.records.pg_read_on(conn.dialect)
+                rows = read.rows(driver, {"record_id": op.record_id})
         except sa.exc.ProgrammingError:  # the table changed under a stale cache
             return None
+        found = rows[0]._mapping if rows else None
         if found is None or found["dmr_registry_version"] != seen_version:
             return None
         entry.permissions.require(op.user_role, Permission.READ)

@@ -52,13 +52,13 @@ def test_create_after_a_forced_column_drop_in_another_process(
     assert worker.create("Item", {"name": "after"}, user_role="admin")["name"] == "after"
 
 
-def test_list_after_a_forced_column_drop_in_another_process(
+def test_list_and_read_after_a_forced_column_drop_in_another_process(
     two: tuple[DynamicModelRegistry, DynamicModelRegistry],
 ) -> None:
-    """A page runs its kept statement on the driver's connection (registry/query/
-    statements.py); naming the dropped column, PostgreSQL refuses it, and the driver's error
-    must still arrive as SQLAlchemy's ProgrammingError, which sends the list to the path that
-    reloads the model."""
+    """A page and a read run their kept statements on the driver's connection (registry/
+    query/statements.py, `RecordTable.pg_read_on`); naming the dropped column, PostgreSQL
+    refuses them, and the driver's error must still arrive as SQLAlchemy's
+    ProgrammingError, which sends the call to the path that reloads the model."""
     admin, worker = two
 
     class Item(BaseModel):
@@ -69,13 +69,15 @@ def test_list_after_a_forced_column_drop_in_another_process(
         name: str
 
     admin.register_model("Item", Item)
-    admin.create("Item", {"name": "kept", "extra": 3}, user_role="admin")
-    for _ in range(6):  # past psycopg's threshold for preparing the statement
+    kept = admin.create("Item", {"name": "kept", "extra": 3}, user_role="admin")
+    for _ in range(6):  # past psycopg's threshold for preparing the statements
         assert worker.list("Item", user_role="admin", filters={"name": "kept"})["total"] == 1
+        assert worker.read("Item", kept["id"], user_role="admin")["extra"] == 3
     admin.register_model("Item", ItemV2, force=True)
 
     page = worker.list("Item", user_role="admin", filters={"name": "kept"})
     assert [(item["name"], "extra" in item) for item in page["items"]] == [("kept", False)]
+    assert "extra" not in worker.read("Item", kept["id"], user_role="admin")
 
 
 # -- concurrent registration ------------------------------------------------------------------
