@@ -156,3 +156,15 @@ def test_imports_cleanup(registry: DynamicModelRegistry, tmp_path: Path) -> None
     helped = dmr("imports", "cleanup", "--help")
     assert "--dry-run" in helped.output and "dmr imports cleanup --older-than 30d" in (
         helped.output)
+
+
+def test_imports_cleanup_calls_again_while_more_jobs_wait(
+    registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_import_cleanup import cancelled_jobs
+
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    monkeypatch.setattr("registry.imports.jobs.MAX_JOBS_PER_CALL", 2)
+    cancelled_jobs(registry, 5)
+    done = _json(dmr("imports", "cleanup", "--older-than", "0s", "--json"))
+    assert (done["jobs"], done["more"]) == (5, False)

@@ -5,6 +5,7 @@ contract (tests/import_contract.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from registry import DynamicModelRegistry, PermissionDenied, ValidationFailed
+from registry.imports.cleanup import delete_job
 from registry.settings import Settings
 from tasks.names import queue_for
 from tests.import_contract import FIELD_MAP, PERMISSIONS, Person, good_row, write_csv
@@ -110,3 +112,39 @@ def test_a_role_given_without_an_age_is_still_checked(registry: DynamicModelRegi
         registry.cleanup_imports(user_role=5)  # type: ignore[arg-type]
     with pytest.raises(ValidationFailed, match="user_id"):
         registry.cleanup_imports(user_id="", user_role="clerk")
+
+
+def cancelled_jobs(registry: DynamicModelRegistry, count: int) -> list[str]:
+    """`count` jobs started and cancelled at once (each its own: another chunk size)."""
+    jobs = []
+    for size in range(1, count + 1):
+        job = registry.imports.start("Person", {"kind": "csv", "columns": list(FIELD_MAP)},
+                                     FIELD_MAP, {"chunk_size": size}, "u", "admin")
+        registry.imports.cancel(job)
+        jobs.append(job)
+    return jobs
+
+
+def test_a_call_takes_a_bounded_number_of_jobs_and_says_more_wait(
+    registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("registry.imports.jobs.MAX_JOBS_PER_CALL", 2)
+    cancelled_jobs(registry, 5)
+    assert registry.cleanup_imports(0, dry_run=True)["jobs"] == 5  # a dry run counts all
+    calls = [registry.cleanup_imports(0) for _ in range(3)]
+    assert [(call["jobs"], call["more"]) for call in calls] == [(2, True), (2, True), (1, False)]
+
+
+def test_a_job_goes_only_if_it_still_ended_before_the_cutoff(
+    registry: DynamicModelRegistry,
+) -> None:
+    """Each deletion checks again in its own transaction (a live job is never taken)."""
+    (ended,) = cancelled_jobs(registry, 1)
+    live = registry.imports.start("Person", {"kind": "csv", "columns": list(FIELD_MAP)},
+                                  FIELD_MAP, {"chunk_size": 9}, "u", "admin")
+    now = datetime.datetime.now(datetime.UTC)
+    with registry.database.write() as conn:
+        assert delete_job(conn, live, now + datetime.timedelta(days=1))["jobs"] == 0
+        assert delete_job(conn, ended, now - datetime.timedelta(days=1))["jobs"] == 0
+    assert registry.imports.status(live)["state"] == "running"
+    assert registry.imports.status(ended)["state"] == "cancelled"
