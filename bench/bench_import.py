@@ -100,6 +100,11 @@ ALTER TABLE {name} ALTER id SET DEFAULT gen_random_uuid()::text,
   ALTER version SET DEFAULT 1, ALTER created_at SET DEFAULT now(),
   ALTER updated_at SET DEFAULT now(), ALTER created_by SET DEFAULT 'bench',
   ALTER updated_by SET DEFAULT 'bench'"""
+#: The same shape with ids that ascend (a sequence, zero-padded to an id's width), as an import's
+#: do: each new key lands at the right edge of the B-tree instead of at a random page of it.
+SHAPED_ORDERED_DDL = SHAPED_DDL + """;
+CREATE SEQUENCE {name}_ids;
+ALTER TABLE {name} ALTER id SET DEFAULT lpad(nextval('{name}_ids')::text, 36, '0')"""
 
 
 def generate(path: Path, rows: int) -> int:
@@ -166,6 +171,13 @@ def raw_copy_shaped(database_url: str, path: Path, model: str) -> RawCopy:
     """Raw COPY into a table shaped like `model`'s record table (which must exist)."""
     ddl = SHAPED_DDL.format(name="bench_shaped_orders", record_table=table_name_for(model))
     return raw_copy(database_url, path, ddl, "bench_shaped_orders")
+
+
+def raw_copy_shaped_ordered(database_url: str, path: Path, model: str) -> RawCopy:
+    """Raw COPY into a table shaped like `model`'s record table, its ids ascending."""
+    ddl = SHAPED_ORDERED_DDL.format(name="bench_ordered_orders",
+                                    record_table=table_name_for(model))
+    return raw_copy(database_url, path, ddl, "bench_ordered_orders")
 
 
 def import_through_workers(
@@ -273,6 +285,7 @@ def run_backend(
         if database_url.startswith("postgresql"):
             # Before the import, while the workers are idle, as the bare table's COPY was.
             figures["raw_shaped"] = raw_copy_shaped(database_url, path, model)
+            figures["raw_ordered"] = raw_copy_shaped_ordered(database_url, path, model)
         before = cpu_seconds(workers.process_groups(), database_url)
         status, elapsed = import_through_workers(client, model, path, args.chunk_size)
         after = cpu_seconds(workers.process_groups(), database_url)
@@ -325,10 +338,15 @@ def report_postgres(rows: int, raw: RawCopy, figures: dict[str, Any], producer_m
           f"{raw.database_us:.1f} us a row (database); the file's columns only")
     print(f"  raw COPY, record-shaped table {shaped.rate:>10,.0f} rows/s   "
           f"{shaped.database_us:.1f} us a row (database); the record table's key and indexes")
+    ordered = figures["raw_ordered"]
+    print(f"  raw COPY, same, ids in order  {ordered.rate:>10,.0f} rows/s   "
+          f"{ordered.database_us:.1f} us a row (database); ascending ids, as an import's")
     print(f"  import through the workers    {rate:>10,.0f} rows/s   "
           f"{figures['seconds']:.1f} s   goal >= {RATE_GOAL:,}: {verdict(rate >= RATE_GOAL)}")
     print(f"  import / raw, record-shaped   {rate / shaped.rate:>10.2f}          "
           f"goal >= {RATIO_GOAL}: {verdict(rate / shaped.rate >= RATIO_GOAL)}")
+    print(f"  import / raw, ids in order    {rate / ordered.rate:>10.2f}          "
+          "(printed, not judged)")
     print(f"  import / raw, bare table      {rate / raw.rate:>10.2f}          "
           "(printed, not judged)")
     workers = figures["worker_mb"]
