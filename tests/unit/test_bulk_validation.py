@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, EmailStr, Field, ValidationError
 
 from registry import DynamicModelRegistry
-from registry.imports.bulk import BulkValidator, email_deferred
+from registry.imports.bulk import BulkValidator, Validated, email_deferred
 from registry.records import RecordTable
 
 
@@ -256,3 +256,17 @@ def test_validating_varied_kinds_by_column_gives_what_validating_items_gives(
     assert (by_column.positions, by_column.errors) == (by_item.positions, by_item.errors)
     assert [[(type(v), v) for v in column] for column in by_column.columns] == [
         [(type(v), v) for v in column] for column in by_item.columns]
+
+
+@settings(max_examples=200, deadline=None)
+@given(kept=st.sets(st.integers(0, 40)), dropped=st.sets(st.integers(-2, 45)))
+def test_dropping_positions_keeps_the_rest_in_order(kept: set[int], dropped: set[int]) -> None:
+    """`Validated.drop` cuts runs out by slices; it must equal picking each item left (a
+    position it does not hold is ignored), in `positions` and every column alike."""
+    positions = sorted(kept)
+    outcome = Validated(positions=list(positions),
+                        columns=[[f"a{p}" for p in positions], [p * 10 for p in positions]])
+    outcome.drop(dropped)
+    left = [p for p in positions if p not in dropped]
+    assert outcome.positions == left
+    assert outcome.columns == [[f"a{p}" for p in left], [p * 10 for p in left]]
