@@ -41,7 +41,6 @@ from .imports.inprocess import BulkMethods
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
-    MAX_USER_ID,
     CreateRecord,
     DeleteRecord,
     GetRecord,
@@ -51,8 +50,7 @@ from .operations import (
     RecordHistory,
     UpdateRecord,
     check_caller,
-    check_role,
-    text_problem,
+    invalid_argument,
 )
 from .permissions import ModelPermissions, load_masks, require_manager
 from .records.service import RecordService
@@ -226,14 +224,8 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         return saved
 
     def _require_manager(self, user_id: str | None, user_role: str | None, action: str) -> None:
-        if user_role is not None:
-            check_role(user_role)
-            problem = text_problem(user_id, MAX_USER_ID, required=False)
-            if problem is not None:
-                raise ValidationFailed(
-                    f"Invalid call: 'user_id' {problem}.",
-                    errors=[{"loc": ["user_id"], "msg": problem, "type": "argument"}],
-                )
+        if user_role is not None:  # none is this process's own code; one given is checked
+            check_caller(user_id, user_role)
         require_manager(user_role, self.settings.models.manager_roles, action)
 
     def model_info(self, name: str) -> ModelEntry:
@@ -461,7 +453,7 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
             self._require_manager(user_id, user_role, "clean up import jobs")
             days = _age_in_days(older_than_days)
         if not isinstance(dry_run, bool):
-            raise _argument_error("dry_run", "must be true or false")
+            raise invalid_argument("dry_run", "must be true or false")
         before = self.clock() - datetime.timedelta(days=days)
         return self.imports.cleanup(before, dry_run=dry_run)
 
@@ -601,7 +593,8 @@ _MAX_AGE_DAYS = 36_500
 def _age_in_days(value: Any) -> float:
     fine = isinstance(value, int | float) and not isinstance(value, bool)
     if not fine or not math.isfinite(value) or not 0 <= value <= _MAX_AGE_DAYS:
-        raise _argument_error("older_than_days", f"must be a number of days, 0 to {_MAX_AGE_DAYS}")
+        why = f"must be a number of days, 0 to {_MAX_AGE_DAYS}"
+        raise invalid_argument("older_than_days", why)
     return float(value)
 
 
@@ -611,13 +604,6 @@ def _no_age() -> ValidationFailed:
         "models.import_retention_days is 0, which keeps jobs until then.",
         errors=[{"loc": ["older_than_days"], "msg": "required while the retention is 0",
                  "type": "argument"}],
-    )
-
-
-def _argument_error(name: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"Invalid call: {name} {problem}.",
-        errors=[{"loc": [name], "msg": problem, "type": "argument"}],
     )
 
 
