@@ -305,16 +305,18 @@ def cleanup(
 def _clean_up(
     cli: CliContext, days: float | None, dry_run: bool, user: str, role: str
 ) -> dict[str, Any]:
-    """Call `imports.cleanup` until no job is left over (each call takes a bounded number)."""
-    totals: dict[str, Any] = {}
+    """Call `imports.cleanup` until no job is left over (each call takes a bounded number);
+    returns the last answer with the counts of every call summed."""
+    totals = {"jobs": 0, "chunks": 0, "rejects": 0}
     while True:
         found: dict[str, Any] = cli.call("registry", lambda client: client.cleanup_imports(
             days, dry_run=dry_run, user_id=user, user_role=role))
-        for key in ("jobs", "chunks", "rejects"):
-            found[key] += totals.get(key, 0)
-        totals = found
+        for key in totals:
+            totals[key] += found[key]
+        # A call that took no job while others wait lost them to another cleanup: calling
+        # again would only spin.
         if not found["more"] or found["jobs"] == 0:
-            return totals
+            return {**found, **totals}
 
 
 def _cleanup_summary(found: dict[str, Any]) -> str:
