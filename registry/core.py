@@ -442,20 +442,25 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         management permission (`models.manager_roles`). Raises `ValidationFailed` for a bad
         age, or no age while the retention is 0, and `PermissionDenied`. Returns
         `ImportService.cleanup`'s answer."""
-        days: float
-        if older_than_days is None:
-            if user_role is not None:  # none is needed, but one given must be well formed
-                check_caller(user_id, user_role)
-            days = self.settings.models.import_retention_days
-            if days == 0:
-                raise _no_age()
-        else:
-            self._require_manager(user_id, user_role, "clean up import jobs")
-            days = _age_in_days(older_than_days)
+        days = self._cleanup_age(older_than_days, user_id, user_role)
         if not isinstance(dry_run, bool):
             raise invalid_argument("dry_run", "must be true or false")
         before = self.clock() - datetime.timedelta(days=days)
         return self.imports.cleanup(before, dry_run=dry_run)
+
+    def _cleanup_age(
+        self, older_than_days: float | None, user_id: str | None, user_role: str | None
+    ) -> float:
+        """The age in days a cleanup takes: the one chosen, which the caller must be allowed
+        to choose, or the retention setting's."""
+        if older_than_days is not None:
+            self._require_manager(user_id, user_role, "clean up import jobs")
+            return _age_in_days(older_than_days)
+        if user_role is not None:  # none is needed, but one given must be well formed
+            check_caller(user_id, user_role)
+        if self.settings.models.import_retention_days == 0:
+            raise _no_age()
+        return float(self.settings.models.import_retention_days)
 
     # -- sync ---------------------------------------------------------------------------
 
