@@ -56,7 +56,7 @@ from .permissions import ModelPermissions, load_masks, require_manager
 from .records.service import RecordService
 from .records.table import RecordTable
 from .schema import model_from_schema, model_to_schema
-from .settings import Settings
+from .settings import MAX_RETENTION_DAYS, Settings
 from .ui import UISchema, UISchemaGenerator, to_rjsf
 
 __all__ = ["DynamicModelRegistry"]
@@ -591,14 +591,10 @@ def _operation_mode(name: str, value: OperationMode | str) -> OperationMode:
         ) from None
 
 
-#: Longest age a cleanup may be given, in days (a century: past it, dates overflow).
-_MAX_AGE_DAYS = 36_500
-
-
 def _age_in_days(value: Any) -> float:
     fine = isinstance(value, int | float) and not isinstance(value, bool)
-    if not fine or not math.isfinite(value) or not 0 <= value <= _MAX_AGE_DAYS:
-        why = f"must be a number of days, 0 to {_MAX_AGE_DAYS}"
+    if not fine or not math.isfinite(value) or not 0 <= value <= MAX_RETENTION_DAYS:
+        why = f"must be a number of days, 0 to {MAX_RETENTION_DAYS}"
         raise invalid_argument("older_than_days", why)
     return float(value)
 
