@@ -2,8 +2,8 @@
 
     dmr import orders.csv --model Order            import into a registered model
     dmr import orders.csv --model Order --register inspect, register, then import
-    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID
-    dmr imports cleanup --older-than 30d [--dry-run]
+    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID [--source-url URL]
+    dmr imports cleanup [--older-than 30d] [--dry-run]
 """
 
 from __future__ import annotations
