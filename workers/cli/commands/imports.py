@@ -261,8 +261,8 @@ def cancel(cli: CliContext, job_id: str) -> None:
 def resume(cli: CliContext, job_id: str, source_url: str | None, timeout: float | None) -> None:
     """Finish a stalled job (or one whose producer stopped): read its source again, which
     must be unchanged, and send only the chunks that have no completion mark. A job that
-    read an SQL table through a URL with a password keeps the URL with the password masked:
-    give the URL again: the same user, host and database, with the password.
+    read an SQL table through a URL with a password keeps the URL with the password masked,
+    so give the URL again (the same user, host and database, with the password).
 
     \b
     Example:
