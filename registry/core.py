@@ -41,7 +41,6 @@ from .imports.inprocess import BulkMethods
 from .model_cache import ModelCache
 from .names import validate_field_name, validate_model_name
 from .operations import (
-    MAX_USER_ID,
     CreateRecord,
     DeleteRecord,
     GetRecord,
@@ -51,14 +50,13 @@ from .operations import (
     RecordHistory,
     UpdateRecord,
     check_caller,
-    check_role,
-    text_problem,
+    invalid_argument,
 )
 from .permissions import ModelPermissions, load_masks, require_manager
 from .records.service import RecordService
 from .records.table import RecordTable
 from .schema import model_from_schema, model_to_schema
-from .settings import Settings
+from .settings import MAX_RETENTION_DAYS, Settings
 from .ui import UISchema, UISchemaGenerator, to_rjsf
 
 __all__ = ["DynamicModelRegistry"]
@@ -226,14 +224,8 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         return saved
 
     def _require_manager(self, user_id: str | None, user_role: str | None, action: str) -> None:
-        if user_role is not None:
-            check_role(user_role)
-            problem = text_problem(user_id, MAX_USER_ID, required=False)
-            if problem is not None:
-                raise ValidationFailed(
-                    f"Invalid call: 'user_id' {problem}.",
-                    errors=[{"loc": ["user_id"], "msg": problem, "type": "argument"}],
-                )
+        if user_role is not None:  # none is this process's own code; one given is checked
+            check_caller(user_id, user_role)
         require_manager(user_role, self.settings.models.manager_roles, action)
 
     def model_info(self, name: str) -> ModelEntry:
@@ -450,20 +442,25 @@ class DynamicModelRegistry(CqrsApi, BulkMethods):
         management permission (`models.manager_roles`). Raises `ValidationFailed` for a bad
         age, or no age while the retention is 0, and `PermissionDenied`. Returns
         `ImportService.cleanup`'s answer."""
-        days: float
-        if older_than_days is None:
-            if user_role is not None:  # none is needed, but one given must be well formed
-                check_caller(user_id, user_role)
-            days = self.settings.models.import_retention_days
-            if days == 0:
-                raise _no_age()
-        else:
-            self._require_manager(user_id, user_role, "clean up import jobs")
-            days = _age_in_days(older_than_days)
+        days = self._cleanup_age(older_than_days, user_id, user_role)
         if not isinstance(dry_run, bool):
-            raise _argument_error("dry_run", "must be true or false")
+            raise invalid_argument("dry_run", "must be true or false")
         before = self.clock() - datetime.timedelta(days=days)
         return self.imports.cleanup(before, dry_run=dry_run)
+
+    def _cleanup_age(
+        self, older_than_days: float | None, user_id: str | None, user_role: str | None
+    ) -> float:
+        """The age in days a cleanup takes: the one chosen, which the caller must be allowed
+        to choose, or the retention setting's."""
+        if older_than_days is not None:
+            self._require_manager(user_id, user_role, "clean up import jobs")
+            return _age_in_days(older_than_days)
+        if user_role is not None:  # none is needed, but one given must be well formed
+            check_caller(user_id, user_role)
+        if self.settings.models.import_retention_days == 0:
+            raise _no_age()
+        return float(self.settings.models.import_retention_days)
 
     # -- sync ---------------------------------------------------------------------------
 
@@ -594,14 +591,11 @@ def _operation_mode(name: str, value: OperationMode | str) -> OperationMode:
         ) from None
 
 
-#: Longest age a cleanup may be given, in days (a century: past it, dates overflow).
-_MAX_AGE_DAYS = 36_500
-
-
 def _age_in_days(value: Any) -> float:
     fine = isinstance(value, int | float) and not isinstance(value, bool)
-    if not fine or not math.isfinite(value) or not 0 <= value <= _MAX_AGE_DAYS:
-        raise _argument_error("older_than_days", f"must be a number of days, 0 to {_MAX_AGE_DAYS}")
+    if not fine or not math.isfinite(value) or not 0 <= value <= MAX_RETENTION_DAYS:
+        why = f"must be a number of days, 0 to {MAX_RETENTION_DAYS}"
+        raise invalid_argument("older_than_days", why)
     return float(value)
 
 
@@ -611,13 +605,6 @@ def _no_age() -> ValidationFailed:
         "models.import_retention_days is 0, which keeps jobs until then.",
         errors=[{"loc": ["older_than_days"], "msg": "required while the retention is 0",
                  "type": "argument"}],
-    )
-
-
-def _argument_error(name: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"Invalid call: {name} {problem}.",
-        errors=[{"loc": [name], "msg": problem, "type": "argument"}],
     )
 
 

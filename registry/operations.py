@@ -62,6 +62,7 @@ __all__ = [
     "check_whole_number",
     "check_role",
     "check_text",
+    "invalid_argument",
     "invalid_arguments",
     "find_path",
     "non_finite_path",
@@ -439,10 +440,16 @@ def check_text(name: str, value: Any, *, required: bool, limit: int = MAX_MODEL_
     """One text argument of a task that has no operation; raises `ValidationFailed`."""
     problem = text_problem(value, limit, required=required)
     if problem is not None:
-        raise ValidationFailed(
-            f"Invalid call: {name} {problem}.",
-            errors=[{"loc": [name], "msg": problem, "type": "argument"}],
-        )
+        raise invalid_argument(name, problem)
+
+
+def invalid_argument(name: str, problem: str) -> ValidationFailed:
+    """The error for one bad argument `name` of a call that has no operation; `problem`
+    completes the sentence ("must be ...")."""
+    return ValidationFailed(
+        f"Invalid call: {name} {problem}.",
+        errors=[{"loc": [name], "msg": problem, "type": "argument"}],
+    )
 
 
 def check_caller(user_id: Any, user_role: Any) -> str:
@@ -459,10 +466,7 @@ def check_whole_number(name: str, value: Any, *, required: bool = False) -> None
         return
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         why = "must be a whole number from 0 below 2**63"
-        raise ValidationFailed(
-            f"Invalid call: {name} {why}.",
-            errors=[{"loc": [name], "msg": why, "type": "argument"}],
-        )
+        raise invalid_argument(name, why)
 
 
 def check_seconds(name: str, value: Any) -> None:
@@ -472,10 +476,7 @@ def check_seconds(name: str, value: Any) -> None:
     if (not isinstance(value, int | float) or isinstance(value, bool)
             or not math.isfinite(value) or value < 0):
         why = "must be a finite number of seconds from 0"
-        raise ValidationFailed(
-            f"Invalid call: {name} {why}.",
-            errors=[{"loc": [name], "msg": why, "type": "argument"}],
-        )
+        raise invalid_argument(name, why)
 
 
 def check_role(user_role: Any) -> str:

@@ -24,6 +24,7 @@ from . import locations
 from .errors import ConfigurationError
 
 __all__ = [
+    "MAX_RETENTION_DAYS",
     "AuditSettings",
     "CelerySettings",
     "CqrsSettings",
@@ -44,6 +45,9 @@ SHORT_ENV_NAMES = {
     "DMR_RESULT_BACKEND": ("celery", "result_backend"),
 }
 ALL_OPERATIONS = ["create", "read", "update", "delete", "list"]
+#: Longest any retention or cleanup age may be, in days: a century; past it the cutoff date
+#: (now minus the age) overflows, which would fail every scheduled purge instead of the start.
+MAX_RETENTION_DAYS = 36_500
 WorkerQueue = Literal["registry", "crud", "cqrs", "imports", "audit"]
 
 
@@ -73,10 +77,10 @@ class UISettings(_Section):
 
 class ModelsSettings(_Section):
     audit_compression: bool = True
-    audit_retention_days: int = Field(default=90, ge=1)
+    audit_retention_days: int = Field(default=90, ge=1, le=MAX_RETENTION_DAYS)
     #: Days an idempotency key (and the result it answers repeats with) is kept; a message
     #: redelivered or retried later than this would be written again.
-    idempotency_retention_days: int = Field(default=7, ge=1)
+    idempotency_retention_days: int = Field(default=7, ge=1, le=MAX_RETENTION_DAYS)
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     #: Deepest row an offset page (`page=`) may start at; past it, lists walk with cursors.
@@ -95,7 +99,7 @@ class ModelsSettings(_Section):
     import_stall_after_s: float = Field(default=300.0, gt=0)
     #: Days an ended import job (its chunk marks and rejected rows) is kept before the
     #: scheduled cleanup deletes it; 0 keeps jobs until someone cleans them up by hand.
-    import_retention_days: int = Field(default=30, ge=0)
+    import_retention_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS)
     #: Roles that see field values unmasked.
     unmasked_roles: list[str] = ["admin"]
     #: Roles that may register models and change permissions (the management permission).

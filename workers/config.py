@@ -70,31 +70,19 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     """
     audit = settings.audit
     schedule = {
-        "audit-compact": {
-            "task": "audit.compact",
-            "schedule": audit.compact_interval_seconds,
-            "options": {"expires": audit.compact_interval_seconds},
-        },
-        "audit-purge": {
-            "task": "audit.purge",
-            "schedule": audit.purge_interval_seconds,
-            "options": {"expires": audit.purge_interval_seconds},
-        },
-        "cqrs-project": {
-            "task": "cqrs.project",
-            "schedule": settings.cqrs.project_interval_seconds,
-            "options": {"expires": settings.cqrs.project_interval_seconds},
-        },
-        "idempotency-keys-purge": {
-            "task": "registry.purge_idempotency_keys",
-            "schedule": audit.purge_interval_seconds,
-            "options": {"expires": audit.purge_interval_seconds},
-        },
+        "audit-compact": _every(audit.compact_interval_seconds, "audit.compact"),
+        "audit-purge": _every(audit.purge_interval_seconds, "audit.purge"),
+        "cqrs-project": _every(settings.cqrs.project_interval_seconds, "cqrs.project"),
+        "idempotency-keys-purge": _every(
+            audit.purge_interval_seconds, "registry.purge_idempotency_keys"
+        ),
     }
     if settings.models.import_retention_days > 0:
-        schedule["imports-cleanup"] = {  # no arguments: the retention setting applies
-            "task": "imports.cleanup",
-            "schedule": audit.purge_interval_seconds,
-            "options": {"expires": audit.purge_interval_seconds},
-        }
+        # No arguments: the retention setting applies. Upkeep as the purges are, on their clock.
+        schedule["imports-cleanup"] = _every(audit.purge_interval_seconds, "imports.cleanup")
     return schedule
+
+
+def _every(seconds: float, task: str) -> dict[str, Any]:
+    """A beat entry running `task` every `seconds`, its message expiring after one interval."""
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}

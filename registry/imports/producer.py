@@ -144,7 +144,7 @@ def _masked_password(location: str) -> bool:
 
 def _shown(url: str) -> str:
     """The URL as a job stores it (its password masked), the inspector's way."""
-    import inspector
+    import inspector  # loaded only when a source is read, as in sources.py
 
     try:
         return inspector.Resource("sql", url).display_location

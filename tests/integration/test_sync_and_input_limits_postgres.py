@@ -30,6 +30,17 @@ def two(postgres_url: str) -> Iterator[tuple[DynamicModelRegistry, DynamicModelR
 # -- Invariant 2: a task after a registration sees it ----------------------------------------
 
 
+class ItemWithExtra(BaseModel):
+    name: str
+    extra: int = 0
+
+
+class ItemWithoutExtra(BaseModel):
+    """`ItemWithExtra` with its column dropped (registered with force)."""
+
+    name: str
+
+
 def test_create_after_a_forced_column_drop_in_another_process(
     two: tuple[DynamicModelRegistry, DynamicModelRegistry],
 ) -> None:
@@ -37,17 +48,9 @@ def test_create_after_a_forced_column_drop_in_another_process(
     refuses it (UndefinedColumn) before the registry-version check can send it back to
     reload, and only IntegrityError is handled: ProgrammingError -> RuntimeError in a task."""
     admin, worker = two
-
-    class Item(BaseModel):
-        name: str
-        extra: int = 0
-
-    class ItemV2(BaseModel):
-        name: str
-
-    admin.register_model("Item", Item)
+    admin.register_model("Item", ItemWithExtra)
     worker.create("Item", {"name": "warm the cache"}, user_role="admin")
-    admin.register_model("Item", ItemV2, force=True)  # committed before the next task
+    admin.register_model("Item", ItemWithoutExtra, force=True)  # committed before the next task
 
     assert worker.create("Item", {"name": "after"}, user_role="admin")["name"] == "after"
 
@@ -60,20 +63,12 @@ def test_list_and_read_after_a_forced_column_drop_in_another_process(
     refuses them, and the driver's error must still arrive as SQLAlchemy's
     ProgrammingError, which sends the call to the path that reloads the model."""
     admin, worker = two
-
-    class Item(BaseModel):
-        name: str
-        extra: int = 0
-
-    class ItemV2(BaseModel):
-        name: str
-
-    admin.register_model("Item", Item)
+    admin.register_model("Item", ItemWithExtra)
     kept = admin.create("Item", {"name": "kept", "extra": 3}, user_role="admin")
     for _ in range(6):  # past psycopg's threshold for preparing the statements
         assert worker.list("Item", user_role="admin", filters={"name": "kept"})["total"] == 1
         assert worker.read("Item", kept["id"], user_role="admin")["extra"] == 3
-    admin.register_model("Item", ItemV2, force=True)
+    admin.register_model("Item", ItemWithoutExtra, force=True)
 
     page = worker.list("Item", user_role="admin", filters={"name": "kept"})
     assert [(item["name"], "extra" in item) for item in page["items"]] == [("kept", False)]

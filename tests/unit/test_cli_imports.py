@@ -168,3 +168,28 @@ def test_imports_cleanup_calls_again_while_more_jobs_wait(
     cancelled_jobs(registry, 5)
     done = _json(dmr("imports", "cleanup", "--older-than", "0s", "--json"))
     assert (done["jobs"], done["more"]) == (5, False)
+
+
+def test_imports_cleanup_stops_when_a_call_takes_no_job(
+    registry: DynamicModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs that another cleanup takes first leave `more` set with nothing deleted."""
+    from registry.imports import jobs
+    from tests.unit.test_import_cleanup import cancelled_jobs
+
+    registry.register_model("Person", Person, permissions=PERMISSIONS)
+    monkeypatch.setattr(jobs, "MAX_JOBS_PER_CALL", 2)
+    cancelled_jobs(registry, 5)
+    deletes: list[str] = []
+    real_delete = jobs.delete_job
+
+    def taken_elsewhere_after_two(conn: Any, job_id: str, before: Any) -> dict[str, int]:
+        deletes.append(job_id)
+        assert len(deletes) < 20, "the command kept calling"
+        if len(deletes) > 2:
+            return {"jobs": 0, "chunks": 0, "rejects": 0}
+        return real_delete(conn, job_id, before)
+
+    monkeypatch.setattr(jobs, "delete_job", taken_elsewhere_after_two)
+    done = _json(dmr("imports", "cleanup", "--older-than", "0s", "--json"))
+    assert (done["jobs"], done["more"], len(deletes)) == (2, True, 4)

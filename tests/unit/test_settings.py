@@ -52,6 +52,9 @@ def test_missing_file_means_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ("environ", "key"),
     [
         ({"DMR_MODELS__DEFAULT_PAGE_SIZE": "0"}, "models.default_page_size"),
+        # Past a century the cleanup's cutoff date overflows: refused at start, not hourly.
+        ({"DMR_MODELS__IMPORT_RETENTION_DAYS": "36501"}, "models.import_retention_days"),
+        ({"DMR_MODELS__AUDIT_RETENTION_DAYS": "100000000"}, "models.audit_retention_days"),
         ({"DMR_AUDIT__CODEC": "lzma"}, "audit.codec"),
         ({"DMR_DATABASE__NO_SUCH_KEY": "1"}, "database.no_such_key"),
         ({"DMR_MODELS__PERMISSIONS__DEFAULT_USER_PERMISSIONS": '["fly"]'}, "models.permissions"),

@@ -2,8 +2,8 @@
 
     dmr import orders.csv --model Order            import into a registered model
     dmr import orders.csv --model Order --register inspect, register, then import
-    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID
-    dmr imports cleanup --older-than 30d [--dry-run]
+    dmr imports status JOB_ID | rejects JOB_ID | cancel JOB_ID | resume JOB_ID [--source-url URL]
+    dmr imports cleanup [--older-than 30d] [--dry-run]
 """
 
 from __future__ import annotations
@@ -261,8 +261,8 @@ def cancel(cli: CliContext, job_id: str) -> None:
 def resume(cli: CliContext, job_id: str, source_url: str | None, timeout: float | None) -> None:
     """Finish a stalled job (or one whose producer stopped): read its source again, which
     must be unchanged, and send only the chunks that have no completion mark. A job that
-    read an SQL table through a URL with a password keeps the URL with the password masked:
-    give the URL again: the same user, host and database, with the password.
+    read an SQL table through a URL with a password keeps the URL with the password masked,
+    so give the URL again (the same user, host and database, with the password).
 
     \b
     Example:
@@ -305,16 +305,18 @@ def cleanup(
 def _clean_up(
     cli: CliContext, days: float | None, dry_run: bool, user: str, role: str
 ) -> dict[str, Any]:
-    """Call `imports.cleanup` until no job is left over (each call takes a bounded number)."""
-    totals: dict[str, Any] = {}
+    """Call `imports.cleanup` until no job is left over (each call takes a bounded number);
+    returns the last answer with the counts of every call summed."""
+    totals = {"jobs": 0, "chunks": 0, "rejects": 0}
     while True:
         found: dict[str, Any] = cli.call("registry", lambda client: client.cleanup_imports(
             days, dry_run=dry_run, user_id=user, user_role=role))
-        for key in ("jobs", "chunks", "rejects"):
-            found[key] += totals.get(key, 0)
-        totals = found
+        for key in totals:
+            totals[key] += found[key]
+        # A call that took no job while others wait lost them to another cleanup: calling
+        # again would only spin.
         if not found["more"] or found["jobs"] == 0:
-            return totals
+            return {**found, **totals}
 
 
 def _cleanup_summary(found: dict[str, Any]) -> str:
