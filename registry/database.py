@@ -161,20 +161,26 @@ class Database:
 
 
 @contextmanager
-def driver_of(conn: Connection) -> Iterator[Any]:
-    """The driver's connection under `conn` (PostgreSQL; see `DriverStatement`), for a
+def driver_of(conn: Connection, statement: str | None = None) -> Iterator[Any]:
+    """The driver's connection under `conn` (see `DriverStatement`, `DriverInsert`), for a
     statement whose SQLAlchemy execution costs more than the statement itself; `conn` keeps
-    its transaction or autocommit. Driver errors are raised as SQLAlchemy's."""
-    with _driver_errors(conn.dialect, conn.connection.dbapi_connection, conn.invalidate):
+    its transaction or autocommit. Driver errors are raised as SQLAlchemy's, naming
+    `statement` when given."""
+    with _driver_errors(conn.dialect, conn.connection.dbapi_connection, conn.invalidate,
+                        statement):
         yield conn.connection.driver_connection
 
 
 @contextmanager
 def _driver_errors(
-    dialect: sa.Dialect, dbapi_connection: Any, invalidate: Callable[[BaseException], Any]
+    dialect: sa.Dialect,
+    dbapi_connection: Any,
+    invalidate: Callable[[BaseException], Any],
+    statement: str | None = None,
 ) -> Iterator[None]:
-    """Raise driver errors as SQLAlchemy's (parameters hidden), calling `invalidate` when
-    the connection was found broken, so that it is not used again."""
+    """Raise driver errors as SQLAlchemy's, with the parameters hidden as the engine hides
+    them (they are record values), calling `invalidate` when the connection was found
+    broken, so that it is not used again."""
     dbapi_error: Any = dialect.loaded_dbapi.Error
     try:
         yield
@@ -183,7 +189,7 @@ def _driver_errors(
         if broken:
             invalidate(exc)
         raise sa.exc.DBAPIError.instance(
-            None, None, exc, dbapi_error, hide_parameters=True,
+            statement, None, exc, dbapi_error, hide_parameters=True,
             connection_invalidated=broken, dialect=dialect,
         ) from exc
 

@@ -5,10 +5,10 @@ A write on SQLite inserts its rows with the same statements every time, and
 SQLAlchemy's per-execution work (compiled-cache lookup, parameter processing, result setup)
 costs more than SQLite's insert itself. The statement is compiled once per column list, with
 each column type's own bind conversion, and runs on the driver connection inside the
-caller's transaction, as `Catalog.state_version` reads. Errors are raised as SQLAlchemy would
-raise them. Other databases take the ordinary path. Used for a create's record row, an
-import chunk's rows and every write's audit outbox entry. (SQLAlchemy's execute events do
-not see these inserts on SQLite.)
+caller's transaction, as `Catalog.state_version` reads. Errors are raised as SQLAlchemy's,
+with the parameters hidden as the engine hides them (`database.driver_of`). Other databases
+take the ordinary path. Used for a create's record row, an import chunk's rows and every
+write's audit outbox entry. (SQLAlchemy's execute events do not see these inserts on SQLite.)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from .database import driver_of
 from .tables import UTCDateTime
 
 __all__ = ["DriverInsert"]
@@ -78,7 +79,8 @@ class DriverInsert:
             row[name] if convert is None or row[name] is None else convert(row[name])
             for name, convert in columns
         ]
-        _on_driver(conn, "execute", sql, params, shown=params)
+        with driver_of(conn, sql) as driver:
+            driver.execute(sql, params)
 
     def many(
         self, conn: Connection, names: Sequence[str], columns: Sequence[Sequence[Any]]
@@ -96,7 +98,8 @@ class DriverInsert:
             for (_name, convert), values in zip(steps, columns, strict=True)
         ]
         rows = list(zip(*converted, strict=True))
-        _on_driver(conn, "executemany", sql, rows, shown=rows[:1])
+        with driver_of(conn, sql) as driver:
+            driver.executemany(sql, rows)
 
     def _prepare(self, dialect: Dialect, names: tuple[str, ...]) -> _Prepared:
         key = (dialect.name, names)
@@ -111,14 +114,3 @@ class DriverInsert:
             prepared = self._prepared[key] = (sql, columns)
         return prepared
 
-
-def _on_driver(conn: Connection, method: str, sql: str, params: Any, *, shown: Any) -> None:
-    """Run the driver cursor's `method` ("execute" or "executemany") on `conn`'s driver
-    connection, raising a driver error as SQLAlchemy's (`shown` the parameters it names)."""
-    driver = conn.connection.dbapi_connection
-    assert driver is not None
-    dbapi_error: Any = conn.dialect.loaded_dbapi.Error
-    try:
-        getattr(driver, method)(sql, params)
-    except dbapi_error as exc:
-        raise sa.exc.DBAPIError.instance(sql, shown, exc, dbapi_error) from exc

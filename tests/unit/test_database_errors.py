@@ -84,3 +84,25 @@ def test_a_model_too_wide_for_sqlite_is_refused_naming_the_limit(tmp_path: Path)
         assert "Wide" not in {model["name"] for model in registry.list_models()}
     finally:
         registry.close()
+
+
+def test_a_driver_insert_error_names_its_statement_and_hides_the_values() -> None:
+    """`DriverInsert` runs on the driver under SQLAlchemy; its errors are SQLAlchemy's, and,
+    as the engine's own, never quote the row's values (they may be secrets)."""
+    from registry.database import Database
+    from registry.driver_insert import DriverInsert
+
+    table = sqlalchemy.Table("t", sqlalchemy.MetaData(),
+                             sqlalchemy.Column("k", sqlalchemy.String, primary_key=True))
+    database = Database("sqlite://")
+    table.create(database.engine)
+    insert = DriverInsert(table)
+    with database.write() as conn:
+        insert(conn, {"k": "secret-value"})
+    with pytest.raises(sqlalchemy.exc.IntegrityError) as caught, database.write() as conn:
+        insert(conn, {"k": "secret-value"})
+    assert "INSERT INTO" in str(caught.value)
+    assert "secret-value" not in str(caught.value)
+    with pytest.raises(sqlalchemy.exc.IntegrityError) as caught, database.write() as conn:
+        insert.many(conn, ["k"], [["other-secret", "other-secret"]])
+    assert "other-secret" not in str(caught.value)
