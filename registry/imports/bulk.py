@@ -301,27 +301,26 @@ def _check_column(
     if type(None) not in set(map(type, values)):
         present = list(values)
         valid, refused = _validated(check.adapter_for(present), present)
-        return (valid if not refused else _spread(valid, count, refused, check.default),
-                refused)
+        if not refused:
+            return valid, refused
+        kept = (p for p in range(count) if p not in refused)
+        return _placed(valid, kept, count, check.default), refused
     given = [position for position, value in enumerate(values) if value is not None]
     present = [values[p] for p in given]
     valid, refused_given = _validated(check.adapter_for(present), present)
     refused = {given[i] for i in refused_given}
-    column = [check.default] * count
-    for position, value in zip(
-        (p for i, p in enumerate(given) if i not in refused_given), valid, strict=True
-    ):
-        column[position] = value
+    kept = (p for i, p in enumerate(given) if i not in refused_given)
+    column = _placed(valid, kept, count, check.default)
     if check.required:
         refused.update(p for p, value in enumerate(values) if value is None)
     return column, refused
 
 
-def _spread(valid: list[Any], count: int, refused: set[int], filler: Any) -> list[Any]:
-    """`valid` (the values of the rows not refused, in order) placed at their rows."""
+def _placed(valid: list[Any], rows: Iterable[int], count: int, filler: Any) -> list[Any]:
+    """A column of `count` rows holding `valid` at `rows` (one row each, in order) and
+    `filler` at every other row."""
     column = [filler] * count
-    for position, value in zip((p for p in range(count) if p not in refused), valid,
-                               strict=True):
+    for position, value in zip(rows, valid, strict=True):
         column[position] = value
     return column
 
