@@ -22,7 +22,8 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 from .errors import DatabaseLimitExceeded
 from .tables import catalog, registry_state
 
-__all__ = ["POSTGRESQL_MAX_COLUMNS", "SQLITE_DEFAULT_MAX_COLUMNS", "Database", "driver_of"]
+__all__ = ["POSTGRESQL_MAX_COLUMNS", "SQLITE_DEFAULT_MAX_COLUMNS", "Database", "driver_error",
+           "driver_of"]
 
 #: True while `Database.write` begins its transaction, so that SQLite's begin takes the
 #: write lock at once (`BEGIN IMMEDIATE`). It is set around that one call only: any other
@@ -162,13 +163,20 @@ class Database:
 
 @contextmanager
 def driver_of(conn: Connection, statement: str | None = None) -> Iterator[Any]:
-    """The driver's connection under `conn` (see `DriverStatement`, `DriverInsert`), for a
-    statement whose SQLAlchemy execution costs more than the statement itself; `conn` keeps
-    its transaction or autocommit. Driver errors are raised as SQLAlchemy's, naming
-    `statement` when given."""
+    """The driver's connection under `conn` (see `DriverStatement`), for a statement whose
+    SQLAlchemy execution costs more than the statement itself; `conn` keeps its transaction
+    or autocommit. Driver errors are raised as SQLAlchemy's (`driver_error`)."""
     with _driver_errors(conn.dialect, conn.connection.dbapi_connection, conn.invalidate,
                         statement):
         yield conn.connection.driver_connection
+
+
+def driver_error(conn: Connection, exc: Any, statement: str | None = None) -> BaseException:
+    """A driver error met on `conn`'s driver connection as SQLAlchemy's, for a caller that
+    catches it itself where a context manager would cost more than its statement
+    (`DriverInsert`)."""
+    return _as_sqlalchemy_error(conn.dialect, conn.connection.dbapi_connection,
+                                conn.invalidate, exc, statement)
 
 
 @contextmanager
@@ -178,20 +186,33 @@ def _driver_errors(
     invalidate: Callable[[BaseException], Any],
     statement: str | None = None,
 ) -> Iterator[None]:
-    """Raise driver errors as SQLAlchemy's, with the parameters hidden as the engine hides
-    them (they are record values), calling `invalidate` when the connection was found
-    broken, so that it is not used again."""
+    """Raise driver errors as SQLAlchemy's (`_as_sqlalchemy_error`)."""
     dbapi_error: Any = dialect.loaded_dbapi.Error
     try:
         yield
     except dbapi_error as exc:
-        broken = dialect.is_disconnect(exc, dbapi_connection, None)
-        if broken:
-            invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            statement, None, exc, dbapi_error, hide_parameters=True,
-            connection_invalidated=broken, dialect=dialect,
-        ) from exc
+        raise _as_sqlalchemy_error(dialect, dbapi_connection, invalidate, exc,
+                                   statement) from exc
+
+
+def _as_sqlalchemy_error(
+    dialect: sa.Dialect,
+    dbapi_connection: Any,
+    invalidate: Callable[[BaseException], Any],
+    exc: Any,
+    statement: str | None,
+) -> BaseException:
+    """The driver error `exc` as SQLAlchemy's, naming `statement` and with the parameters
+    hidden as the engine hides them (they are record values), after calling `invalidate`
+    when the connection was found broken, so that it is not used again."""
+    broken = dialect.is_disconnect(exc, dbapi_connection, None)
+    if broken:
+        invalidate(exc)
+    error: BaseException = sa.exc.DBAPIError.instance(
+        statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+        connection_invalidated=broken, dialect=dialect,
+    )
+    return error
 
 
 def _sqlite_max_columns() -> int:

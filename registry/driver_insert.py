@@ -6,7 +6,7 @@ SQLAlchemy's per-execution work (compiled-cache lookup, parameter processing, re
 costs more than SQLite's insert itself. The statement is compiled once per column list, with
 each column type's own bind conversion, and runs on the driver connection inside the
 caller's transaction, as `Catalog.state_version` reads. Errors are raised as SQLAlchemy's,
-with the parameters hidden as the engine hides them (`database.driver_of`). Other databases
+with the parameters hidden as the engine hides them (`database.driver_error`). Other databases
 take the ordinary path. Used for a create's record row, an import chunk's rows and every
 write's audit outbox entry. (SQLAlchemy's execute events do not see these inserts on SQLite.)
 """
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from .database import driver_of
+from .database import driver_error
 from .tables import UTCDateTime
 
 __all__ = ["DriverInsert"]
@@ -79,8 +79,12 @@ class DriverInsert:
             row[name] if convert is None or row[name] is None else convert(row[name])
             for name, convert in columns
         ]
-        with driver_of(conn, sql) as driver:
+        driver = conn.connection.driver_connection
+        assert driver is not None  # the caller's connection is open
+        try:
             driver.execute(sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, exc, sql) from exc
 
     def many(
         self, conn: Connection, names: Sequence[str], columns: Sequence[Sequence[Any]]
@@ -98,8 +102,12 @@ class DriverInsert:
             for (_name, convert), values in zip(steps, columns, strict=True)
         ]
         rows = list(zip(*converted, strict=True))
-        with driver_of(conn, sql) as driver:
+        driver = conn.connection.driver_connection
+        assert driver is not None  # the caller's connection is open
+        try:
             driver.executemany(sql, rows)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, exc, sql) from exc
 
     def _prepare(self, dialect: Dialect, names: tuple[str, ...]) -> _Prepared:
         key = (dialect.name, names)
